@@ -1,0 +1,1 @@
+//! Datasets and the fitted feature pipeline.

@@ -1,0 +1,1 @@
+//! The CPU multilayer-perceptron engine.
