@@ -1,5 +1,28 @@
-//! Myelin: train small neural networks over HTTP and serve predictions and
-//! recommendations from one binary.
+//! Myelin: train small neural networks over HTTP and serve predictions on raw
+//! records from one binary.
+//!
+//! Layers, top to bottom (nothing below imports from above): [`api`] (HTTP),
+//! [`service`] (use cases), [`jobs`] (training queue), [`registry`] (model
+//! store), [`tabular`] (models on raw tables), [`data`] (datasets and the
+//! feature pipeline), [`nn`] (the CPU engine).
 
+pub mod api;
+pub mod cli;
+pub mod config;
 pub mod data;
+pub mod jobs;
 pub mod nn;
+pub mod registry;
+pub mod service;
+pub mod startup;
+pub mod tabular;
+pub mod telemetry;
+
+pub use startup::Application;
+
+/// The application router for `settings` (opens the store and starts the
+/// training workers; must run inside a tokio runtime).
+pub fn app(settings: config::Settings) -> anyhow::Result<axum::Router> {
+    let state = service::AppState::start(settings, telemetry::metrics_handle())?;
+    Ok(api::router(state))
+}

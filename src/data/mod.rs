@@ -1,1 +1,24 @@
-//! Datasets and the fitted feature pipeline.
+//! Datasets and the fitted feature pipeline: reading raw CSV/JSON/NDJSON into
+//! tables, inferring column kinds, fitting and applying the feature pipeline
+//! and target encoding, splitting and fingerprinting training data.
+
+mod canon;
+mod error;
+mod pipeline;
+mod read;
+mod schema;
+mod split;
+mod table;
+mod target;
+
+pub use canon::{is_missing_token, MISSING_TOKENS};
+pub use error::{DataError, RecordError};
+pub use pipeline::{FeaturePipeline, PipelineOptions, MAX_HASH_BUCKETS, MAX_ONE_HOT_LIMIT};
+pub use read::{read_csv, read_json_rows, read_ndjson, table_from_records, ReadLimits};
+pub use schema::{
+    infer_schema, ColumnKind, ColumnSchema, Exclusion, Schema, DISTINCT_CAP, IDENTIFIER_MIN_ROWS,
+    TEXT_MIN_AVG_CHARS,
+};
+pub use split::{fingerprint, train_test_split, Fingerprint, HashingReader};
+pub use table::{Cell, Table};
+pub use target::{rows_with_target, TargetEncoder, Task, AUTO_CLASS_MAX_DISTINCT, MAX_CLASSES};

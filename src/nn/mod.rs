@@ -1,1 +1,28 @@
-//! The CPU multilayer-perceptron engine.
+//! The CPU multilayer-perceptron engine: architecture, deterministic training (`fit`),
+//! inference, tensor import/export and evaluation metrics.
+//!
+//! Pure and synchronous: no I/O, no threads, no global state. Model numbers are `f32`;
+//! losses and metrics are reported as `f64`.
+
+mod activation;
+mod dense;
+mod evaluate;
+mod loss;
+pub mod metrics;
+mod mlp;
+mod optim;
+mod params;
+mod tensors;
+mod train;
+mod trainer;
+mod workspace;
+
+pub use activation::{Activation, LEAKY_RELU_SLOPE};
+pub use dense::Dense;
+pub use loss::{Head, RegressionLoss};
+pub use mlp::{Architecture, InferenceScratch, Init, Mlp};
+pub use optim::{OptimizerKind, Schedule};
+pub use params::{Caps, ParamError, RegressionLossKind, TrainParams};
+pub use tensors::{NamedTensor, NnError};
+pub use train::{fit, Control, EpochReport, FitOutcome, TrainError, TrainSet};
+pub use trainer::Trainer;

@@ -1,0 +1,121 @@
+//! Service and storage errors mapped to HTTP answers, in one place.
+
+use axum::http::StatusCode;
+
+use super::error::ApiError;
+use crate::jobs::{CancelError, SubmitError};
+use crate::registry::RegistryError;
+use crate::service::datasets::UploadError;
+use crate::service::predict::PredictError;
+use crate::service::training::SubmitTrainError;
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> ApiError {
+        let detail = e.to_string();
+        match e {
+            RegistryError::InvalidName(_) => ApiError::unprocessable("invalid_name", detail),
+            RegistryError::ModelNotFound(name) => {
+                ApiError::not_found("model_not_found", detail).with("model", name)
+            }
+            RegistryError::VersionNotFound { name, version } => {
+                ApiError::not_found("version_not_found", detail)
+                    .with("model", name)
+                    .with("version", version)
+            }
+            RegistryError::AliasNotFound { name, alias } => {
+                ApiError::not_found("alias_not_found", detail)
+                    .with("model", name)
+                    .with("alias", alias)
+            }
+            RegistryError::VersionAliased { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "version_aliased", detail)
+            }
+            RegistryError::Corrupt(_) | RegistryError::Io { .. } => ApiError::internal(detail),
+        }
+    }
+}
+
+impl From<PredictError> for ApiError {
+    fn from(e: PredictError) -> ApiError {
+        let detail = e.to_string();
+        match e {
+            PredictError::Registry(r) => r.into(),
+            PredictError::Instance(i) => {
+                let (code, field) = match &i.error {
+                    crate::data::RecordError::MissingField { field } => {
+                        ("missing_field", field.clone())
+                    }
+                    crate::data::RecordError::WrongType { field, .. } => {
+                        ("wrong_type", field.clone())
+                    }
+                };
+                ApiError::unprocessable(code, detail)
+                    .with("instance_index", i.index)
+                    .with("field", field)
+            }
+            PredictError::TooManyInstances { limit, .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_instances", detail)
+                    .with("limit", limit)
+            }
+            PredictError::NoInstances => ApiError::unprocessable("no_instances", detail),
+            PredictError::VersionAndAlias => ApiError::unprocessable("version_and_alias", detail),
+            PredictError::Internal(m) => ApiError::internal(m),
+        }
+    }
+}
+
+impl From<SubmitTrainError> for ApiError {
+    fn from(e: SubmitTrainError) -> ApiError {
+        let detail = e.to_string();
+        match e {
+            SubmitTrainError::Invalid { code, .. } => ApiError::unprocessable(code, detail),
+            SubmitTrainError::DatasetNotFound(id) => {
+                ApiError::not_found("dataset_not_found", detail).with("dataset", id)
+            }
+            SubmitTrainError::Submit(s) => s.into(),
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> ApiError {
+        let detail = e.to_string();
+        match e {
+            SubmitError::QueueFull { capacity } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", detail)
+                    .with("limit", capacity)
+            }
+            SubmitError::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", detail)
+            }
+            SubmitError::Io(io) => ApiError::internal(io),
+        }
+    }
+}
+
+impl From<CancelError> for ApiError {
+    fn from(e: CancelError) -> ApiError {
+        let detail = e.to_string();
+        match e {
+            CancelError::NotFound(_) => ApiError::not_found("job_not_found", detail),
+            CancelError::Finished { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "job_finished", detail)
+            }
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> ApiError {
+        let detail = e.to_string();
+        match e {
+            UploadError::Data(d) => ApiError::unprocessable(d.code(), detail),
+            UploadError::TooLarge { limit } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", detail)
+                    .with("limit", limit)
+            }
+            UploadError::Body(_) => ApiError::bad_request("upload_interrupted", detail),
+            UploadError::Io(io) => ApiError::internal(io),
+        }
+    }
+}

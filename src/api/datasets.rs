@@ -1,0 +1,134 @@
+//! Datasets: streamed uploads, listing, deletion.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use futures_util::StreamExt;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::ApiPath;
+use crate::service::datasets::{DatasetMeta, UploadError};
+use crate::service::AppState;
+
+/// Upload a dataset (CSV with a header row, or NDJSON). The body streams to
+/// disk; the answer has the id, row count and inferred schema.
+#[utoipa::path(post, path = "/datasets", tag = "datasets",
+    request_body(content((String = "text/csv"), (String = "application/x-ndjson")), description = "The dataset"),
+    responses((status = 201, body = DatasetMeta),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unreadable data, naming the line", body = Problem, content_type = "application/problem+json")))]
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<DatasetMeta>)> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let format = match content_type.as_str() {
+        "text/csv" => "csv",
+        "application/x-ndjson" => "ndjson",
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "Content-Type {other:?} is not supported; use text/csv or application/x-ndjson"
+                ),
+            ))
+        }
+    };
+    let limit = state.settings.limits.max_upload_bytes;
+    let datasets = state.datasets.clone();
+    let mut upload = datasets
+        .begin(format, limit)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let result = match chunk {
+            Ok(bytes) => upload.write(&bytes).await,
+            Err(e) => Err(body_error(&e.to_string(), limit)),
+        };
+        if let Err(e) = result {
+            datasets.abort(upload).await;
+            return Err(e.into());
+        }
+    }
+    let upload = upload.close().await?;
+    let limits = state.settings.read_limits();
+    let meta = tokio::task::spawn_blocking(move || datasets.finish(upload, &limits))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok((StatusCode::CREATED, Json(meta)))
+}
+
+fn body_error(message: &str, limit: u64) -> UploadError {
+    if message.contains("length limit") {
+        UploadError::TooLarge { limit }
+    } else {
+        UploadError::Body(message.to_string())
+    }
+}
+
+/// Datasets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatasetList {
+    pub datasets: Vec<DatasetMeta>,
+}
+
+/// List datasets.
+#[utoipa::path(get, path = "/datasets", tag = "datasets", responses((status = 200, body = DatasetList)))]
+pub async fn list(State(state): State<Arc<AppState>>) -> Json<DatasetList> {
+    Json(DatasetList {
+        datasets: state.datasets.list(),
+    })
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(
+        "dataset_not_found",
+        format!("dataset `{id}` does not exist"),
+    )
+    .with("dataset", id)
+}
+
+/// Get a dataset's metadata and schema.
+#[utoipa::path(get, path = "/datasets/{id}", tag = "datasets", params(("id" = String, Path, description = "Dataset id")),
+    responses((status = 200, body = DatasetMeta), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<DatasetMeta>> {
+    state
+        .datasets
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| not_found(&id))
+}
+
+/// Delete a dataset.
+#[utoipa::path(delete, path = "/datasets/{id}", tag = "datasets", params(("id" = String, Path, description = "Dataset id")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    match state.datasets.delete(&id) {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(not_found(&id)),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}

@@ -1,0 +1,75 @@
+//! Liveness, readiness and Prometheus metrics.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, Problem};
+use crate::jobs::JobStatus;
+use crate::service::AppState;
+
+/// A health answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: the model store is writable and every training worker is alive.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Health>> {
+    let registry = state.registry.clone();
+    let writable = tokio::task::spawn_blocking(move || registry.check_writable())
+        .await
+        .map_err(ApiError::internal)?;
+    if let Err(e) = writable {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("model store is not writable: {e}"),
+        ));
+    }
+    if !state.jobs.healthy() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "a training worker has stopped",
+        ));
+    }
+    Ok(Json(Health {
+        status: "ok".into(),
+    }))
+}
+
+/// Prometheus metrics: requests by route and status with latency histograms,
+/// predictions by model and version, jobs by status, queue depth, epoch
+/// durations, loaded models.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let counts = state.jobs.counts();
+    for status in JobStatus::ALL {
+        metrics::gauge!("myelin_jobs", "status" => status.as_str())
+            .set(*counts.get(&status).unwrap_or(&0) as f64);
+    }
+    metrics::gauge!("myelin_job_queue_depth").set(state.jobs.queue_depth() as f64);
+    metrics::gauge!("myelin_loaded_models").set(state.registry.loaded_count() as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

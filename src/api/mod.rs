@@ -1,0 +1,218 @@
+//! HTTP only: routes, extractors, request and response types, the OpenAPI
+//! document, and errors as problem+json. No ML and no file I/O here.
+
+pub mod convert;
+pub mod datasets;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod jobs;
+pub mod models;
+pub mod predict;
+pub mod train;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::service::AppState;
+use error::ApiError;
+
+/// The OpenAPI document of every route.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Myelin", description = "Train small neural networks over HTTP and serve predictions on raw records.", license(name = "Apache-2.0")),
+    paths(
+        train::train,
+        jobs::list_jobs, jobs::get_job, jobs::cancel_job, jobs::job_events,
+        datasets::upload, datasets::list, datasets::get, datasets::delete,
+        models::list_models, models::get_model, models::get_version, models::delete_version,
+        models::put_alias, models::delete_alias,
+        predict::predict, predict::predict_named,
+        health::healthz, health::readyz, health::metrics,
+    ),
+    tags(
+        (name = "training", description = "Start training jobs"),
+        (name = "jobs", description = "Follow and cancel training jobs"),
+        (name = "datasets", description = "Upload datasets for training"),
+        (name = "models", description = "The versioned model registry"),
+        (name = "prediction", description = "Predictions on raw records"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document as pretty JSON (what `openapi/openapi.json` holds).
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The application router with every route and middleware.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limits = &state.settings.limits;
+    let server = &state.settings.server;
+    let request_timeout = Duration::from_secs(server.request_timeout_secs);
+    let upload_timeout = Duration::from_secs(server.upload_timeout_secs);
+
+    let uploads = Router::new()
+        .route(
+            "/train",
+            post(train::train).layer(DefaultBodyLimit::max(limits.max_train_body_bytes)),
+        )
+        .route(
+            "/datasets",
+            post(datasets::upload)
+                .get(datasets::list)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            upload_timeout,
+        ));
+
+    let api = Router::new()
+        .route(
+            "/datasets/{id}",
+            get(datasets::get).delete(datasets::delete),
+        )
+        .route("/jobs", get(jobs::list_jobs))
+        .route("/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
+        .route("/models", get(models::list_models))
+        .route("/models/{name}", get(models::get_model))
+        .route(
+            "/models/{name}/versions/{version}",
+            get(models::get_version).delete(models::delete_version),
+        )
+        .route(
+            "/models/{name}/aliases/{alias}",
+            put(models::put_alias).delete(models::delete_alias),
+        )
+        .route("/models/{name}/predict", post(predict::predict_named))
+        .route("/predict", post(predict::predict))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .layer(DefaultBodyLimit::max(limits.max_request_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ));
+
+    // Event streams last as long as the job: no request timeout.
+    let streams = Router::new().route("/jobs/{id}/events", get(jobs::job_events));
+
+    let mut app = Router::new().merge(uploads).merge(api).merge(streams);
+    if state.settings.http.metrics {
+        app = app.route("/metrics", get(health::metrics));
+    }
+    if state.settings.http.docs {
+        app = app.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()));
+    }
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %request_id)
+                })
+                .on_request(())
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route_not_found", "no route matches this path")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept this method",
+    )
+}
+
+/// Turns error answers produced outside handlers (timeouts, body limits)
+/// into problem+json.
+async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if status.is_success() || is_problem || status.is_redirection() {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::REQUEST_TIMEOUT => (
+            "request_timeout",
+            "the request took longer than the configured timeout",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body_too_large",
+            "the request body exceeds the configured limit",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "unsupported Content-Type")
+        }
+        StatusCode::NOT_FOUND => ("route_not_found", "no route matches this path"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not accept this method",
+        ),
+        s if s.is_server_error() => (
+            "internal_error",
+            "an internal error occurred; see the server log",
+        ),
+        _ => ("bad_request", "the request was refused"),
+    };
+    let mut problem = ApiError::new(status, code, detail).into_response();
+    for (name, value) in response.headers() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    problem
+}
+
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().as_str().to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("myelin_http_requests_total", &labels).increment(1);
+    metrics::histogram!("myelin_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,103 @@
+//! `POST /predict` and `POST /models/{name}/predict`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::error::{ApiResult, Problem};
+use super::extract::{ApiJson, ApiPath};
+use crate::service::predict::{self, VersionSelector};
+use crate::service::AppState;
+use crate::tabular::Prediction;
+
+/// A prediction request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"model": "churn", "instances": [{"tenure": 5, "plan": "basic", "monthly": 31.0}]}))]
+pub struct PredictRequest {
+    /// Model name (omit on `/models/{name}/predict`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Version to use; default: the `production` alias, else the latest.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// Alias to use instead of a version.
+    #[serde(default)]
+    pub alias: Option<String>,
+    /// Raw records: the fields the model was trained on. `null` means missing.
+    #[schema(value_type = Vec<Object>)]
+    pub instances: Vec<Map<String, Value>>,
+}
+
+/// Predictions, one per instance, in order.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"model": "churn", "version": 3, "predictions": [{"label": "no", "probabilities": {"no": 0.91, "yes": 0.09}}], "ignored_fields": []}))]
+pub struct PredictResponse {
+    pub model: String,
+    /// The version that answered.
+    pub version: u32,
+    pub predictions: Vec<Prediction>,
+    /// Instance fields the model does not use.
+    pub ignored_fields: Vec<String>,
+}
+
+async fn run(
+    state: &AppState,
+    model: String,
+    request: PredictRequest,
+) -> ApiResult<Json<PredictResponse>> {
+    let selector = VersionSelector {
+        version: request.version,
+        alias: request.alias,
+    };
+    let out = predict::predict(state, &model, &selector, request.instances).await?;
+    Ok(Json(PredictResponse {
+        model: out.model,
+        version: out.version,
+        predictions: out.predictions,
+        ignored_fields: out.ignored_fields,
+    }))
+}
+
+/// Predict on raw records.
+///
+/// A missing field or a wrong type answers 422 naming the instance index and
+/// the field; unknown fields are ignored and listed.
+#[utoipa::path(post, path = "/predict", tag = "prediction", request_body = PredictRequest,
+    responses((status = 200, body = PredictResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown model, version or alias", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Too many instances or body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid instance", body = Problem, content_type = "application/problem+json")))]
+pub async fn predict(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<PredictRequest>,
+) -> ApiResult<Json<PredictResponse>> {
+    let Some(model) = request.model.clone() else {
+        return Err(
+            super::error::ApiError::unprocessable("missing_field", "`model` is required")
+                .with("field", "model"),
+        );
+    };
+    run(&state, model, request).await
+}
+
+/// Predict on raw records with the named model.
+#[utoipa::path(post, path = "/models/{name}/predict", tag = "prediction", request_body = PredictRequest,
+    params(("name" = String, Path, description = "Model name")),
+    responses((status = 200, body = PredictResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown model, version or alias", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Too many instances or body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid instance", body = Problem, content_type = "application/problem+json")))]
+pub async fn predict_named(
+    State(state): State<Arc<AppState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(request): ApiJson<PredictRequest>,
+) -> ApiResult<Json<PredictResponse>> {
+    run(&state, name, request).await
+}

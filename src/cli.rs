@@ -1,0 +1,397 @@
+//! The command line: `serve` (default), `train`, `predict`, `eval`, `openapi`.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Map, Value};
+
+use crate::data::{self, ColumnKind, ReadLimits, Table, Task};
+use crate::nn::{Caps, Control, EpochReport, TrainParams};
+use crate::registry::{Registry, ServingModel};
+use crate::tabular::{self, Prediction, TrainSpec};
+
+/// Myelin: train small neural networks and serve them over HTTP.
+#[derive(Parser, Debug)]
+#[command(name = "myelin", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve(ServeArgs),
+    /// Train a model from a CSV, JSON or NDJSON file and store a new version.
+    Train(TrainArgs),
+    /// Predict every row of a file with a stored model.
+    Predict(PredictArgs),
+    /// Print a stored model's metrics on a labelled file.
+    Eval(EvalArgs),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Settings file (TOML) applied over the defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Dataset file: .csv, .json (array of objects) or .ndjson/.jsonl.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Column to predict.
+    #[arg(long)]
+    pub target: String,
+    /// Model name ([a-z0-9][a-z0-9._-]{0,63}).
+    #[arg(long)]
+    pub name: String,
+    /// Model store directory.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// classification or regression (inferred from the target when omitted).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Training parameter as key=value (value in JSON, e.g. hidden_layers=[64,32]); repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Column kind override as column=kind (numeric, boolean, categorical, text, identifier); repeatable.
+    #[arg(long = "column", value_name = "COLUMN=KIND")]
+    pub columns: Vec<String>,
+    /// Column to leave out of the features; repeatable.
+    #[arg(long)]
+    pub ignore: Vec<String>,
+    /// Class weighting: none or balanced.
+    #[arg(long)]
+    pub class_weight: Option<String>,
+    /// Write a JSON report (version, metrics, history, timing) to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Model name.
+    #[arg(long)]
+    pub name: String,
+    /// Version (default: the `production` alias, else the latest).
+    #[arg(long)]
+    pub version: Option<u32>,
+    /// Model store directory.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// Input file: .csv, .json or .ndjson/.jsonl.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output file; .json writes JSON, anything else CSV. Default: CSV on stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Model name.
+    #[arg(long)]
+    pub name: String,
+    /// Version (default: the `production` alias, else the latest).
+    #[arg(long)]
+    pub version: Option<u32>,
+    /// Model store directory.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// Labelled file (must contain the target column).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Reads a dataset file, choosing the format by extension.
+pub fn read_table(path: &Path, limits: &ReadLimits) -> anyhow::Result<(Table, Vec<u8>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let table = match ext.as_str() {
+        "json" => data::read_json_rows(&bytes, limits),
+        "ndjson" | "jsonl" => data::read_ndjson(BufReader::new(&bytes[..]), limits),
+        _ => data::read_csv(&bytes[..], limits),
+    }
+    .with_context(|| format!("reading {}", path.display()))?;
+    Ok((table, bytes))
+}
+
+/// Parses `key=value` pairs into training parameters (values are JSON, or a
+/// bare string when they are not valid JSON).
+pub fn parse_params(pairs: &[String]) -> anyhow::Result<TrainParams> {
+    let mut object = Map::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("--param `{pair}` is not key=value");
+        };
+        let value =
+            serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        object.insert(key.trim().to_string(), value);
+    }
+    serde_json::from_value(Value::Object(object)).context("invalid --param")
+}
+
+fn parse_task(task: Option<&str>) -> anyhow::Result<Option<Task>> {
+    match task {
+        None => Ok(None),
+        Some(t) => Ok(Some(
+            serde_json::from_value(Value::String(t.to_string()))
+                .with_context(|| format!("--task `{t}`: expected classification or regression"))?,
+        )),
+    }
+}
+
+fn parse_columns(pairs: &[String]) -> anyhow::Result<BTreeMap<String, ColumnKind>> {
+    let mut out = BTreeMap::new();
+    for pair in pairs {
+        let Some((column, kind)) = pair.split_once('=') else {
+            bail!("--column `{pair}` is not column=kind");
+        };
+        let kind: ColumnKind = serde_json::from_value(Value::String(kind.to_string()))
+            .with_context(|| format!("--column `{pair}`: unknown kind `{kind}`"))?;
+        out.insert(column.to_string(), kind);
+    }
+    Ok(out)
+}
+
+/// `myelin train`.
+pub fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let limits = ReadLimits::default();
+    let (table, bytes) = read_table(&args.data, &limits)?;
+    let spec = TrainSpec {
+        target: args.target.clone(),
+        task: parse_task(args.task.as_deref())?,
+        overrides: parse_columns(&args.columns)?,
+        ignore: args.ignore.clone(),
+        params: parse_params(&args.params)?,
+        pipeline: Default::default(),
+        class_weight: match args.class_weight.as_deref() {
+            None => None,
+            Some(mode) => Some(
+                serde_json::from_value(Value::String(mode.to_string())).with_context(|| {
+                    format!("--class-weight `{mode}`: expected none or balanced")
+                })?,
+            ),
+        },
+    };
+    let registry = Registry::open(&args.models, 0, 1)?;
+    crate::registry::check_name("model name", &args.name)?;
+    let caps = Caps::default();
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(spec.params.epochs as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    };
+    let cancel = AtomicBool::new(false);
+    let mut on_epoch = |r: &EpochReport| {
+        bar.set_position(r.epoch as u64);
+        bar.set_message(format_epoch(r));
+    };
+    let trained = tabular::train(
+        &table,
+        &spec,
+        &caps,
+        Control {
+            on_epoch: &mut on_epoch,
+            cancel: &cancel,
+        },
+    )?;
+    bar.finish_and_clear();
+    let fingerprint = data::fingerprint(&bytes, table.rows(), table.columns.len());
+    let card = crate::service::card_for(&args.name, &trained, &spec, fingerprint, None);
+    let weights = crate::registry::weights_bytes(&trained.model.mlp)?;
+    let version = registry.save(&card, &weights)?;
+    println!(
+        "trained {} version {version} in {} epochs ({:.2}s, {:.4} CPU-s/epoch)",
+        args.name,
+        trained.timing.epochs,
+        trained.timing.fit_wall_seconds,
+        trained.timing.cpu_seconds_per_epoch
+    );
+    print_metrics(&serde_json::to_value(&trained.metrics)?);
+    if let Some(path) = &args.report {
+        let report = serde_json::json!({
+            "name": args.name,
+            "version": version,
+            "metrics": trained.metrics,
+            "history": trained.history,
+            "best_epoch": trained.best_epoch,
+            "timing": trained.timing,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn format_epoch(r: &EpochReport) -> String {
+    let mut s = format!("loss {:.4}", r.train_loss);
+    if let Some(v) = r.valid_loss {
+        s.push_str(&format!(" val_loss {v:.4}"));
+    }
+    if let Some(m) = r.valid_metric {
+        s.push_str(&format!(" val_{} {m:.4}", r.metric));
+    }
+    s
+}
+
+fn print_metrics(metrics: &Value) {
+    if let Value::Object(map) = metrics {
+        for (k, v) in map {
+            if let Some(x) = v.as_f64() {
+                println!("  {k:<18} {x:.4}");
+            } else if k != "confusion_matrix" {
+                println!("  {k:<18} {v}");
+            }
+        }
+    }
+}
+
+fn load_tabular(
+    models: &Path,
+    name: &str,
+    version: Option<u32>,
+) -> anyhow::Result<std::sync::Arc<crate::registry::LoadedModel>> {
+    let registry = Registry::open(models, 0, 1)?;
+    let version = registry.resolve(name, version)?;
+    let loaded = registry.load(name, version)?;
+    Ok(loaded)
+}
+
+fn records_of(table: &Table) -> Vec<Map<String, Value>> {
+    (0..table.rows())
+        .map(|row| {
+            table
+                .columns
+                .iter()
+                .zip(&table.cells)
+                .map(|(name, cells)| (name.clone(), cell_to_json(&cells[row])))
+                .collect()
+        })
+        .collect()
+}
+
+/// `myelin predict`.
+pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    let loaded = load_tabular(&args.models, &args.name, args.version)?;
+    let ServingModel::Tabular(model) = &loaded.model;
+    let (table, _) = read_table(&args.data, &ReadLimits::default())?;
+    let records = records_of(&table);
+    let batch = model.predict_records(&records)?;
+    let as_json = args
+        .out
+        .as_ref()
+        .and_then(|p| p.extension())
+        .is_some_and(|e| e == "json");
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    if as_json {
+        serde_json::to_writer_pretty(&mut out, &batch.predictions)?;
+        writeln!(out)?;
+    } else {
+        let mut writer = csv::Writer::from_writer(out);
+        let labels = model.encoder.labels().to_vec();
+        match batch.predictions.first() {
+            Some(Prediction::Class { .. }) | None if !labels.is_empty() => {
+                let mut header = vec!["label".to_string()];
+                header.extend(labels.iter().map(|l| format!("p_{l}")));
+                writer.write_record(&header)?;
+            }
+            _ => writer.write_record(["value"])?,
+        }
+        for p in &batch.predictions {
+            match p {
+                Prediction::Class {
+                    label,
+                    probabilities,
+                } => {
+                    let mut row = vec![label.clone()];
+                    row.extend(
+                        labels
+                            .iter()
+                            .map(|l| probabilities.get(l).copied().unwrap_or(0.0).to_string()),
+                    );
+                    writer.write_record(&row)?;
+                }
+                Prediction::Value { value } => writer.write_record([value.to_string()])?,
+            }
+        }
+        writer.flush()?;
+    }
+    eprintln!(
+        "{} predictions with {} version {}",
+        batch.predictions.len(),
+        args.name,
+        loaded.card.version
+    );
+    Ok(())
+}
+
+/// `myelin eval`.
+pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let loaded = load_tabular(&args.models, &args.name, args.version)?;
+    let ServingModel::Tabular(model) = &loaded.model;
+    let (table, _) = read_table(&args.data, &ReadLimits::default())?;
+    let rows = data::rows_with_target(&table, &model.target);
+    if rows.is_empty() {
+        bail!(
+            "{} has no rows with the target column `{}`",
+            args.data.display(),
+            model.target
+        );
+    }
+    let metrics = tabular::evaluate(model, &table, &rows)?;
+    let value = serde_json::to_value(&metrics)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!(
+            "{} version {} on {} rows:",
+            args.name,
+            loaded.card.version,
+            rows.len()
+        );
+        print_metrics(&value);
+    }
+    Ok(())
+}
+
+fn cell_to_json(cell: &data::Cell) -> Value {
+    match cell {
+        data::Cell::Missing => Value::Null,
+        data::Cell::Number(x) => serde_json::Number::from_f64(*x)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        data::Cell::Bool(b) => Value::Bool(*b),
+        data::Cell::Text(s) => Value::String(s.clone()),
+    }
+}

@@ -1,0 +1,209 @@
+//! Typed settings: defaults embedded from `config/default.toml`, an optional
+//! file, then `MYELIN_*` environment variables (`MYELIN_SERVER__PORT=9000`).
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::nn::Caps;
+
+/// The defaults, every key with a one-line comment.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// All settings. Unknown keys anywhere are an error.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub jobs: JobSettings,
+    pub limits: LimitSettings,
+    pub training: Caps,
+    pub log: LogSettings,
+    pub http: HttpSettings,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub request_timeout_secs: u64,
+    pub upload_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    pub path: PathBuf,
+    pub retain_versions: usize,
+    pub cache_capacity: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub workers: usize,
+    pub queue_capacity: usize,
+    pub retry_after_secs: u64,
+    pub retain_finished: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub max_request_bytes: usize,
+    pub max_train_body_bytes: usize,
+    pub max_upload_bytes: u64,
+    pub max_rows: usize,
+    pub max_columns: usize,
+    pub max_field_bytes: usize,
+    pub max_instances: usize,
+    pub inline_predict_instances: usize,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub metrics: bool,
+    pub docs: bool,
+}
+
+/// A settings error: the message names the key and the bad value.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid settings: {0}")]
+pub struct SettingsError(String);
+
+impl Settings {
+    /// Defaults, then `file` if given, then `MYELIN_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(SettingsError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("MYELIN_").split("__"));
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| SettingsError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The embedded defaults alone (no file, no environment).
+    pub fn defaults() -> Settings {
+        match Figment::from(Toml::string(DEFAULT_TOML)).extract() {
+            Ok(settings) => settings,
+            Err(e) => unreachable!("config/default.toml is embedded and tested: {e}"),
+        }
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let positive = [
+            ("jobs.workers", self.jobs.workers),
+            ("jobs.queue_capacity", self.jobs.queue_capacity),
+            ("limits.max_request_bytes", self.limits.max_request_bytes),
+            (
+                "limits.max_train_body_bytes",
+                self.limits.max_train_body_bytes,
+            ),
+            ("limits.max_rows", self.limits.max_rows),
+            ("limits.max_columns", self.limits.max_columns),
+            ("limits.max_field_bytes", self.limits.max_field_bytes),
+            ("limits.max_instances", self.limits.max_instances),
+            ("store.cache_capacity", self.store.cache_capacity),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(SettingsError(format!("`{key}` must be at least 1, got 0")));
+            }
+        }
+        if self.server.request_timeout_secs == 0 {
+            return Err(SettingsError(
+                "`server.request_timeout_secs` must be at least 1, got 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Limits for the dataset readers.
+    pub fn read_limits(&self) -> crate::data::ReadLimits {
+        crate::data::ReadLimits {
+            max_rows: self.limits.max_rows,
+            max_columns: self.limits.max_columns,
+            max_field_bytes: self.limits.max_field_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_parse_and_match_the_documented_port() {
+        let settings = Settings::defaults();
+        assert_eq!(settings.server.port, 8080);
+        assert_eq!(settings.store.path, PathBuf::from("models"));
+        assert_eq!(settings.jobs.workers, 1);
+        assert_eq!(settings.training, Caps::default());
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("my.toml", "[server]\nport = 7000\n[jobs]\nworkers = 2\n")?;
+            jail.set_env("MYELIN_SERVER__PORT", "9000");
+            let settings = Settings::load(Some(Path::new("my.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(settings.server.port, 9000);
+            assert_eq!(settings.jobs.workers, 2);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[server]\nprot = 7000\n")?;
+            let err = Settings::load(Some(Path::new("bad.toml"))).unwrap_err();
+            assert!(err.to_string().contains("prot"), "{err}");
+            jail.clear_env();
+            jail.set_env("MYELIN_SERVR__PORT", "1");
+            let err = Settings::load(None).unwrap_err();
+            assert!(err.to_string().contains("servr"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn zero_workers_is_rejected_with_the_key_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MYELIN_JOBS__WORKERS", "0");
+            let err = Settings::load(None).unwrap_err();
+            assert!(err.to_string().contains("jobs.workers"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,1037 @@
+//! The fitted feature pipeline: per input column an encoder fitted on training
+//! rows, turning raw cells or JSON record fields into a dense `f32` row.
+//!
+//! Encoders, in schema column order:
+//! - numeric: median imputation, then standardization with the mean and
+//!   population std of the imputed training values (std 0 -> 1); a
+//!   `name__missing` indicator feature exists only when the column had missing
+//!   values in the training rows (later missing values are still imputed);
+//! - boolean: 1/0, missing imputed with the training fraction of `true`, plus
+//!   a `name__missing` indicator under the same rule as numeric;
+//! - categorical with at most `max_one_hot` distinct training values: one-hot
+//!   over the vocabulary (frequency descending, then byte order), then a
+//!   `name=__missing__` and a `name=__unknown__` slot; unseen values at
+//!   transform time go to `__unknown__`;
+//! - categorical above the cap: unsigned feature hashing, a 1 in bucket
+//!   FNV-1a(key) mod `hash_buckets` (`name#hashK`), all zeros when missing;
+//! - text: FNV-1a hashed bag of lowercase alphanumeric words into
+//!   `hash_buckets` (`name#wordK`), L2-normalized, all zeros when missing.
+//!
+//! Category keys follow the canonical forms in `canon` (trimmed; `3`, `3.0`
+//! and `"3"` are one category).
+
+use std::collections::HashMap;
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::canon::{add_words, l2_normalize, parse_bool, parse_number, FnvBuild, Raw};
+use super::error::{snippet, DataError, RecordError};
+use super::schema::{ColumnKind, Schema};
+use super::table::Table;
+
+/// Largest accepted `max_one_hot`.
+pub const MAX_ONE_HOT_LIMIT: usize = 1_000;
+/// Largest accepted `hash_buckets`.
+pub const MAX_HASH_BUCKETS: usize = 4_096;
+
+/// Options for fitting a [`FeaturePipeline`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineOptions {
+    /// Most distinct values one-hot encoded; above it a column is hashed
+    /// (default 64, at most [`MAX_ONE_HOT_LIMIT`]).
+    pub max_one_hot: usize,
+    /// Buckets for hashed categoricals and text (default 32, 1..=[`MAX_HASH_BUCKETS`]).
+    pub hash_buckets: usize,
+    /// Standardize numeric features (default true).
+    pub standardize: bool,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            max_one_hot: 64,
+            hash_buckets: 32,
+            standardize: true,
+        }
+    }
+}
+
+impl PipelineOptions {
+    fn validate(&self) -> Result<(), DataError> {
+        if self.max_one_hot > MAX_ONE_HOT_LIMIT {
+            return Err(DataError::InvalidOptions {
+                reason: format!(
+                    "max_one_hot is {}, the limit is {MAX_ONE_HOT_LIMIT}",
+                    self.max_one_hot
+                ),
+            });
+        }
+        if !(1..=MAX_HASH_BUCKETS).contains(&self.hash_buckets) {
+            return Err(DataError::InvalidOptions {
+                reason: format!(
+                    "hash_buckets is {}, it must be between 1 and {MAX_HASH_BUCKETS}",
+                    self.hash_buckets
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+const EXPECT_NUMBER: &str = "a number";
+const EXPECT_BOOL: &str = "a boolean (true/false, yes/no, 1/0)";
+const EXPECT_CATEGORY: &str = "a string, number or boolean";
+const EXPECT_TEXT: &str = "a string";
+
+/// The fitted feature pipeline. Serializes to JSON (for model.json); fitted on
+/// training rows only.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(try_from = "PipelineRepr")]
+pub struct FeaturePipeline {
+    columns: Vec<FittedColumn>,
+    #[serde(skip)]
+    width: usize,
+    #[serde(skip)]
+    by_name: HashMap<String, usize, FnvBuild>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineRepr {
+    columns: Vec<FittedColumn>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct FittedColumn {
+    name: String,
+    kind: ColumnKind,
+    encoder: Encoder,
+    #[serde(skip)]
+    offset: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "encoding", rename_all = "snake_case", deny_unknown_fields)]
+enum Encoder {
+    Numeric {
+        median: f64,
+        mean: f64,
+        std: f64,
+        missing_indicator: bool,
+    },
+    Boolean {
+        fill: f64,
+        missing_indicator: bool,
+    },
+    OneHot {
+        vocabulary: Vec<String>,
+        #[serde(skip)]
+        lookup: HashMap<String, usize, FnvBuild>,
+    },
+    Hashed {
+        buckets: usize,
+    },
+    BagOfWords {
+        buckets: usize,
+    },
+}
+
+impl Encoder {
+    fn width(&self) -> usize {
+        match self {
+            Encoder::Numeric {
+                missing_indicator, ..
+            }
+            | Encoder::Boolean {
+                missing_indicator, ..
+            } => 1 + usize::from(*missing_indicator),
+            Encoder::OneHot { vocabulary, .. } => vocabulary.len() + 2,
+            Encoder::Hashed { buckets } | Encoder::BagOfWords { buckets } => *buckets,
+        }
+    }
+
+    fn expected(&self) -> &'static str {
+        match self {
+            Encoder::Numeric { .. } => EXPECT_NUMBER,
+            Encoder::Boolean { .. } => EXPECT_BOOL,
+            Encoder::OneHot { .. } | Encoder::Hashed { .. } => EXPECT_CATEGORY,
+            Encoder::BagOfWords { .. } => EXPECT_TEXT,
+        }
+    }
+
+    /// Writes the features of `raw` into `out` (zeroed, `len == width`).
+    /// `Err(())` when `raw` does not fit the encoder's kind.
+    fn encode(&self, raw: Raw<'_>, out: &mut [f32]) -> Result<(), ()> {
+        match self {
+            Encoder::Numeric {
+                median,
+                mean,
+                std,
+                missing_indicator,
+            } => {
+                let value = match raw {
+                    Raw::Missing => None,
+                    Raw::Number(v) if v.is_finite() => Some(v),
+                    Raw::Text(s) => Some(parse_number(s).ok_or(())?),
+                    Raw::Number(_) | Raw::Bool(_) => return Err(()),
+                };
+                out[0] = to_f32((value.unwrap_or(*median) - mean) / std);
+                if *missing_indicator {
+                    out[1] = if value.is_none() { 1.0 } else { 0.0 };
+                }
+            }
+            Encoder::Boolean {
+                fill,
+                missing_indicator,
+            } => {
+                let value = match raw {
+                    Raw::Missing => None,
+                    Raw::Bool(b) => Some(b),
+                    Raw::Number(v) if v == 0.0 || v == 1.0 => Some(v == 1.0),
+                    Raw::Text(s) => Some(parse_bool(s).ok_or(())?),
+                    Raw::Number(_) => return Err(()),
+                };
+                out[0] = value.map_or(*fill as f32, |b| if b { 1.0 } else { 0.0 });
+                if *missing_indicator {
+                    out[1] = if value.is_none() { 1.0 } else { 0.0 };
+                }
+            }
+            Encoder::OneHot { vocabulary, lookup } => {
+                let slot = match raw.key() {
+                    None => vocabulary.len(),
+                    Some(key) => lookup
+                        .get(key.as_str())
+                        .copied()
+                        .unwrap_or(vocabulary.len() + 1),
+                };
+                out[slot] = 1.0;
+            }
+            Encoder::Hashed { buckets } => {
+                if let Some(key) = raw.key() {
+                    out[bucket(key.as_str(), *buckets)] = 1.0;
+                }
+            }
+            Encoder::BagOfWords { .. } => {
+                match raw {
+                    Raw::Missing => {}
+                    Raw::Text(s) => add_words(s, out),
+                    Raw::Number(_) | Raw::Bool(_) => {
+                        if let Some(key) = raw.key() {
+                            add_words(key.as_str(), out);
+                        }
+                    }
+                }
+                l2_normalize(out);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bucket(key: &str, buckets: usize) -> usize {
+    (super::canon::fnv1a(key) % buckets as u64) as usize
+}
+
+fn to_f32(v: f64) -> f32 {
+    v.clamp(f64::from(f32::MIN), f64::from(f32::MAX)) as f32
+}
+
+impl TryFrom<PipelineRepr> for FeaturePipeline {
+    type Error = String;
+
+    fn try_from(repr: PipelineRepr) -> Result<Self, String> {
+        for column in &repr.columns {
+            let name = &column.name;
+            match &column.encoder {
+                Encoder::Numeric {
+                    median, mean, std, ..
+                } => {
+                    if !(median.is_finite() && mean.is_finite() && std.is_finite() && *std > 0.0) {
+                        return Err(format!(
+                            "column `{name}`: numeric statistics must be finite with std > 0"
+                        ));
+                    }
+                }
+                Encoder::Boolean { fill, .. } => {
+                    if !(0.0..=1.0).contains(fill) {
+                        return Err(format!(
+                            "column `{name}`: boolean fill must be within 0..=1"
+                        ));
+                    }
+                }
+                Encoder::Hashed { buckets } | Encoder::BagOfWords { buckets } => {
+                    if !(1..=MAX_HASH_BUCKETS).contains(buckets) {
+                        return Err(format!(
+                            "column `{name}`: buckets must be within 1..={MAX_HASH_BUCKETS}"
+                        ));
+                    }
+                }
+                Encoder::OneHot { .. } => {}
+            }
+        }
+        FeaturePipeline::assemble(repr.columns)
+    }
+}
+
+impl FeaturePipeline {
+    /// Computes offsets, lookup tables and the name index; rejects duplicate
+    /// column names or vocabulary entries.
+    fn assemble(mut columns: Vec<FittedColumn>) -> Result<FeaturePipeline, String> {
+        let mut by_name = HashMap::with_capacity_and_hasher(columns.len(), FnvBuild::default());
+        let mut width = 0;
+        for (i, column) in columns.iter_mut().enumerate() {
+            if by_name.insert(column.name.clone(), i).is_some() {
+                return Err(format!("column `{}` appears twice", column.name));
+            }
+            if let Encoder::OneHot { vocabulary, lookup } = &mut column.encoder {
+                *lookup = HashMap::with_capacity_and_hasher(vocabulary.len(), FnvBuild::default());
+                for (slot, value) in vocabulary.iter().enumerate() {
+                    if lookup.insert(value.clone(), slot).is_some() {
+                        return Err(format!(
+                            "column `{}`: category `{value}` appears twice",
+                            column.name
+                        ));
+                    }
+                }
+            }
+            column.offset = width;
+            width += column.encoder.width();
+        }
+        Ok(FeaturePipeline {
+            columns,
+            width,
+            by_name,
+        })
+    }
+
+    /// Fits on `rows` of `table` using `schema`. Columns that are excluded in
+    /// the schema (identifier, ignored, all missing) and the `target` column
+    /// are left out.
+    ///
+    /// Errors: `target` or a schema column absent from the table, no rows,
+    /// invalid options, a cell that does not parse as its column's kind
+    /// (`InvalidValue`), and `NoFeatures` when nothing is left to encode.
+    pub fn fit(
+        table: &Table,
+        rows: &[usize],
+        schema: &Schema,
+        target: &str,
+        options: &PipelineOptions,
+    ) -> Result<FeaturePipeline, DataError> {
+        options.validate()?;
+        if table.column_index(target).is_none() {
+            return Err(DataError::UnknownColumn {
+                name: target.to_owned(),
+            });
+        }
+        if rows.is_empty() {
+            return Err(DataError::Empty);
+        }
+        check_rows(table, rows)?;
+        let mut columns = Vec::new();
+        for column in &schema.columns {
+            if !column.is_feature() || column.name == target {
+                continue;
+            }
+            let cells = table
+                .column(&column.name)
+                .ok_or_else(|| DataError::MissingColumn {
+                    name: column.name.clone(),
+                })?;
+            let invalid =
+                |row: usize, raw: Raw<'_>, expected: &'static str| DataError::InvalidValue {
+                    column: column.name.clone(),
+                    row: row + 1,
+                    value: raw.describe(),
+                    expected,
+                };
+            let encoder = match column.kind {
+                ColumnKind::Identifier => continue,
+                ColumnKind::Numeric => {
+                    let mut values = Vec::with_capacity(rows.len());
+                    for &r in rows {
+                        match Raw::from_cell(&cells[r]) {
+                            Raw::Missing => {}
+                            Raw::Number(v) if v.is_finite() => values.push(v),
+                            raw @ Raw::Text(s) => values.push(
+                                parse_number(s).ok_or_else(|| invalid(r, raw, EXPECT_NUMBER))?,
+                            ),
+                            raw => return Err(invalid(r, raw, EXPECT_NUMBER)),
+                        }
+                    }
+                    fit_numeric(values, rows.len(), options.standardize)
+                }
+                ColumnKind::Boolean => {
+                    let (mut trues, mut present) = (0usize, 0usize);
+                    for &r in rows {
+                        let raw = Raw::from_cell(&cells[r]);
+                        let value = match raw {
+                            Raw::Missing => continue,
+                            Raw::Bool(b) => b,
+                            Raw::Number(v) if v == 0.0 || v == 1.0 => v == 1.0,
+                            Raw::Text(s) => {
+                                parse_bool(s).ok_or_else(|| invalid(r, raw, EXPECT_BOOL))?
+                            }
+                            Raw::Number(_) => return Err(invalid(r, raw, EXPECT_BOOL)),
+                        };
+                        present += 1;
+                        trues += usize::from(value);
+                    }
+                    Encoder::Boolean {
+                        fill: if present == 0 {
+                            0.0
+                        } else {
+                            trues as f64 / present as f64
+                        },
+                        missing_indicator: present < rows.len(),
+                    }
+                }
+                ColumnKind::Categorical => {
+                    let mut counts: HashMap<String, usize, FnvBuild> = HashMap::default();
+                    for &r in rows {
+                        if let Some(key) = Raw::from_cell(&cells[r]).key() {
+                            match counts.get_mut(key.as_str()) {
+                                Some(count) => *count += 1,
+                                None => {
+                                    counts.insert(key.as_str().to_owned(), 1);
+                                }
+                            }
+                        }
+                    }
+                    if counts.len() > options.max_one_hot {
+                        Encoder::Hashed {
+                            buckets: options.hash_buckets,
+                        }
+                    } else {
+                        let mut ranked: Vec<(String, usize)> = counts.into_iter().collect();
+                        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                        Encoder::OneHot {
+                            vocabulary: ranked.into_iter().map(|(v, _)| v).collect(),
+                            lookup: HashMap::default(),
+                        }
+                    }
+                }
+                ColumnKind::Text => Encoder::BagOfWords {
+                    buckets: options.hash_buckets,
+                },
+            };
+            columns.push(FittedColumn {
+                name: column.name.clone(),
+                kind: column.kind,
+                encoder,
+                offset: 0,
+            });
+        }
+        let pipeline = FeaturePipeline::assemble(columns)
+            .map_err(|reason| DataError::InvalidOptions { reason })?;
+        if pipeline.width == 0 {
+            return Err(DataError::NoFeatures);
+        }
+        Ok(pipeline)
+    }
+
+    /// Output width (number of `f32` features).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Feature names, `len() == width()`: `age`, `age__missing`,
+    /// `workclass=Private`, `workclass=__missing__`, `workclass=__unknown__`,
+    /// `native_country#hash3`, `review#word7`.
+    pub fn feature_names(&self) -> Vec<String> {
+        let mut names = Vec::with_capacity(self.width);
+        for column in &self.columns {
+            let name = &column.name;
+            match &column.encoder {
+                Encoder::Numeric {
+                    missing_indicator, ..
+                }
+                | Encoder::Boolean {
+                    missing_indicator, ..
+                } => {
+                    names.push(name.clone());
+                    if *missing_indicator {
+                        names.push(format!("{name}__missing"));
+                    }
+                }
+                Encoder::OneHot { vocabulary, .. } => {
+                    names.extend(vocabulary.iter().map(|v| format!("{name}={v}")));
+                    names.push(format!("{name}=__missing__"));
+                    names.push(format!("{name}=__unknown__"));
+                }
+                Encoder::Hashed { buckets } => {
+                    names.extend((0..*buckets).map(|k| format!("{name}#hash{k}")));
+                }
+                Encoder::BagOfWords { buckets } => {
+                    names.extend((0..*buckets).map(|k| format!("{name}#word{k}")));
+                }
+            }
+        }
+        names
+    }
+
+    /// The input fields the pipeline reads, in order: (name, kind).
+    pub fn inputs(&self) -> Vec<(String, ColumnKind)> {
+        self.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.kind))
+            .collect()
+    }
+
+    /// Transforms `rows` of `table` (columns looked up by name) into a
+    /// `(rows.len(), width)` matrix.
+    ///
+    /// Errors: `MissingColumn` for a needed column absent from the table,
+    /// `RowOutOfRange`, `InvalidValue` naming row, column and value for a cell
+    /// that does not parse as its column's kind.
+    pub fn transform(&self, table: &Table, rows: &[usize]) -> Result<Array2<f32>, DataError> {
+        check_rows(table, rows)?;
+        let width = self.width;
+        let mut buf = vec![0.0f32; rows.len() * width];
+        for column in &self.columns {
+            let cells = table
+                .column(&column.name)
+                .ok_or_else(|| DataError::MissingColumn {
+                    name: column.name.clone(),
+                })?;
+            let span = column.encoder.width();
+            for (i, &r) in rows.iter().enumerate() {
+                let start = i * width + column.offset;
+                let raw = Raw::from_cell(&cells[r]);
+                column
+                    .encoder
+                    .encode(raw, &mut buf[start..start + span])
+                    .map_err(|()| DataError::InvalidValue {
+                        column: column.name.clone(),
+                        row: r + 1,
+                        value: raw.describe(),
+                        expected: column.encoder.expected(),
+                    })?;
+            }
+        }
+        Ok(Array2::from_shape_vec((rows.len(), width), buf)
+            .expect("buffer length is rows * width by construction"))
+    }
+
+    /// Serving path: one raw JSON record into `out` (`len == width`, panics
+    /// otherwise). Allocates nothing unless it fails.
+    ///
+    /// A needed field absent from the record is `MissingField`; `null` or a
+    /// missing-token string is imputed. Numeric accepts numbers and numeric
+    /// strings; boolean accepts booleans, 0/1 and true/false/yes/no/t/f/y/n
+    /// strings; categorical accepts strings, numbers and booleans (canonical
+    /// keys, unseen -> `__unknown__`); text accepts strings (numbers and
+    /// booleans are read as their canonical text). Anything else, including
+    /// objects and arrays, is `WrongType` naming field, expected kind and the
+    /// value found.
+    pub fn transform_record(
+        &self,
+        record: &Map<String, Value>,
+        out: &mut [f32],
+    ) -> Result<(), RecordError> {
+        assert_eq!(
+            out.len(),
+            self.width,
+            "output slice length must equal the pipeline width"
+        );
+        out.fill(0.0);
+        for column in &self.columns {
+            let value =
+                record
+                    .get(column.name.as_str())
+                    .ok_or_else(|| RecordError::MissingField {
+                        field: column.name.clone(),
+                    })?;
+            let wrong = || RecordError::WrongType {
+                field: column.name.clone(),
+                expected: column.encoder.expected(),
+                found: describe_json(value),
+            };
+            let raw = match value {
+                Value::Null => Raw::Missing,
+                Value::Bool(b) => Raw::Bool(*b),
+                Value::Number(n) => Raw::Number(n.as_f64().ok_or_else(wrong)?),
+                Value::String(s) if super::canon::is_missing_token(s) => Raw::Missing,
+                Value::String(s) => Raw::Text(s),
+                Value::Array(_) | Value::Object(_) => return Err(wrong()),
+            };
+            let span = &mut out[column.offset..column.offset + column.encoder.width()];
+            column.encoder.encode(raw, span).map_err(|()| wrong())?;
+        }
+        Ok(())
+    }
+
+    /// Record fields the pipeline does not read, in record order.
+    pub fn unknown_fields<'a>(&self, record: &'a Map<String, Value>) -> Vec<&'a str> {
+        record
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !self.by_name.contains_key(*k))
+            .collect()
+    }
+}
+
+fn check_rows(table: &Table, rows: &[usize]) -> Result<(), DataError> {
+    let n = table.rows();
+    match rows.iter().find(|&&r| r >= n) {
+        Some(&row) => Err(DataError::RowOutOfRange { row, rows: n }),
+        None => Ok(()),
+    }
+}
+
+fn fit_numeric(mut values: Vec<f64>, rows: usize, standardize: bool) -> Encoder {
+    let missing = rows - values.len();
+    let median = median(&mut values);
+    let (mut mean, mut std) = (0.0, 1.0);
+    if standardize {
+        let n = rows as f64;
+        let sum: f64 = values.iter().sum::<f64>() + missing as f64 * median;
+        mean = sum / n;
+        let squares: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>()
+            + missing as f64 * (median - mean) * (median - mean);
+        std = (squares / n).sqrt();
+        if !mean.is_finite() {
+            mean = 0.0;
+        }
+        if !(std.is_finite() && std > 0.0) {
+            std = 1.0;
+        }
+    }
+    Encoder::Numeric {
+        median,
+        mean,
+        std,
+        missing_indicator: missing > 0,
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    let n = values.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let (_, &mut upper, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
+    if n % 2 == 1 {
+        return upper;
+    }
+    let lower = values[..n / 2]
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    lower / 2.0 + upper / 2.0
+}
+
+fn describe_json(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string \"{}\"", snippet(s)),
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::data::read::{read_csv, ReadLimits};
+    use crate::data::schema::infer_schema;
+    use crate::data::table::Cell;
+
+    fn csv(s: &str) -> Table {
+        read_csv(s.as_bytes(), &ReadLimits::default()).unwrap()
+    }
+
+    fn fit_all(t: &Table, target: &str, options: &PipelineOptions) -> FeaturePipeline {
+        let schema = infer_schema(t, &BTreeMap::new(), &[]).unwrap();
+        let rows: Vec<usize> = (0..t.rows()).collect();
+        FeaturePipeline::fit(t, &rows, &schema, target, options).unwrap()
+    }
+
+    fn record(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn row_of(p: &FeaturePipeline, t: &Table, r: usize) -> Vec<f32> {
+        p.transform(t, &[r]).unwrap().row(0).to_vec()
+    }
+
+    fn via_record(p: &FeaturePipeline, json: &str) -> Result<Vec<f32>, RecordError> {
+        let mut out = vec![f32::NAN; p.width()];
+        p.transform_record(&record(json), &mut out)?;
+        Ok(out)
+    }
+
+    const ADULTISH: &str = "\
+age,workclass,hours,smoker,y
+39, State-gov,40,true,<=50K
+50, Self-emp,13,false,<=50K
+38, Private,40,,>50K
+53, Private,,true,>50K
+28, Private,40,false,<=50K
+";
+
+    #[test]
+    fn numeric_median_imputation_with_indicator() {
+        let t = csv("x,y\n1,a\n?,b\n3,a\n10,b\n");
+        let p = fit_all(
+            &t,
+            "y",
+            &PipelineOptions {
+                standardize: false,
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.feature_names(), ["x", "x__missing"]);
+        let m = p.transform(&t, &[0, 1, 2, 3]).unwrap();
+        assert_eq!(m.column(0).to_vec(), [1.0, 3.0, 3.0, 10.0]);
+        assert_eq!(m.column(1).to_vec(), [0.0, 1.0, 0.0, 0.0]);
+
+        let t = csv("x,y\n1,a\n2,b\n4,a\n");
+        let p = fit_all(
+            &t,
+            "y",
+            &PipelineOptions {
+                standardize: false,
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.feature_names(), ["x"]);
+        assert_eq!(via_record(&p, r#"{"x": null}"#).unwrap(), [2.0]);
+    }
+
+    #[test]
+    fn standardization_uses_training_rows_only() {
+        let t = csv("x,y\n1,a\n2,a\n3,b\n1000,b\n");
+        let schema = infer_schema(&t, &BTreeMap::new(), &[]).unwrap();
+        let p = FeaturePipeline::fit(&t, &[0, 1, 2], &schema, "y", &PipelineOptions::default())
+            .unwrap();
+        let train = p.transform(&t, &[0, 1, 2]).unwrap();
+        let col = train.column(0);
+        let mean: f32 = col.sum() / 3.0;
+        let var: f32 = col.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 3.0;
+        assert!(
+            mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5,
+            "{mean} {var}"
+        );
+        let std = (2.0f32 / 3.0).sqrt();
+        assert!((train[[2, 0]] - 1.0 / std).abs() < 1e-5);
+        let test = p.transform(&t, &[3]).unwrap();
+        assert!(
+            (test[[0, 0]] - 998.0 / std).abs() < 1e-2,
+            "{}",
+            test[[0, 0]]
+        );
+    }
+
+    #[test]
+    fn constant_column_has_unit_std() {
+        let t = csv("x,y\n5,a\n5,b\n");
+        let p = fit_all(&t, "y", &PipelineOptions::default());
+        assert_eq!(
+            p.transform(&t, &[0, 1]).unwrap().column(0).to_vec(),
+            [0.0, 0.0]
+        );
+        assert_eq!(via_record(&p, r#"{"x": 6}"#).unwrap(), [1.0]);
+    }
+
+    #[test]
+    fn one_hot_with_missing_and_unknown_slots() {
+        let t = csv("c,y\nb,1\na,0\nb,1\nNA,0\nc,1\n3.0,0\n");
+        let p = fit_all(&t, "y", &PipelineOptions::default());
+        assert_eq!(
+            p.feature_names(),
+            ["c=b", "c=3", "c=a", "c=c", "c=__missing__", "c=__unknown__"]
+        );
+        let m = p.transform(&t, &[0, 3]).unwrap();
+        assert_eq!(m.row(0).to_vec(), [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(m.row(1).to_vec(), [0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(
+            via_record(&p, r#"{"c": "zzz"}"#).unwrap(),
+            [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+        );
+        assert_eq!(
+            via_record(&p, r#"{"c": null}"#).unwrap(),
+            [0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        );
+        for three in [
+            r#"{"c": 3}"#,
+            r#"{"c": 3.0}"#,
+            r#"{"c": "3"}"#,
+            r#"{"c": " 03 "}"#,
+        ] {
+            assert_eq!(
+                via_record(&p, three).unwrap(),
+                [0.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+                "{three}"
+            );
+        }
+        assert_eq!(
+            via_record(&p, r#"{"c": " a "}"#).unwrap(),
+            [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn hashing_above_the_cap_is_stable() {
+        let t = csv("c,y\nalpha,1\nbeta,0\ngamma,1\n");
+        let options = PipelineOptions {
+            max_one_hot: 2,
+            hash_buckets: 8,
+            ..Default::default()
+        };
+        let p = fit_all(&t, "y", &options);
+        assert_eq!(p.width(), 8);
+        assert_eq!(p.feature_names()[3], "c#hash3");
+        let bucket_of = |json: &str| via_record(&p, json).unwrap().iter().position(|&v| v == 1.0);
+        assert_eq!(super::super::canon::fnv1a("alpha") % 8, 6);
+        assert_eq!(bucket_of(r#"{"c": "alpha"}"#), Some(6));
+        assert_eq!(row_of(&p, &t, 0).iter().position(|&v| v == 1.0), Some(6));
+        assert_eq!(
+            bucket_of(r#"{"c": "never seen"}"#),
+            Some((super::super::canon::fnv1a("never seen") % 8) as usize)
+        );
+        assert_eq!(via_record(&p, r#"{"c": null}"#).unwrap(), vec![0.0; 8]);
+    }
+
+    #[test]
+    fn text_is_a_normalized_bag_of_words() {
+        let long = "the quick brown fox jumps over the lazy dog again";
+        let t = csv(&format!("t,y\n\"{long}\",1\n,0\n"));
+        let overrides = BTreeMap::from([("t".to_string(), ColumnKind::Text)]);
+        let schema = infer_schema(&t, &overrides, &[]).unwrap();
+        let p =
+            FeaturePipeline::fit(&t, &[0, 1], &schema, "y", &PipelineOptions::default()).unwrap();
+        assert_eq!(p.width(), 32);
+        assert_eq!(p.feature_names()[0], "t#word0");
+        let row = row_of(&p, &t, 0);
+        let norm: f32 = row.iter().map(|v| v * v).sum();
+        assert!((norm - 1.0).abs() < 1e-5);
+        assert_eq!(row_of(&p, &t, 1), vec![0.0; 32]);
+        assert_eq!(
+            via_record(&p, &format!(r#"{{"t": "{}"}}"#, long.to_uppercase())).unwrap(),
+            row
+        );
+    }
+
+    #[test]
+    fn record_path_matches_table_path() {
+        let t = csv(ADULTISH);
+        let p = fit_all(&t, "y", &PipelineOptions::default());
+        assert_eq!(
+            p.inputs(),
+            [
+                ("age".to_string(), ColumnKind::Numeric),
+                ("workclass".to_string(), ColumnKind::Categorical),
+                ("hours".to_string(), ColumnKind::Numeric),
+                ("smoker".to_string(), ColumnKind::Boolean),
+            ]
+        );
+        assert_eq!(p.width(), p.feature_names().len());
+        let records = [
+            r#"{"age": 39, "workclass": "State-gov", "hours": 40, "smoker": true}"#,
+            r#"{"age": "50", "workclass": "Self-emp", "hours": 13.0, "smoker": "false"}"#,
+            r#"{"age": 38.0, "workclass": " Private", "hours": "40", "smoker": null}"#,
+            r#"{"age": 53, "workclass": "Private", "hours": null, "smoker": 1}"#,
+            r#"{"age": 28, "workclass": "Private", "hours": "40", "smoker": "no", "y": "<=50K"}"#,
+        ];
+        let all = p.transform(&t, &[0, 1, 2, 3, 4]).unwrap();
+        for (r, json) in records.iter().enumerate() {
+            assert_eq!(
+                via_record(&p, json).unwrap(),
+                all.row(r).to_vec(),
+                "row {r}"
+            );
+        }
+        let rec = record(records[4]);
+        assert_eq!(p.unknown_fields(&rec), ["y"]);
+    }
+
+    #[test]
+    fn record_errors() {
+        let t = csv(ADULTISH);
+        let p = fit_all(&t, "y", &PipelineOptions::default());
+        assert_eq!(
+            via_record(
+                &p,
+                r#"{"workclass": "Private", "hours": 1, "smoker": true}"#
+            )
+            .unwrap_err(),
+            RecordError::MissingField {
+                field: "age".into()
+            }
+        );
+        let wrong = |json: &str| via_record(&p, json).unwrap_err().to_string();
+        assert_eq!(
+            wrong(r#"{"age": "old", "workclass": "x", "hours": 1, "smoker": true}"#),
+            "field `age`: expected a number, found the string \"old\""
+        );
+        assert_eq!(
+            wrong(r#"{"age": true, "workclass": "x", "hours": 1, "smoker": true}"#),
+            "field `age`: expected a number, found the boolean true"
+        );
+        assert_eq!(
+            wrong(r#"{"age": "inf", "workclass": "x", "hours": 1, "smoker": true}"#),
+            "field `age`: expected a number, found the string \"inf\""
+        );
+        assert_eq!(
+            wrong(r#"{"age": 1, "workclass": {"a": 1}, "hours": 1, "smoker": true}"#),
+            "field `workclass`: expected a string, number or boolean, found an object"
+        );
+        assert_eq!(
+            wrong(r#"{"age": 1, "workclass": "x", "hours": [1], "smoker": true}"#),
+            "field `hours`: expected a number, found an array"
+        );
+        assert_eq!(
+            wrong(r#"{"age": 1, "workclass": "x", "hours": 1, "smoker": 2}"#),
+            "field `smoker`: expected a boolean (true/false, yes/no, 1/0), found the number 2"
+        );
+    }
+
+    #[test]
+    fn table_transform_errors_name_row_and_column() {
+        let t = csv(ADULTISH);
+        let p = fit_all(&t, "y", &PipelineOptions::default());
+        let other = csv("age,workclass,hours,smoker\n1,a,2,true\nx,a,2,true\n");
+        assert_eq!(
+            p.transform(&other, &[0, 1]).unwrap_err(),
+            DataError::InvalidValue {
+                column: "age".into(),
+                row: 2,
+                value: "x".into(),
+                expected: "a number"
+            }
+        );
+        let missing = csv("age,workclass\n1,a\n");
+        assert_eq!(
+            p.transform(&missing, &[0]).unwrap_err(),
+            DataError::MissingColumn {
+                name: "hours".into()
+            }
+        );
+        assert_eq!(
+            p.transform(&other, &[5]).unwrap_err(),
+            DataError::RowOutOfRange { row: 5, rows: 2 }
+        );
+    }
+
+    #[test]
+    fn serde_round_trip_transforms_identically() {
+        let t = csv(ADULTISH);
+        let p = fit_all(
+            &t,
+            "y",
+            &PipelineOptions {
+                max_one_hot: 2,
+                ..Default::default()
+            },
+        );
+        let json = serde_json::to_string(&p).unwrap();
+        let back: FeaturePipeline = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        let rows = [0, 1, 2, 3, 4];
+        assert_eq!(
+            back.transform(&t, &rows).unwrap(),
+            p.transform(&t, &rows).unwrap()
+        );
+        assert_eq!(back.feature_names(), p.feature_names());
+        let rec =
+            record(r#"{"age": 1, "workclass": "Private", "hours": 2, "smoker": true, "x": 1}"#);
+        assert_eq!(back.unknown_fields(&rec), ["x"]);
+
+        let p = fit_all(&t, "y", &PipelineOptions::default());
+        let json = serde_json::to_string(&p).unwrap();
+        let back: FeaturePipeline = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            back.transform(&t, &rows).unwrap(),
+            p.transform(&t, &rows).unwrap()
+        );
+        let tampered = json.replace("\"std\":", "\"sd\":");
+        assert!(serde_json::from_str::<FeaturePipeline>(&tampered).is_err());
+        let mut v: Value = serde_json::from_str(&json).unwrap();
+        v["columns"][1]["encoder"]["vocabulary"][1] =
+            v["columns"][1]["encoder"]["vocabulary"][0].clone();
+        assert!(serde_json::from_value::<FeaturePipeline>(v).is_err());
+    }
+
+    #[test]
+    fn fit_errors() {
+        let t = csv(ADULTISH);
+        let schema = infer_schema(&t, &BTreeMap::new(), &[]).unwrap();
+        let options = PipelineOptions::default();
+        assert_eq!(
+            FeaturePipeline::fit(&t, &[0], &schema, "nope", &options).unwrap_err(),
+            DataError::UnknownColumn {
+                name: "nope".into()
+            }
+        );
+        assert_eq!(
+            FeaturePipeline::fit(&t, &[], &schema, "y", &options).unwrap_err(),
+            DataError::Empty
+        );
+        let bad = PipelineOptions {
+            hash_buckets: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            FeaturePipeline::fit(&t, &[0], &schema, "y", &bad)
+                .unwrap_err()
+                .code(),
+            "invalid_options"
+        );
+        let only_target = csv("id,y\na,1\nb,0\n");
+        let ignore = ["id".to_string()];
+        let schema = infer_schema(&only_target, &BTreeMap::new(), &ignore).unwrap();
+        assert_eq!(
+            FeaturePipeline::fit(&only_target, &[0, 1], &schema, "y", &options).unwrap_err(),
+            DataError::NoFeatures
+        );
+    }
+
+    #[test]
+    fn excluded_columns_are_not_inputs() {
+        let mut t = csv(ADULTISH);
+        t.columns.push("empty".into());
+        t.cells.push(vec![Cell::Missing; 5]);
+        let ignore = ["hours".to_string()];
+        let schema = infer_schema(&t, &BTreeMap::new(), &ignore).unwrap();
+        let p = FeaturePipeline::fit(&t, &[0, 1, 2], &schema, "y", &PipelineOptions::default())
+            .unwrap();
+        let names: Vec<String> = p.inputs().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["age", "workclass", "smoker"]);
+        let rec = record(r#"{"age": 1, "workclass": "Private", "smoker": true}"#);
+        let mut out = vec![0.0; p.width()];
+        p.transform_record(&rec, &mut out).unwrap();
+    }
+
+    #[test]
+    fn transform_is_fast_enough_for_a_large_table() {
+        let n = 40_000;
+        let mut text = String::from("a,b,c,d,y\n");
+        for i in 0..n {
+            text.push_str(&format!(
+                "{},{},cat{},{},{}\n",
+                i % 90,
+                (i * 7) % 13,
+                i % 9,
+                i % 2 == 0,
+                i % 2
+            ));
+        }
+        let t = csv(&text);
+        let p = fit_all(&t, "y", &PipelineOptions::default());
+        let rows: Vec<usize> = (0..n).collect();
+        let start = std::time::Instant::now();
+        let m = p.transform(&t, &rows).unwrap();
+        let elapsed = start.elapsed();
+        assert_eq!(m.dim(), (n, p.width()));
+        assert!(elapsed.as_millis() < 2_000, "{elapsed:?}");
+    }
+}

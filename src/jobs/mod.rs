@@ -1,0 +1,550 @@
+//! Training jobs: a bounded queue, a worker pool running each job on the
+//! blocking pool, cancellation, per-epoch progress events, and records
+//! persisted so a restart knows what happened.
+
+mod record;
+mod store;
+
+pub use record::{JobError, JobInput, JobRecord, JobStatus};
+pub use store::JobStore;
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{broadcast, Notify};
+
+use crate::nn::EpochReport;
+
+/// What a successful run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub version: u32,
+    pub metrics: Value,
+}
+
+/// Why a run ended without a version.
+#[derive(Debug)]
+pub enum RunFailure {
+    /// The cancellation flag was seen.
+    Cancelled,
+    /// The job failed; shown to the user.
+    Failed(JobError),
+}
+
+/// Handed to the runner: the cancellation flag and the progress sink.
+pub struct JobControl {
+    pub cancel: Arc<AtomicBool>,
+    on_epoch: Box<dyn Fn(&EpochReport) + Send + Sync>,
+}
+
+impl JobControl {
+    /// Reports a finished epoch (updates the record, emits an event).
+    pub fn epoch(&self, report: &EpochReport) {
+        (self.on_epoch)(report)
+    }
+}
+
+/// Runs one job on a blocking thread: trains and stores a version.
+pub type Runner =
+    Arc<dyn Fn(&JobRecord, &JobControl) -> Result<RunOutcome, RunFailure> + Send + Sync>;
+
+/// An event on `GET /jobs/{id}/events`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum JobEvent {
+    /// One per finished epoch.
+    Epoch {
+        #[serde(flatten)]
+        report: EpochReport,
+        progress: f64,
+        eta_secs: Option<f64>,
+    },
+    /// A status change; terminal statuses end the stream.
+    Status { job: Box<JobRecord> },
+}
+
+/// Submission refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the training queue is full ({capacity} jobs waiting)")]
+    QueueFull { capacity: usize },
+    #[error("the service is shutting down")]
+    ShuttingDown,
+    #[error("job store I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Cancellation refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("job `{0}` does not exist")]
+    NotFound(String),
+    #[error("job `{id}` already ended ({status})")]
+    Finished { id: String, status: &'static str },
+}
+
+struct Live {
+    cancel: Arc<AtomicBool>,
+    events: broadcast::Sender<JobEvent>,
+    started: Option<Instant>,
+}
+
+struct Inner {
+    records: HashMap<String, JobRecord>,
+    live: HashMap<String, Live>,
+    queue: VecDeque<String>,
+}
+
+/// The job system.
+pub struct JobSystem {
+    store: JobStore,
+    root: PathBuf,
+    capacity: usize,
+    retain_finished: usize,
+    inner: Mutex<Inner>,
+    notify: Notify,
+    runner: Runner,
+    shutting_down: AtomicBool,
+    workers_alive: AtomicUsize,
+    workers: usize,
+}
+
+impl JobSystem {
+    /// Loads records from `store` (running ones become interrupted, queued
+    /// ones are queued again) and starts `workers` workers on the runtime.
+    pub fn start(
+        store: JobStore,
+        root: PathBuf,
+        workers: usize,
+        capacity: usize,
+        retain_finished: usize,
+        runner: Runner,
+    ) -> std::io::Result<Arc<JobSystem>> {
+        let mut records = HashMap::new();
+        let mut queue = VecDeque::new();
+        for mut record in store.load_all()? {
+            match record.status {
+                JobStatus::Running => {
+                    record.status = JobStatus::Interrupted;
+                    record.finished_at = Some(Utc::now());
+                    record.eta_secs = None;
+                    record.error = Some(JobError {
+                        code: "interrupted".into(),
+                        message: "the service stopped while the job was running".into(),
+                    });
+                    store.save(&record)?;
+                }
+                JobStatus::Queued => queue.push_back(record.id.clone()),
+                _ => {}
+            }
+            records.insert(record.id.clone(), record);
+        }
+        let live = queue.iter().map(|id| (id.clone(), Live::new())).collect();
+        let system = Arc::new(JobSystem {
+            store,
+            root,
+            capacity,
+            retain_finished,
+            inner: Mutex::new(Inner {
+                records,
+                live,
+                queue,
+            }),
+            notify: Notify::new(),
+            runner,
+            shutting_down: AtomicBool::new(false),
+            workers_alive: AtomicUsize::new(0),
+            workers,
+        });
+        for _ in 0..workers {
+            let s = system.clone();
+            s.workers_alive.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                s.worker().await;
+                s.workers_alive.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        Ok(system)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a new job. The record must be `queued`.
+    pub fn submit(&self, record: JobRecord) -> Result<JobRecord, SubmitError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        {
+            let mut inner = self.lock();
+            if inner.queue.len() >= self.capacity {
+                return Err(SubmitError::QueueFull {
+                    capacity: self.capacity,
+                });
+            }
+            self.store.save(&record)?;
+            inner.queue.push_back(record.id.clone());
+            inner.live.insert(record.id.clone(), Live::new());
+            inner.records.insert(record.id.clone(), record.clone());
+        }
+        self.notify.notify_one();
+        Ok(record)
+    }
+
+    /// A job's record.
+    pub fn get(&self, id: &str) -> Option<JobRecord> {
+        self.lock().records.get(id).cloned()
+    }
+
+    /// Jobs, newest first, filtered by status and model, paged.
+    pub fn list(
+        &self,
+        status: Option<JobStatus>,
+        model: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> (Vec<JobRecord>, usize) {
+        let inner = self.lock();
+        let mut matching: Vec<&JobRecord> = inner
+            .records
+            .values()
+            .filter(|r| status.is_none_or(|s| r.status == s))
+            .filter(|r| model.is_none_or(|m| r.model == m))
+            .collect();
+        matching.sort_by(|a, b| b.id.cmp(&a.id));
+        let total = matching.len();
+        let page = matching
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect();
+        (page, total)
+    }
+
+    /// Cancels a queued job at once, a running one at its next batch.
+    pub fn cancel(&self, id: &str) -> Result<JobRecord, CancelError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.records.get(id).cloned() else {
+            return Err(CancelError::NotFound(id.into()));
+        };
+        match record.status {
+            JobStatus::Queued => {
+                inner.queue.retain(|q| q != id);
+                drop(inner);
+                Ok(self.finish(id, JobStatus::Cancelled, None, None))
+            }
+            JobStatus::Running => {
+                if let Some(live) = inner.live.get(id) {
+                    live.cancel.store(true, Ordering::SeqCst);
+                }
+                Ok(record)
+            }
+            status => Err(CancelError::Finished {
+                id: id.into(),
+                status: status.as_str(),
+            }),
+        }
+    }
+
+    /// The current record and a receiver of later events; `None` if unknown.
+    /// For an ended job the receiver gets nothing.
+    pub fn subscribe(
+        &self,
+        id: &str,
+    ) -> Option<(JobRecord, Option<broadcast::Receiver<JobEvent>>)> {
+        let inner = self.lock();
+        let record = inner.records.get(id)?.clone();
+        let rx = inner.live.get(id).map(|l| l.events.subscribe());
+        Some((record, rx))
+    }
+
+    /// Jobs waiting in the queue.
+    pub fn queue_depth(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Job counts by status.
+    pub fn counts(&self) -> HashMap<JobStatus, usize> {
+        let inner = self.lock();
+        let mut counts = HashMap::new();
+        for r in inner.records.values() {
+            *counts.entry(r.status).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Whether every worker is alive.
+    pub fn healthy(&self) -> bool {
+        self.workers_alive.load(Ordering::SeqCst) == self.workers
+    }
+
+    /// Stops taking jobs; running jobs stop at their next batch and are
+    /// recorded as interrupted. Queued jobs stay queued for the next start.
+    pub fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let inner = self.lock();
+        for (id, live) in &inner.live {
+            if inner
+                .records
+                .get(id)
+                .is_some_and(|r| r.status == JobStatus::Running)
+            {
+                live.cancel.store(true, Ordering::SeqCst);
+            }
+        }
+        drop(inner);
+        self.notify.notify_waiters();
+    }
+
+    /// Waits until no job is running (after `shutdown`), up to `timeout`.
+    pub async fn drained(&self, timeout: std::time::Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let running = self
+                .lock()
+                .records
+                .values()
+                .any(|r| r.status == JobStatus::Running);
+            if !running {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn worker(self: &Arc<Self>) {
+        loop {
+            let notified = self.notify.notified();
+            if self.shutting_down.load(Ordering::SeqCst) {
+                return;
+            }
+            let next = self.lock().queue.pop_front();
+            let Some(id) = next else {
+                notified.await;
+                continue;
+            };
+            self.run(id).await;
+            // Wake another worker in case several jobs were queued at once.
+            self.notify.notify_one();
+        }
+    }
+
+    async fn run(self: &Arc<Self>, id: String) {
+        let (record, cancel) = {
+            let mut inner = self.lock();
+            let Some(record) = inner.records.get_mut(&id) else {
+                return;
+            };
+            record.status = JobStatus::Running;
+            record.started_at = Some(Utc::now());
+            let record = record.clone();
+            let live = inner.live.entry(id.clone()).or_insert_with(Live::new);
+            live.started = Some(Instant::now());
+            (record, live.cancel.clone())
+        };
+        self.persist_and_announce(&record);
+
+        let system = self.clone();
+        let job_id = id.clone();
+        let control = JobControl {
+            cancel: cancel.clone(),
+            on_epoch: Box::new(move |report| system.on_epoch(&job_id, report)),
+        };
+        let runner = self.runner.clone();
+        let span = tracing::info_span!("job", job_id = %id, model = %record.model);
+        let result = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            std::panic::catch_unwind(AssertUnwindSafe(|| runner(&record, &control)))
+        })
+        .await;
+        let interrupted = self.shutting_down.load(Ordering::SeqCst);
+        match result {
+            Ok(Ok(Ok(outcome))) => {
+                self.finish(&id, JobStatus::Succeeded, Some(outcome), None);
+            }
+            Ok(Ok(Err(RunFailure::Cancelled))) if interrupted => {
+                let error = JobError {
+                    code: "interrupted".into(),
+                    message: "the service shut down while the job was running".into(),
+                };
+                self.finish(&id, JobStatus::Interrupted, None, Some(error));
+            }
+            Ok(Ok(Err(RunFailure::Cancelled))) => {
+                self.finish(&id, JobStatus::Cancelled, None, None);
+            }
+            Ok(Ok(Err(RunFailure::Failed(error)))) => {
+                self.finish(&id, JobStatus::Failed, None, Some(error));
+            }
+            Ok(Err(panic)) => {
+                let message = panic_message(&panic);
+                tracing::error!(job_id = %id, %message, "training panicked");
+                let error = JobError {
+                    code: "training_panicked".into(),
+                    message: format!("training failed unexpectedly: {message}"),
+                };
+                self.finish(&id, JobStatus::Failed, None, Some(error));
+            }
+            Err(join) => {
+                let error = JobError {
+                    code: "training_aborted".into(),
+                    message: format!("training task ended abnormally: {join}"),
+                };
+                self.finish(&id, JobStatus::Failed, None, Some(error));
+            }
+        }
+    }
+
+    fn on_epoch(&self, id: &str, report: &EpochReport) {
+        let mut inner = self.lock();
+        let started = inner.live.get(id).and_then(|l| l.started);
+        let Some(record) = inner.records.get_mut(id) else {
+            return;
+        };
+        record.epoch = report.epoch;
+        record.history.push(report.clone());
+        record.progress = (report.epoch as f64 / record.epochs.max(1) as f64).min(1.0);
+        record.eta_secs = started.map(|s| {
+            let per_epoch = s.elapsed().as_secs_f64() / report.epoch.max(1) as f64;
+            per_epoch * record.epochs.saturating_sub(report.epoch) as f64
+        });
+        let snapshot = record.clone();
+        let event = JobEvent::Epoch {
+            report: report.clone(),
+            progress: snapshot.progress,
+            eta_secs: snapshot.eta_secs,
+        };
+        if let Some(live) = inner.live.get(id) {
+            let _ = live.events.send(event);
+        }
+        drop(inner);
+        metrics::histogram!("myelin_training_epoch_seconds")
+            .record(report.elapsed_secs / report.epoch.max(1) as f64);
+        if let Err(e) = self.store.save(&snapshot) {
+            tracing::warn!(job_id = %id, error = %e, "could not persist job progress");
+        }
+    }
+
+    fn finish(
+        &self,
+        id: &str,
+        status: JobStatus,
+        outcome: Option<RunOutcome>,
+        error: Option<JobError>,
+    ) -> JobRecord {
+        let mut inner = self.lock();
+        let Some(record) = inner.records.get_mut(id) else {
+            return JobRecord::placeholder(id);
+        };
+        record.status = status;
+        record.finished_at = Some(Utc::now());
+        record.eta_secs = None;
+        record.error = error;
+        if let Some(outcome) = outcome {
+            record.version = Some(outcome.version);
+            record.metrics = Some(outcome.metrics);
+            record.progress = 1.0;
+        }
+        let snapshot = record.clone();
+        let live = inner.live.remove(id);
+        drop(inner);
+        if let Err(e) = self.store.save(&snapshot) {
+            tracing::error!(job_id = %id, error = %e, "could not persist job result");
+        }
+        if let Some(live) = live {
+            let _ = live.events.send(JobEvent::Status {
+                job: Box::new(snapshot.clone()),
+            });
+        }
+        metrics::counter!("myelin_jobs_finished_total", "status" => status.as_str()).increment(1);
+        tracing::info!(job_id = %id, status = status.as_str(), "job ended");
+        self.prune();
+        snapshot
+    }
+
+    fn persist_and_announce(&self, record: &JobRecord) {
+        if let Err(e) = self.store.save(record) {
+            tracing::warn!(job_id = %record.id, error = %e, "could not persist job");
+        }
+        let inner = self.lock();
+        if let Some(live) = inner.live.get(&record.id) {
+            let _ = live.events.send(JobEvent::Status {
+                job: Box::new(record.clone()),
+            });
+        }
+    }
+
+    fn prune(&self) {
+        if self.retain_finished == 0 {
+            return;
+        }
+        let mut inner = self.lock();
+        let mut finished: Vec<String> = inner
+            .records
+            .values()
+            .filter(|r| r.status.is_terminal())
+            .map(|r| r.id.clone())
+            .collect();
+        if finished.len() <= self.retain_finished {
+            return;
+        }
+        finished.sort();
+        let excess = finished.len() - self.retain_finished;
+        for id in finished.into_iter().take(excess) {
+            if let Some(record) = inner.records.remove(&id) {
+                self.store.remove(&record, &self.root);
+            }
+        }
+    }
+}
+
+impl Live {
+    fn new() -> Live {
+        Live {
+            cancel: Arc::new(AtomicBool::new(false)),
+            events: broadcast::channel(256).0,
+            started: None,
+        }
+    }
+}
+
+impl JobRecord {
+    fn placeholder(id: &str) -> JobRecord {
+        JobRecord {
+            id: id.into(),
+            model: String::new(),
+            status: JobStatus::Failed,
+            progress: 0.0,
+            epoch: 0,
+            epochs: 0,
+            history: Vec::new(),
+            eta_secs: None,
+            metrics: None,
+            version: None,
+            error: None,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            request: Value::Null,
+            input: JobInput::default(),
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".into()
+    }
+}

@@ -1,0 +1,353 @@
+//! The `fit` loop: data checks, validation split, epochs, schedules, early stopping,
+//! progress reporting and cancellation.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use ndarray::{ArrayView1, ArrayView2};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::loss::Head;
+use super::mlp::{Architecture, Mlp};
+use super::optim::LrScheduler;
+use super::params::{Caps, ParamError, TrainParams};
+use super::trainer::Trainer;
+
+/// ChaCha stream for the held-out validation split.
+const SPLIT_STREAM: u64 = 1;
+/// ChaCha stream for per-epoch shuffling.
+const SHUFFLE_STREAM: u64 = 2;
+
+/// Training data. `x` is `(n, inputs)`; `y` is `(n, outputs)`: `binary` one column of
+/// values in `[0, 1]`, `multiclass` nonnegative one-hot or soft rows, `multi_label` values
+/// in `[0, 1]`, `regression` values. Optional `weights` (length `n`, finite, `>= 0`) scale
+/// each row's loss; class weights are applied by the caller through them.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainSet<'a> {
+    pub x: ArrayView2<'a, f32>,
+    pub y: ArrayView2<'a, f32>,
+    pub weights: Option<ArrayView1<'a, f32>>,
+}
+
+impl<'a> TrainSet<'a> {
+    /// Unweighted set.
+    pub fn new(x: ArrayView2<'a, f32>, y: ArrayView2<'a, f32>) -> Self {
+        TrainSet {
+            x,
+            y,
+            weights: None,
+        }
+    }
+
+    /// Row count.
+    pub fn rows(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// The same data borrowed for a shorter lifetime.
+    pub fn view(&self) -> TrainSet<'_> {
+        TrainSet {
+            x: self.x.view(),
+            y: self.y.view(),
+            weights: self.weights.as_ref().map(|w| w.view()),
+        }
+    }
+}
+
+/// Progress after one epoch. Losses are mean weighted losses `Σ wᵢ·lossᵢ / n` without the
+/// L2 penalty; `train_loss` averages the epoch's batches as they were trained.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EpochReport {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub valid_loss: Option<f64>,
+    /// Unweighted validation metric named by `metric`.
+    pub valid_metric: Option<f64>,
+    /// [`Head::metric_name`].
+    pub metric: String,
+    /// Rate used during this epoch.
+    pub learning_rate: f64,
+    /// Seconds since `fit` started.
+    pub elapsed_secs: f64,
+}
+
+/// Hooks into a running `fit`: `on_epoch` after every epoch; training stops with
+/// [`TrainError::Cancelled`] at the next batch (or epoch end) after `cancel` becomes true.
+pub struct Control<'a> {
+    pub on_epoch: &'a mut dyn FnMut(&EpochReport),
+    pub cancel: &'a AtomicBool,
+}
+
+impl<'a> Control<'a> {
+    pub fn new(on_epoch: &'a mut dyn FnMut(&EpochReport), cancel: &'a AtomicBool) -> Self {
+        Control { on_epoch, cancel }
+    }
+
+    /// No progress callback; stops only if `cancel` is set.
+    pub fn none(cancel: &'a AtomicBool) -> Self {
+        Control {
+            on_epoch: Box::leak(Box::new(|_: &EpochReport| {})),
+            cancel,
+        }
+    }
+}
+
+/// Result of a successful `fit`.
+#[derive(Clone, Debug)]
+pub struct FitOutcome {
+    pub model: Mlp,
+    /// One report per completed epoch.
+    pub history: Vec<EpochReport>,
+    /// 1-based epoch whose weights `model` holds: the best monitored loss with early
+    /// stopping, else the last epoch.
+    pub best_epoch: usize,
+    /// Whether early stopping ended training before `epochs`.
+    pub stopped_early: bool,
+}
+
+/// Why `fit` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error("training cancelled")]
+    Cancelled,
+    #[error("loss or weights became non-finite in epoch {epoch}; lower the learning rate or enable clip_grad_norm")]
+    NonFinite { epoch: usize },
+    #[error("invalid training data: {0}")]
+    Shape(String),
+}
+
+/// Trains an [`Mlp`] with architecture `(x.ncols(), params.hidden_layers, head.outputs(),
+/// params.activation, head)`, starting from `Mlp::new(arch, params.init, params.seed)`.
+///
+/// Validation uses `valid` if given, else a seeded random `validation_fraction` of `train`
+/// (none when that rounds to zero rows or leaves no training rows). The monitored loss for
+/// early stopping and `reduce_on_plateau` is the validation loss, or the training loss
+/// without validation. With `early_stopping_patience`, training stops after that many
+/// epochs without improvement by more than `min_delta`, and the best weights are
+/// restored. Regression heads use the loss inside `head`. Deterministic: the same seed and
+/// data give bit-identical weights.
+///
+/// # Errors
+/// [`TrainError::Params`] if `params` or the architecture violate `caps` (checked first);
+/// [`TrainError::Shape`] for mismatched, empty or out-of-range data;
+/// [`TrainError::Cancelled`]; [`TrainError::NonFinite`] if the loss or weights diverge.
+pub fn fit(
+    train: TrainSet,
+    valid: Option<TrainSet>,
+    head: Head,
+    params: &TrainParams,
+    caps: &Caps,
+    control: Control,
+) -> Result<FitOutcome, TrainError> {
+    let started = Instant::now();
+    params.check(caps)?;
+    let arch = Architecture {
+        inputs: train.x.ncols(),
+        hidden: params.hidden_layers.clone(),
+        outputs: head.outputs(),
+        activation: params.activation,
+        head,
+    };
+    caps.check_architecture(&arch)?;
+    check_set("train", &train, &arch)?;
+    if let Some(valid) = &valid {
+        check_set("valid", valid, &arch)?;
+    }
+    let train = train.view();
+    let valid = valid.as_ref().map(TrainSet::view);
+    let (mut train_indices, validation) = split(&train, valid, params);
+    let capacity = params.batch_size.min(train_indices.len());
+    let model = Mlp::new(&arch, params.init, params.seed);
+    let mut trainer = Trainer::from_model(model, params, capacity);
+    let mut best_layers = trainer.model().layers().to_vec();
+    let mut shuffle_rng = ChaCha8Rng::seed_from_u64(params.seed);
+    shuffle_rng.set_stream(SHUFFLE_STREAM);
+    let mut scheduler = LrScheduler::new(
+        &params.schedule,
+        params.learning_rate,
+        params.epochs,
+        params.min_delta,
+    );
+    let mut history = Vec::with_capacity(params.epochs.min(1024));
+    let mut best_loss = f64::INFINITY;
+    let mut best_epoch = 0;
+    let mut epochs_since_best = 0;
+    let mut stopped_early = false;
+    for epoch in 1..=params.epochs {
+        let learning_rate = scheduler.learning_rate(epoch - 1);
+        if params.shuffle {
+            train_indices.shuffle(&mut shuffle_rng);
+        }
+        let mut loss_sum = 0.0;
+        for batch in train_indices.chunks(capacity) {
+            if control.cancel.load(Ordering::Relaxed) {
+                return Err(TrainError::Cancelled);
+            }
+            loss_sum += trainer.step(&train, batch, learning_rate);
+        }
+        let train_loss = loss_sum / train_indices.len() as f64;
+        if !train_loss.is_finite() || !all_finite(trainer.model()) {
+            return Err(TrainError::NonFinite { epoch });
+        }
+        let evaluation = validation
+            .as_ref()
+            .map(|(set, indices)| trainer.evaluate(set, indices));
+        let valid_loss = evaluation.as_ref().map(|e| e.loss());
+        if valid_loss.is_some_and(|loss| !loss.is_finite()) {
+            return Err(TrainError::NonFinite { epoch });
+        }
+        let report = EpochReport {
+            epoch,
+            train_loss,
+            valid_loss,
+            valid_metric: evaluation.as_ref().map(|e| e.metric(&head)),
+            metric: head.metric_name().to_owned(),
+            learning_rate: f64::from(learning_rate),
+            elapsed_secs: started.elapsed().as_secs_f64(),
+        };
+        (control.on_epoch)(&report);
+        history.push(report);
+        if control.cancel.load(Ordering::Relaxed) {
+            return Err(TrainError::Cancelled);
+        }
+        let monitored = valid_loss.unwrap_or(train_loss);
+        scheduler.observe(monitored);
+        if monitored < best_loss - f64::from(params.min_delta) {
+            best_loss = monitored;
+            best_epoch = epoch;
+            epochs_since_best = 0;
+            for (saved, current) in best_layers.iter_mut().zip(trainer.model().layers()) {
+                saved.weight.assign(&current.weight);
+                saved.bias.assign(&current.bias);
+            }
+        } else {
+            epochs_since_best += 1;
+        }
+        if let Some(patience) = params.early_stopping_patience {
+            if epochs_since_best >= patience.max(1) && epoch < params.epochs {
+                stopped_early = true;
+                break;
+            }
+        }
+    }
+    let last_epoch = history.len();
+    let best_epoch = if params.early_stopping_patience.is_some() && best_epoch > 0 {
+        for (layer, saved) in trainer.layers_mut().iter_mut().zip(&best_layers) {
+            layer.weight.assign(&saved.weight);
+            layer.bias.assign(&saved.bias);
+        }
+        best_epoch
+    } else {
+        last_epoch
+    };
+    Ok(FitOutcome {
+        model: trainer.into_model(),
+        history,
+        best_epoch,
+        stopped_early,
+    })
+}
+
+type Validation<'a> = Option<(TrainSet<'a>, Vec<usize>)>;
+
+/// Training row indices and the validation rows (explicit set, or held out from `train`).
+fn split<'a>(
+    train: &TrainSet<'a>,
+    valid: Option<TrainSet<'a>>,
+    params: &TrainParams,
+) -> (Vec<usize>, Validation<'a>) {
+    let rows = train.rows();
+    if let Some(valid) = valid {
+        return (
+            (0..rows).collect(),
+            Some((valid, (0..valid.rows()).collect())),
+        );
+    }
+    let held_out = (rows as f64 * f64::from(params.validation_fraction)).round() as usize;
+    if held_out == 0 || held_out >= rows {
+        return ((0..rows).collect(), None);
+    }
+    let mut order: Vec<usize> = (0..rows).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+    rng.set_stream(SPLIT_STREAM);
+    order.shuffle(&mut rng);
+    let mut valid_indices = order[..held_out].to_vec();
+    let mut train_indices = order[held_out..].to_vec();
+    valid_indices.sort_unstable();
+    train_indices.sort_unstable();
+    (train_indices, Some((*train, valid_indices)))
+}
+
+fn all_finite(model: &Mlp) -> bool {
+    model
+        .layers()
+        .iter()
+        .all(|l| l.weight.iter().chain(l.bias.iter()).all(|v| v.is_finite()))
+}
+
+/// Checks that `set` (called `label` in messages) is non-empty, fits `arch`, has finite
+/// features, targets in the head's range, and finite nonnegative weights.
+pub(crate) fn check_set(
+    label: &str,
+    set: &TrainSet,
+    arch: &Architecture,
+) -> Result<(), TrainError> {
+    let shape = |message: String| Err(TrainError::Shape(format!("{label}: {message}")));
+    let rows = set.x.nrows();
+    if rows == 0 {
+        return shape("no rows".to_owned());
+    }
+    if set.y.nrows() != rows {
+        return shape(format!("x has {rows} rows but y has {}", set.y.nrows()));
+    }
+    if set.x.ncols() != arch.inputs {
+        return shape(format!(
+            "x has {} columns, the model expects {}",
+            set.x.ncols(),
+            arch.inputs
+        ));
+    }
+    if set.y.ncols() != arch.head.outputs() {
+        return shape(format!(
+            "y has {} columns, the {:?} head expects {}",
+            set.y.ncols(),
+            arch.head,
+            arch.head.outputs()
+        ));
+    }
+    if let Some(((r, c), v)) = set.x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return shape(format!("x[{r}, {c}] = {v} is not finite"));
+    }
+    let target_ok: fn(f32) -> bool = match arch.head {
+        Head::Binary | Head::MultiLabel { .. } => |v| (0.0..=1.0).contains(&v),
+        Head::Multiclass { .. } => |v| v.is_finite() && v >= 0.0,
+        Head::Regression { .. } => f32::is_finite,
+    };
+    if let Some(((r, c), v)) = set.y.indexed_iter().find(|(_, v)| !target_ok(**v)) {
+        let expected = match arch.head {
+            Head::Binary | Head::MultiLabel { .. } => "in [0, 1]",
+            Head::Multiclass { .. } => "finite and >= 0",
+            Head::Regression { .. } => "finite",
+        };
+        return shape(format!("y[{r}, {c}] = {v} must be {expected}"));
+    }
+    if let Some(weights) = set.weights {
+        if weights.len() != rows {
+            return shape(format!("{} weights for {rows} rows", weights.len()));
+        }
+        if let Some((i, w)) = weights
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+        {
+            return shape(format!("weights[{i}] = {w} must be finite and >= 0"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,502 @@
+//! Preallocated training buffers and the batched forward and backward passes over them.
+//!
+//! Every buffer is sized once for `capacity` rows; a batch of `rows <= capacity` uses the
+//! leading rows, so steady-state training performs no allocation of its own.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array1, Array2, ArrayView2, Zip};
+use rand::RngCore;
+use rand_chacha::ChaCha8Rng;
+
+use super::dense::Dense;
+use super::mlp::Mlp;
+use super::train::TrainSet;
+
+/// Per-layer buffers, each `(capacity, width)`.
+#[derive(Clone, Debug)]
+struct LayerBuffers {
+    /// Pre-activation `z`; for the output layer, the logits.
+    pre: Array2<f32>,
+    /// `activation(z)` for hidden layers; empty for the output layer.
+    post: Array2<f32>,
+    /// Inverted-dropout multipliers (`0` or `1/(1−p)`); empty without dropout.
+    mask: Array2<f32>,
+    /// `post · mask`, the next layer's input under dropout; empty without dropout.
+    dropped: Array2<f32>,
+    /// `∂objective/∂z`.
+    delta: Array2<f32>,
+}
+
+impl LayerBuffers {
+    fn output(&self, rows: usize, dropout: bool) -> ArrayView2<'_, f32> {
+        let source = if dropout { &self.dropped } else { &self.post };
+        source.slice(s![..rows, ..])
+    }
+}
+
+/// Dropout rate and the threshold on a uniform `u32` below which a unit is kept.
+#[derive(Clone, Copy, Debug)]
+struct DropoutConfig {
+    keep_below: u64,
+    keep_scale: f32,
+}
+
+/// Training buffers for one network shape and batch capacity.
+#[derive(Clone, Debug)]
+pub(crate) struct Workspace {
+    capacity: usize,
+    x: Array2<f32>,
+    y: Array2<f32>,
+    weights: Array1<f32>,
+    layers: Vec<LayerBuffers>,
+    dropout: Option<DropoutConfig>,
+}
+
+impl Workspace {
+    /// Buffers for `model` and batches of at most `capacity` rows, with inverted dropout of
+    /// rate `dropout` (in `[0, 1)`) on hidden activations during training passes.
+    pub(crate) fn new(model: &Mlp, capacity: usize, dropout: f32) -> Workspace {
+        let dropout = (dropout > 0.0).then(|| DropoutConfig {
+            keep_below: ((1.0 - dropout as f64) * 4_294_967_296.0) as u64,
+            keep_scale: 1.0 / (1.0 - dropout),
+        });
+        let last = model.layers.len().saturating_sub(1);
+        let layers = model
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| {
+                let full = (capacity, layer.outputs());
+                let hidden = if index < last { full } else { (0, 0) };
+                let dropped = if dropout.is_some() { hidden } else { (0, 0) };
+                LayerBuffers {
+                    pre: Array2::zeros(full),
+                    post: Array2::zeros(hidden),
+                    mask: Array2::zeros(dropped),
+                    dropped: Array2::zeros(dropped),
+                    delta: Array2::zeros(full),
+                }
+            })
+            .collect();
+        Workspace {
+            capacity,
+            x: Array2::zeros((capacity, model.inputs())),
+            y: Array2::zeros((capacity, model.outputs())),
+            weights: Array1::zeros(capacity),
+            layers,
+            dropout,
+        }
+    }
+
+    /// Maximum rows per batch.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Copies rows `indices` (at most `capacity`) of `set` into the batch buffers; rows
+    /// without sample weights get weight 1. Returns the row count.
+    pub(crate) fn load_rows(&mut self, set: &TrainSet, indices: &[usize]) -> usize {
+        let rows = indices.len().min(self.capacity);
+        let indices = &indices[..rows];
+        for (mut dst, &i) in self.x.rows_mut().into_iter().zip(indices) {
+            dst.assign(&set.x.row(i));
+        }
+        for (mut dst, &i) in self.y.rows_mut().into_iter().zip(indices) {
+            dst.assign(&set.y.row(i));
+        }
+        match set.weights {
+            Some(weights) => {
+                for (dst, &i) in self.weights.iter_mut().zip(indices) {
+                    *dst = weights[i];
+                }
+            }
+            None => self.weights.slice_mut(s![..rows]).fill(1.0),
+        }
+        rows
+    }
+
+    /// Forward pass over the first `rows` loaded rows. With `dropout_rng`, draws a fresh
+    /// dropout mask (if dropout is configured); without it, dropout is off.
+    pub(crate) fn forward(
+        &mut self,
+        model: &Mlp,
+        rows: usize,
+        dropout_rng: Option<&mut ChaCha8Rng>,
+    ) {
+        let activation = model.activation;
+        let dropout = self.dropout.filter(|_| dropout_rng.is_some());
+        let mut rng = dropout_rng;
+        let last = model.layers.len() - 1;
+        for (index, layer) in model.layers.iter().enumerate() {
+            let (before, from_here) = self.layers.split_at_mut(index);
+            let buffers = &mut from_here[0];
+            let input = match before.last() {
+                None => self.x.slice(s![..rows, ..]),
+                Some(previous) => previous.output(rows, dropout.is_some()),
+            };
+            let mut pre = buffers.pre.slice_mut(s![..rows, ..]);
+            general_mat_mul(1.0, &input, &layer.weight, 0.0, &mut pre);
+            if index == last {
+                Zip::from(pre.rows_mut()).for_each(|mut row| row += &layer.bias);
+                continue;
+            }
+            let mut post = buffers.post.slice_mut(s![..rows, ..]);
+            Zip::from(&mut pre)
+                .and(&mut post)
+                .and_broadcast(&layer.bias)
+                .for_each(|z, a, &b| {
+                    *z += b;
+                    *a = activation.apply(*z);
+                });
+            if let (Some(config), Some(rng)) = (dropout, rng.as_deref_mut()) {
+                let mut mask = buffers.mask.slice_mut(s![..rows, ..]);
+                let mut dropped = buffers.dropped.slice_mut(s![..rows, ..]);
+                Zip::from(&mut mask)
+                    .and(&mut dropped)
+                    .and(&post)
+                    .for_each(|m, d, &a| {
+                        *m = if u64::from(rng.next_u32()) < config.keep_below {
+                            config.keep_scale
+                        } else {
+                            0.0
+                        };
+                        *d = a * *m;
+                    });
+            }
+        }
+    }
+
+    /// Logits of the first `rows` rows after [`Workspace::forward`].
+    pub(crate) fn logits(&self, rows: usize) -> ArrayView2<'_, f32> {
+        self.layers[self.layers.len() - 1].pre.slice(s![..rows, ..])
+    }
+
+    /// Targets of the first `rows` loaded rows.
+    pub(crate) fn targets(&self, rows: usize) -> ArrayView2<'_, f32> {
+        self.y.slice(s![..rows, ..])
+    }
+
+    /// `Σ wᵢ·lossᵢ` over the first `rows` rows after a forward pass; no gradient.
+    pub(crate) fn loss_sum(&self, model: &Mlp, rows: usize) -> f64 {
+        model.head.batch_loss(
+            self.logits(rows),
+            self.targets(rows),
+            self.weights.slice(s![..rows]),
+            None,
+        )
+    }
+
+    /// After a forward pass with the same dropout setting, writes into `grads` the gradient
+    /// of the batch objective `Σ wᵢ·lossᵢ / rows` and returns `Σ wᵢ·lossᵢ`.
+    pub(crate) fn backward(
+        &mut self,
+        model: &Mlp,
+        rows: usize,
+        dropout_used: bool,
+        grads: &mut [Dense],
+    ) -> f64 {
+        let dropout = dropout_used && self.dropout.is_some();
+        let activation = model.activation;
+        let last = self.layers.len() - 1;
+        let loss_sum = {
+            let output = &mut self.layers[last];
+            model.head.batch_loss(
+                output.pre.slice(s![..rows, ..]),
+                self.y.slice(s![..rows, ..]),
+                self.weights.slice(s![..rows]),
+                Some((output.delta.slice_mut(s![..rows, ..]), rows)),
+            )
+        };
+        for index in (0..=last).rev() {
+            let (before, from_here) = self.layers.split_at_mut(index);
+            let delta = from_here[0].delta.slice(s![..rows, ..]);
+            let grad = &mut grads[index];
+            let input = match before.last() {
+                None => self.x.slice(s![..rows, ..]),
+                Some(previous) => previous.output(rows, dropout),
+            };
+            general_mat_mul(1.0, &input.t(), &delta, 0.0, &mut grad.weight);
+            column_sums_into(delta, &mut grad.bias);
+            let Some(previous) = before.last_mut() else {
+                continue;
+            };
+            let mut previous_delta = previous.delta.slice_mut(s![..rows, ..]);
+            general_mat_mul(
+                1.0,
+                &delta,
+                &model.layers[index].weight.t(),
+                0.0,
+                &mut previous_delta,
+            );
+            let pre = previous.pre.slice(s![..rows, ..]);
+            let post = previous.post.slice(s![..rows, ..]);
+            if dropout {
+                Zip::from(&mut previous_delta)
+                    .and(&pre)
+                    .and(&post)
+                    .and(previous.mask.slice(s![..rows, ..]))
+                    .for_each(|d, &z, &a, &m| *d *= m * activation.derivative(z, a));
+            } else {
+                Zip::from(&mut previous_delta)
+                    .and(&pre)
+                    .and(&post)
+                    .for_each(|d, &z, &a| *d *= activation.derivative(z, a));
+            }
+        }
+        loss_sum
+    }
+}
+
+fn column_sums_into(matrix: ArrayView2<f32>, sums: &mut Array1<f32>) {
+    sums.fill(0.0);
+    for row in matrix.rows() {
+        *sums += &row;
+    }
+}
+
+/// Zero-filled gradient holders shaped like `model`'s layers.
+pub(crate) fn zero_gradients(model: &Mlp) -> Vec<Dense> {
+    model
+        .layers
+        .iter()
+        .map(|l| Dense::zeros(l.inputs(), l.outputs()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::trainer::add_l2_gradient;
+    use crate::nn::{Activation, Architecture, Head, Init, RegressionLoss};
+    use ndarray::{array, Array2};
+    use rand::{Rng, SeedableRng};
+
+    const L2: f32 = 0.1;
+
+    struct Case {
+        activation: Activation,
+        head: Head,
+        y: Array2<f32>,
+        dropout: f32,
+    }
+
+    fn x() -> Array2<f32> {
+        array![
+            [0.5, -1.2, 0.3],
+            [1.5, 0.2, -0.7],
+            [-0.4, 0.9, 1.1],
+            [0.0, -0.3, 0.8],
+            [-1.3, 0.6, -0.2]
+        ]
+    }
+
+    fn row_weights() -> Array1<f32> {
+        array![1.0, 0.5, 2.0, 1.5, 0.8]
+    }
+
+    fn model(case: &Case) -> Mlp {
+        let arch = Architecture {
+            inputs: 3,
+            hidden: vec![4, 3],
+            outputs: case.head.outputs(),
+            activation: case.activation,
+            head: case.head,
+        };
+        let mut model = Mlp::new(&arch, Init::Xavier, 11);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for layer in &mut model.layers {
+            layer.bias.mapv_inplace(|_| rng.random_range(-0.5..0.5));
+            layer.weight.mapv_inplace(|w| 1.5 * w);
+        }
+        model
+    }
+
+    /// Objective `Σ wᵢ·lossᵢ / n + ½·l2·‖W‖²` under a fixed dropout mask, and its analytic gradient.
+    fn objective_and_gradient(model: &Mlp, case: &Case, want_gradient: bool) -> (f64, Vec<Dense>) {
+        let x = x();
+        let weights = row_weights();
+        let set = TrainSet {
+            x: x.view(),
+            y: case.y.view(),
+            weights: Some(weights.view()),
+        };
+        let mut workspace = Workspace::new(model, 8, case.dropout);
+        let rows = workspace.load_rows(&set, &[0, 1, 2, 3, 4]);
+        let mut rng = ChaCha8Rng::seed_from_u64(99);
+        let dropout = case.dropout > 0.0;
+        workspace.forward(model, rows, dropout.then_some(&mut rng));
+        let mut grads = zero_gradients(model);
+        let loss_sum = if want_gradient {
+            let loss_sum = workspace.backward(model, rows, dropout, &mut grads);
+            add_l2_gradient(&mut grads, &model.layers, L2);
+            loss_sum
+        } else {
+            workspace.loss_sum(model, rows)
+        };
+        let squares: f64 = model
+            .layers
+            .iter()
+            .flat_map(|l| l.weight.iter())
+            .map(|&w| f64::from(w).powi(2))
+            .sum();
+        (
+            loss_sum / rows as f64 + 0.5 * f64::from(L2) * squares,
+            grads,
+        )
+    }
+
+    /// Largest `|numeric − analytic| / (1e-3 + |numeric|)` over all parameters.
+    fn worst_gradient_error(case: &Case, corrupt: bool) -> f64 {
+        let base = model(case);
+        let (_, mut analytic) = objective_and_gradient(&base, case, true);
+        if corrupt {
+            analytic[1].weight[[2, 1]] *= 1.05;
+        }
+        let eps = 1e-2_f32;
+        let mut worst = 0.0_f64;
+        let mut largest = 0.0_f64;
+        for layer in 0..base.layers.len() {
+            let weight_count = base.layers[layer].weight.len();
+            let bias_count = base.layers[layer].bias.len();
+            for flat in 0..weight_count + bias_count {
+                let evaluate = |delta: f32| {
+                    let mut probe = base.clone();
+                    let slot = if flat < weight_count {
+                        probe.layers[layer].weight.iter_mut().nth(flat)
+                    } else {
+                        probe.layers[layer].bias.iter_mut().nth(flat - weight_count)
+                    };
+                    let value = slot.unwrap();
+                    *value += delta;
+                    objective_and_gradient(&probe, case, false).0
+                };
+                let numeric = (evaluate(eps) - evaluate(-eps)) / (2.0 * f64::from(eps));
+                let exact = if flat < weight_count {
+                    *analytic[layer].weight.iter().nth(flat).unwrap()
+                } else {
+                    analytic[layer].bias[flat - weight_count]
+                };
+                largest = largest.max(numeric.abs());
+                worst = worst.max((numeric - f64::from(exact)).abs() / (1e-3 + numeric.abs()));
+            }
+        }
+        assert!(
+            largest > 0.05,
+            "gradients too small to be informative: {largest}"
+        );
+        worst
+    }
+
+    fn assert_gradient_matches(case: Case) {
+        let worst = worst_gradient_error(&case, false);
+        assert!(
+            worst < 0.02,
+            "{:?} / {:?} / dropout {}: relative gradient error {worst}",
+            case.activation,
+            case.head,
+            case.dropout
+        );
+        let corrupted = worst_gradient_error(&case, true);
+        assert!(corrupted > 0.04, "checker missed a 5% error: {corrupted}");
+    }
+
+    fn binary_targets() -> Array2<f32> {
+        array![[1.0], [0.0], [0.3], [1.0], [0.0]]
+    }
+
+    #[test]
+    fn gradient_check_every_activation() {
+        for activation in Activation::ALL {
+            assert_gradient_matches(Case {
+                activation,
+                head: Head::Binary,
+                y: binary_targets(),
+                dropout: 0.0,
+            });
+        }
+    }
+
+    #[test]
+    fn gradient_check_every_head() {
+        let regression = |loss| Head::Regression { outputs: 2, loss };
+        let values = array![
+            [1.0, -2.0],
+            [0.5, 0.2],
+            [-0.7, 1.5],
+            [2.0, 0.0],
+            [0.1, -0.4]
+        ];
+        let cases = [
+            (Head::Binary, binary_targets()),
+            (
+                Head::Multiclass { classes: 3 },
+                array![
+                    [1.0, 0.0, 0.0],
+                    [0.2, 0.5, 0.3],
+                    [0.0, 0.0, 2.0],
+                    [0.0, 1.0, 0.0],
+                    [0.6, 0.0, 0.6]
+                ],
+            ),
+            (
+                Head::MultiLabel { labels: 2 },
+                array![[1.0, 0.0], [0.5, 1.0], [0.0, 0.0], [1.0, 1.0], [0.2, 0.9]],
+            ),
+            (regression(RegressionLoss::Mse), values.clone()),
+            (regression(RegressionLoss::Huber { delta: 0.8 }), values),
+        ];
+        for (head, y) in cases {
+            assert_gradient_matches(Case {
+                activation: Activation::Tanh,
+                head,
+                y,
+                dropout: 0.0,
+            });
+        }
+    }
+
+    #[test]
+    fn gradient_check_with_fixed_dropout_mask() {
+        assert_gradient_matches(Case {
+            activation: Activation::Sigmoid,
+            head: Head::Multiclass { classes: 3 },
+            y: array![
+                [1.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0],
+                [0.0, 0.0, 1.0],
+                [0.0, 1.0, 0.0],
+                [1.0, 0.0, 0.0]
+            ],
+            dropout: 0.4,
+        });
+    }
+
+    #[test]
+    fn dropout_mask_zeroes_and_rescales_units() {
+        let case = Case {
+            activation: Activation::Identity,
+            head: Head::Binary,
+            y: binary_targets(),
+            dropout: 0.5,
+        };
+        let model = model(&case);
+        let x = x();
+        let set = TrainSet::new(x.view(), case.y.view());
+        let mut workspace = Workspace::new(&model, 5, 0.5);
+        let rows = workspace.load_rows(&set, &[0, 1, 2, 3, 4]);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        workspace.forward(&model, rows, Some(&mut rng));
+        let first = &workspace.layers[0];
+        let dropped = first.mask.iter().filter(|&&m| m == 0.0).count();
+        assert!(dropped > 0 && dropped < first.mask.len());
+        assert!(first.mask.iter().all(|&m| m == 0.0 || m == 2.0));
+        Zip::from(&first.dropped)
+            .and(&first.post)
+            .and(&first.mask)
+            .for_each(|&d, &a, &m| assert_eq!(d, a * m));
+        let with_dropout = workspace.logits(rows).to_owned();
+        workspace.forward(&model, rows, None);
+        assert_eq!(workspace.logits(rows), model.logits(x.view()));
+        assert_ne!(workspace.logits(rows), with_dropout);
+    }
+}

@@ -1,0 +1,106 @@
+//! Use cases the routes call: submit a training job, resolve and load a
+//! model version, predict, manage datasets. Owns the shared [`AppState`].
+
+pub mod datasets;
+pub mod predict;
+pub mod training;
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::Settings;
+use crate::data::Fingerprint;
+use crate::jobs::{JobStore, JobSystem};
+use crate::registry::{ModelCard, ModelSpec, Registry, FORMAT_VERSION};
+use crate::tabular::{TrainSpec, TrainedModel};
+
+pub use datasets::DatasetStore;
+
+/// Shared state of the running service.
+pub struct AppState {
+    pub settings: Settings,
+    pub registry: Arc<Registry>,
+    pub jobs: Arc<JobSystem>,
+    pub datasets: Arc<DatasetStore>,
+    pub metrics: PrometheusHandle,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the model store at {path}: {reason}")]
+    Store { path: String, reason: String },
+}
+
+impl AppState {
+    /// Opens the store, loads job records and starts the workers. Must run
+    /// inside a tokio runtime.
+    pub fn start(
+        settings: Settings,
+        metrics: PrometheusHandle,
+    ) -> Result<Arc<AppState>, StartError> {
+        let root = settings.store.path.clone();
+        let store_err = |reason: String| StartError::Store {
+            path: root.display().to_string(),
+            reason,
+        };
+        let registry = Arc::new(
+            Registry::open(
+                &root,
+                settings.store.retain_versions,
+                settings.store.cache_capacity,
+            )
+            .map_err(|e| store_err(e.to_string()))?,
+        );
+        let datasets = Arc::new(DatasetStore::open(&root).map_err(|e| store_err(e.to_string()))?);
+        let job_store = JobStore::open(&root).map_err(|e| store_err(e.to_string()))?;
+        let runner = training::runner(registry.clone(), root.clone(), settings.clone());
+        let jobs = JobSystem::start(
+            job_store,
+            root.clone(),
+            settings.jobs.workers,
+            settings.jobs.queue_capacity,
+            settings.jobs.retain_finished,
+            runner,
+        )
+        .map_err(|e| store_err(e.to_string()))?;
+        Ok(Arc::new(AppState {
+            settings,
+            registry,
+            jobs,
+            datasets,
+            metrics,
+        }))
+    }
+}
+
+/// The model card of a freshly trained tabular model.
+pub fn card_for(
+    name: &str,
+    trained: &TrainedModel,
+    spec: &TrainSpec,
+    fingerprint: Fingerprint,
+    job_id: Option<String>,
+) -> ModelCard {
+    ModelCard {
+        format: FORMAT_VERSION,
+        name: name.to_string(),
+        version: 0,
+        created_at: chrono::Utc::now(),
+        task: match trained.model.encoder.task() {
+            crate::data::Task::Classification => "classification".into(),
+            crate::data::Task::Regression => "regression".into(),
+        },
+        spec: ModelSpec::Tabular(trained.model.spec()),
+        architecture: trained.model.mlp.architecture(),
+        params: spec.params.clone(),
+        metrics: trained.metrics.clone(),
+        history: trained.history.clone(),
+        best_epoch: trained.best_epoch,
+        schema: trained.schema.clone(),
+        fingerprint,
+        timing: trained.timing.clone(),
+        job_id,
+    }
+}

@@ -1,0 +1,116 @@
+//! The prediction use case: resolve the version, load it (once), predict on
+//! raw records — small batches on the request task, large ones off it.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::AppState;
+use crate::registry::{LoadedModel, RegistryError, ServingModel};
+use crate::tabular::{InstanceError, Prediction};
+
+/// A prediction answer.
+#[derive(Debug)]
+pub struct PredictOutput {
+    pub model: String,
+    pub version: u32,
+    pub predictions: Vec<Prediction>,
+    pub ignored_fields: Vec<String>,
+}
+
+/// Why a prediction request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Instance(#[from] InstanceError),
+    #[error("`instances` has {found} items; the limit is {limit}")]
+    TooManyInstances { found: usize, limit: usize },
+    #[error("`instances` is empty")]
+    NoInstances,
+    #[error("give either `version` or `alias`, not both")]
+    VersionAndAlias,
+    #[error("prediction task failed: {0}")]
+    Internal(String),
+}
+
+/// Which version to serve.
+#[derive(Debug, Default, Clone)]
+pub struct VersionSelector {
+    pub version: Option<u32>,
+    pub alias: Option<String>,
+}
+
+/// Resolves and loads the version to serve; loading runs on the blocking pool.
+pub async fn resolve_and_load(
+    state: &AppState,
+    model: &str,
+    selector: &VersionSelector,
+) -> Result<Arc<LoadedModel>, PredictError> {
+    let version = match (&selector.version, &selector.alias) {
+        (Some(_), Some(_)) => return Err(PredictError::VersionAndAlias),
+        (_, Some(alias)) => state.registry.resolve_alias(model, alias)?,
+        (version, None) => state.registry.resolve(model, *version)?,
+    };
+    if let Some(loaded) = state.registry.cached(model, version) {
+        return Ok(loaded);
+    }
+    let registry = state.registry.clone();
+    let name = model.to_string();
+    let loaded = tokio::task::spawn_blocking(move || registry.load(&name, version))
+        .await
+        .map_err(|e| PredictError::Internal(e.to_string()))??;
+    metrics::gauge!("myelin_loaded_models").set(state.registry.loaded_count() as f64);
+    Ok(loaded)
+}
+
+/// Predicts `instances` with the resolved version of `model`.
+pub async fn predict(
+    state: &AppState,
+    model: &str,
+    selector: &VersionSelector,
+    instances: Vec<Map<String, Value>>,
+) -> Result<PredictOutput, PredictError> {
+    let limit = state.settings.limits.max_instances;
+    if instances.is_empty() {
+        return Err(PredictError::NoInstances);
+    }
+    if instances.len() > limit {
+        return Err(PredictError::TooManyInstances {
+            found: instances.len(),
+            limit,
+        });
+    }
+    let loaded = resolve_and_load(state, model, selector).await?;
+    let version = loaded.card.version;
+    let batch = if instances.len() <= state.settings.limits.inline_predict_instances {
+        run(&loaded, &instances)?
+    } else {
+        let loaded = loaded.clone();
+        tokio::task::spawn_blocking(move || run(&loaded, &instances))
+            .await
+            .map_err(|e| PredictError::Internal(e.to_string()))??
+    };
+    metrics::counter!(
+        "myelin_predictions_total",
+        "model" => model.to_string(),
+        "version" => version.to_string()
+    )
+    .increment(batch.predictions.len() as u64);
+    Ok(PredictOutput {
+        model: model.to_string(),
+        version,
+        predictions: batch.predictions,
+        ignored_fields: batch.ignored_fields,
+    })
+}
+
+fn run(
+    loaded: &LoadedModel,
+    instances: &[Map<String, Value>],
+) -> Result<crate::tabular::PredictionBatch, PredictError> {
+    match &loaded.model {
+        ServingModel::Tabular(model) => Ok(model.predict_records(instances)?),
+    }
+}

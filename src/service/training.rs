@@ -1,0 +1,285 @@
+//! Submitting training jobs and running them: the request is checked before
+//! it is queued, its data is written to the store so a restart can run it,
+//! and the runner trains and writes a new version.
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::Settings;
+use crate::data::{self, ColumnKind, DataError, ReadLimits, Table, Task};
+use crate::jobs::{
+    JobControl, JobError, JobInput, JobRecord, JobStatus, RunFailure, RunOutcome, Runner,
+};
+use crate::nn::{Control, TrainError, TrainParams};
+use crate::registry::{check_name, fsops, weights_bytes, Registry};
+use crate::tabular::{self, ClassWeight, TabularError, TrainSpec};
+
+use super::AppState;
+
+/// What to train, without the data. Stored in the job record.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Model name; each successful job adds a version.
+    pub model: String,
+    /// Column to predict.
+    pub target: String,
+    /// `classification` or `regression`; inferred from the target when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub task: Option<Task>,
+    /// Column kind overrides: column → numeric | boolean | categorical | text | identifier.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub columns: BTreeMap<String, ColumnKind>,
+    /// Columns never used as features.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// Training parameters (see the README); every key is optional.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub params: TrainParams,
+    /// `none`, `balanced`, or a weight per label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weight: Option<ClassWeight>,
+    /// Where the data came from: `rows`, `csv`, `body` or `dataset:<id>`.
+    #[serde(default)]
+    pub source: String,
+}
+
+impl JobSpec {
+    fn train_spec(&self) -> TrainSpec {
+        TrainSpec {
+            target: self.target.clone(),
+            task: self.task,
+            overrides: self.columns.clone(),
+            ignore: self.ignore.clone(),
+            params: self.params.clone(),
+            pipeline: Default::default(),
+            class_weight: self.class_weight.clone(),
+        }
+    }
+}
+
+/// The data of a training request.
+pub enum TrainData {
+    /// Inline JSON objects.
+    Rows(Vec<Map<String, Value>>),
+    /// CSV text (inline field or request body).
+    Csv(Vec<u8>),
+    /// NDJSON request body.
+    Ndjson(Vec<u8>),
+    /// An uploaded dataset id.
+    Dataset(String),
+}
+
+/// Why a training request was refused before queuing.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitTrainError {
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("dataset `{0}` does not exist")]
+    DatasetNotFound(String),
+    #[error(transparent)]
+    Submit(#[from] crate::jobs::SubmitError),
+}
+
+fn invalid(code: &'static str, message: impl Into<String>) -> SubmitTrainError {
+    SubmitTrainError::Invalid {
+        code,
+        message: message.into(),
+    }
+}
+
+impl From<TabularError> for SubmitTrainError {
+    fn from(e: TabularError) -> Self {
+        invalid(e.code(), e.to_string())
+    }
+}
+
+impl From<DataError> for SubmitTrainError {
+    fn from(e: DataError) -> Self {
+        invalid(e.code(), e.to_string())
+    }
+}
+
+/// Checks a training request and queues it. Returns the queued job.
+pub fn submit(
+    state: &AppState,
+    mut spec: JobSpec,
+    data: TrainData,
+) -> Result<JobRecord, SubmitTrainError> {
+    check_name("model name", &spec.model).map_err(|e| invalid("invalid_name", e.to_string()))?;
+    let caps = &state.settings.training;
+    let limits = state.settings.read_limits();
+    let id = uuid::Uuid::now_v7().to_string();
+    let root = state.settings.store.path.clone();
+    let train_spec = spec.train_spec();
+    let input = match data {
+        TrainData::Dataset(dataset_id) => {
+            let meta = state
+                .datasets
+                .get(&dataset_id)
+                .ok_or_else(|| SubmitTrainError::DatasetNotFound(dataset_id.clone()))?;
+            let sample = state.datasets.sample(&meta, &limits)?;
+            tabular::precheck(&sample, &train_spec, caps)?;
+            spec.source = format!("dataset:{dataset_id}");
+            JobInput {
+                path: state.datasets.relative_path(&meta),
+                format: meta.format.clone(),
+                owned: false,
+            }
+        }
+        other => {
+            let (table, bytes, format, source) = match other {
+                TrainData::Rows(rows) => {
+                    let table = data::table_from_records(&rows, &limits)?;
+                    let mut bytes = Vec::new();
+                    for row in &rows {
+                        serde_json::to_writer(&mut bytes, row)
+                            .map_err(|e| invalid("invalid_body", e.to_string()))?;
+                        bytes.push(b'\n');
+                    }
+                    (table, bytes, "ndjson", "rows")
+                }
+                TrainData::Csv(bytes) => {
+                    (data::read_csv(&bytes[..], &limits)?, bytes, "csv", "csv")
+                }
+                TrainData::Ndjson(bytes) => (
+                    data::read_ndjson(BufReader::new(&bytes[..]), &limits)?,
+                    bytes,
+                    "ndjson",
+                    "body",
+                ),
+                TrainData::Dataset(_) => unreachable!("handled above"),
+            };
+            if table.rows() == 0 {
+                return Err(invalid("empty_dataset", "the dataset has no rows"));
+            }
+            tabular::precheck(&table, &train_spec, caps)?;
+            spec.source = source.to_string();
+            let relative = format!("_jobs/{id}-input.{format}");
+            fsops::write_atomic(&root.join(&relative), &bytes).map_err(|e| {
+                invalid(
+                    "store_write_failed",
+                    format!("could not store the job input: {e}"),
+                )
+            })?;
+            JobInput {
+                path: relative,
+                format: format.to_string(),
+                owned: true,
+            }
+        }
+    };
+    let record = JobRecord {
+        id: id.clone(),
+        model: spec.model.clone(),
+        status: JobStatus::Queued,
+        progress: 0.0,
+        epoch: 0,
+        epochs: spec.params.epochs,
+        history: Vec::new(),
+        eta_secs: None,
+        metrics: None,
+        version: None,
+        error: None,
+        created_at: chrono::Utc::now(),
+        started_at: None,
+        finished_at: None,
+        request: serde_json::to_value(&spec).unwrap_or(Value::Null),
+        input: input.clone(),
+    };
+    state.jobs.submit(record).map_err(|e| {
+        if input.owned {
+            let _ = std::fs::remove_file(root.join(&input.path));
+        }
+        SubmitTrainError::Submit(e)
+    })
+}
+
+/// Reads a job input file.
+pub fn read_input(
+    root: &Path,
+    input: &JobInput,
+    limits: &ReadLimits,
+) -> Result<(Table, Vec<u8>), DataError> {
+    let path = root.join(&input.path);
+    let bytes = std::fs::read(&path).map_err(|e| DataError::Io {
+        reason: format!("{}: {e}", path.display()),
+    })?;
+    let table = match input.format.as_str() {
+        "ndjson" => data::read_ndjson(BufReader::new(&bytes[..]), limits)?,
+        "json" => data::read_json_rows(&bytes, limits)?,
+        _ => data::read_csv(&bytes[..], limits)?,
+    };
+    Ok((table, bytes))
+}
+
+/// The runner the job system calls on a blocking thread.
+pub fn runner(registry: Arc<Registry>, root: PathBuf, settings: Settings) -> Runner {
+    Arc::new(move |record: &JobRecord, control: &JobControl| {
+        run_job(&registry, &root, &settings, record, control)
+    })
+}
+
+fn failed(code: &str, message: impl Into<String>) -> RunFailure {
+    RunFailure::Failed(JobError {
+        code: code.to_string(),
+        message: message.into(),
+    })
+}
+
+fn run_job(
+    registry: &Registry,
+    root: &Path,
+    settings: &Settings,
+    record: &JobRecord,
+    control: &JobControl,
+) -> Result<RunOutcome, RunFailure> {
+    let spec: JobSpec = serde_json::from_value(record.request.clone())
+        .map_err(|e| failed("invalid_job", format!("unreadable job request: {e}")))?;
+    let (table, bytes) = read_input(root, &record.input, &settings.read_limits())
+        .map_err(|e| failed(e.code(), e.to_string()))?;
+    let train_spec = spec.train_spec();
+    let mut on_epoch = |r: &crate::nn::EpochReport| control.epoch(r);
+    let trained = tabular::train(
+        &table,
+        &train_spec,
+        &settings.training,
+        Control {
+            on_epoch: &mut on_epoch,
+            cancel: &control.cancel,
+        },
+    )
+    .map_err(|e| match e {
+        TabularError::Train(TrainError::Cancelled) => RunFailure::Cancelled,
+        other => failed(other.code(), other.to_string()),
+    })?;
+    if control.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(RunFailure::Cancelled);
+    }
+    let fingerprint = data::fingerprint(&bytes, table.rows(), table.columns.len());
+    let card = super::card_for(
+        &spec.model,
+        &trained,
+        &train_spec,
+        fingerprint,
+        Some(record.id.clone()),
+    );
+    let weights = weights_bytes(&trained.model.mlp)
+        .map_err(|e| failed("store_write_failed", e.to_string()))?;
+    let version = registry.save(&card, &weights).map_err(|e| {
+        failed(
+            "store_write_failed",
+            format!("could not write the model version: {e}"),
+        )
+    })?;
+    let metrics = serde_json::to_value(&trained.metrics).unwrap_or(Value::Null);
+    Ok(RunOutcome { version, metrics })
+}

@@ -1,0 +1,104 @@
+//! Building and running the application: bind, serve, shut down gracefully.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::service::AppState;
+
+/// A bound, ready-to-run application.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Opens the store, starts the workers and binds the port (0 picks a free one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let state = AppState::start(settings, crate::telemetry::metrics_handle())?;
+        let address = format!(
+            "{}:{}",
+            state.settings.server.host, state.settings.server.port
+        );
+        let listener = TcpListener::bind(&address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+        Ok(Application { listener, state })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (tests use it to inspect the app).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets
+    /// in-flight requests finish and marks running jobs interrupted.
+    pub async fn run_until<F>(self, shutdown: F) -> anyhow::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let state = self.state.clone();
+        let app = crate::api::router(self.state.clone());
+        let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
+        let jobs = state.jobs.clone();
+        tracing::info!(address = %self.listener.local_addr()?, store = %state.settings.store.path.display(), "serving");
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight requests and stopping training");
+                jobs.shutdown();
+            })
+            .await?;
+        state.jobs.shutdown();
+        state.jobs.drained(grace).await;
+        Ok(())
+    }
+
+    /// Serves until SIGTERM or ctrl-c.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+/// `myelin serve`: loads settings, starts logging, serves until stopped.
+pub fn serve_blocking(config: Option<&Path>) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    crate::telemetry::init_logging(&settings.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let app = Application::build(settings).await?;
+        app.run_until_stopped().await
+    })
+}

@@ -1,0 +1,83 @@
+//! Tabular models: the fitted feature pipeline, the target encoding and the
+//! MLP together — trained from a raw table, predicting on raw records.
+
+mod evaluate;
+mod predict;
+mod train;
+
+pub use evaluate::{evaluate, Metrics};
+pub use predict::{InstanceError, Prediction, PredictionBatch};
+pub use train::{
+    precheck, train, ClassWeight, ClassWeightMode, TabularError, TrainSpec, TrainedModel,
+    TrainingTiming,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{FeaturePipeline, TargetEncoder};
+use crate::nn::Mlp;
+
+/// A trained tabular model: raw record -> features -> MLP -> decoded output.
+#[derive(Debug)]
+pub struct TabularModel {
+    /// The target column the model predicts.
+    pub target: String,
+    /// Fitted on the training split only.
+    pub pipeline: FeaturePipeline,
+    /// Label vocabulary or regression scaling.
+    pub encoder: TargetEncoder,
+    /// The network; its inputs equal `pipeline.width()`.
+    pub mlp: Mlp,
+}
+
+/// The serializable part of a tabular model (everything but the weights).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TabularSpec {
+    pub target: String,
+    pub pipeline: FeaturePipeline,
+    pub target_encoder: TargetEncoder,
+}
+
+impl TabularModel {
+    /// The part of the model that goes into `model.json`.
+    pub fn spec(&self) -> TabularSpec {
+        TabularSpec {
+            target: self.target.clone(),
+            pipeline: self.pipeline.clone(),
+            target_encoder: self.encoder.clone(),
+        }
+    }
+
+    /// Rebuilds a model from its spec and network.
+    pub fn from_parts(spec: TabularSpec, mlp: Mlp) -> Result<TabularModel, String> {
+        if mlp.inputs() != spec.pipeline.width() {
+            return Err(format!(
+                "network takes {} inputs but the pipeline produces {}",
+                mlp.inputs(),
+                spec.pipeline.width()
+            ));
+        }
+        let expected = expected_outputs(&spec.target_encoder);
+        if mlp.outputs() != expected {
+            return Err(format!(
+                "network has {} outputs but the target encoding needs {expected}",
+                mlp.outputs()
+            ));
+        }
+        Ok(TabularModel {
+            target: spec.target,
+            pipeline: spec.pipeline,
+            encoder: spec.target_encoder,
+            mlp,
+        })
+    }
+}
+
+/// Outputs the network needs for a target encoding.
+pub(crate) fn expected_outputs(encoder: &TargetEncoder) -> usize {
+    match encoder.classes() {
+        0 => 1,
+        2 => 1,
+        k => k,
+    }
+}

@@ -1,0 +1,126 @@
+//! Predicting on raw JSON records.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use ndarray::Array2;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::evaluate::argmax;
+use super::TabularModel;
+use crate::data::{RecordError, Task};
+use crate::nn::InferenceScratch;
+
+/// One prediction: a label with class probabilities, or a value.
+#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Prediction {
+    /// Classification: the most probable label and every label's probability.
+    Class {
+        label: String,
+        probabilities: BTreeMap<String, f32>,
+    },
+    /// Regression: the predicted value in target units.
+    Value { value: f64 },
+}
+
+/// A batch of predictions.
+#[derive(Debug)]
+pub struct PredictionBatch {
+    pub predictions: Vec<Prediction>,
+    /// Record fields the model does not use, over all records, sorted.
+    pub ignored_fields: Vec<String>,
+}
+
+/// A record the model could not read: its index and why.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("instance {index}: {error}")]
+pub struct InstanceError {
+    pub index: usize,
+    pub error: RecordError,
+}
+
+thread_local! {
+    static BUFFERS: RefCell<(Vec<f32>, InferenceScratch, Vec<f32>)> =
+        RefCell::new((Vec::new(), InferenceScratch::default(), Vec::new()));
+}
+
+impl TabularModel {
+    /// Predicts every record; the first unreadable record fails the batch.
+    pub fn predict_records(
+        &self,
+        records: &[Map<String, Value>],
+    ) -> Result<PredictionBatch, InstanceError> {
+        let width = self.pipeline.width();
+        let outputs = self.mlp.outputs();
+        let n = records.len();
+        let mut ignored: Vec<String> = Vec::new();
+        BUFFERS.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (features, scratch, out) = &mut *guard;
+            features.clear();
+            features.resize(n * width, 0.0);
+            for (index, record) in records.iter().enumerate() {
+                self.pipeline
+                    .transform_record(record, &mut features[index * width..(index + 1) * width])
+                    .map_err(|error| InstanceError { index, error })?;
+                for field in self.pipeline.unknown_fields(record) {
+                    if !ignored.iter().any(|f| f == field) {
+                        ignored.push(field.to_string());
+                    }
+                }
+            }
+            out.clear();
+            out.resize(n * outputs, 0.0);
+            let x = ndarray::ArrayView2::from_shape((n, width), &features[..])
+                .map_err(|_| unreachable_shape())?;
+            let y = ndarray::ArrayViewMut2::from_shape((n, outputs), &mut out[..])
+                .map_err(|_| unreachable_shape())?;
+            self.mlp.predict_into(x, scratch, y);
+            let predictions = (0..n)
+                .map(|i| self.decode(&out[i * outputs..(i + 1) * outputs]))
+                .collect();
+            ignored.sort();
+            Ok(PredictionBatch {
+                predictions,
+                ignored_fields: ignored,
+            })
+        })
+    }
+
+    /// Head outputs for a feature matrix (n, width).
+    pub fn predict_features(&self, x: ndarray::ArrayView2<f32>) -> Array2<f32> {
+        self.mlp.predict(x)
+    }
+
+    fn decode(&self, out: &[f32]) -> Prediction {
+        match self.encoder.task() {
+            Task::Regression => Prediction::Value {
+                value: self.encoder.decode_value(out[0]),
+            },
+            Task::Classification => {
+                let labels = self.encoder.labels();
+                let probabilities: Vec<f32> = if labels.len() == 2 && out.len() == 1 {
+                    vec![1.0 - out[0], out[0]]
+                } else {
+                    out.to_vec()
+                };
+                let best = argmax(&probabilities);
+                Prediction::Class {
+                    label: labels[best].clone(),
+                    probabilities: labels.iter().cloned().zip(probabilities).collect(),
+                }
+            }
+        }
+    }
+}
+
+fn unreachable_shape() -> InstanceError {
+    InstanceError {
+        index: 0,
+        error: RecordError::MissingField {
+            field: "<internal shape error>".into(),
+        },
+    }
+}
