@@ -35,6 +35,34 @@ pub enum Command {
     Eval(EvalArgs),
     /// Print the OpenAPI document.
     Openapi,
+    /// Exit 0 when the local server answers GET /healthz (for container health checks).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HealthcheckArgs {
+    /// Settings file, to find the port (environment variables apply too).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// `myelin healthcheck`: GET /healthz on the configured port of 127.0.0.1.
+pub fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
+    use std::io::Read;
+    use std::time::Duration;
+    let settings = crate::config::Settings::load(args.config.as_deref())?;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], settings.server.port));
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))
+        .with_context(|| format!("connecting to {address}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    if response.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        bail!("unhealthy: {}", response.lines().next().unwrap_or("no answer"))
+    }
 }
 
 #[derive(Args, Debug, Default)]

@@ -157,3 +157,13 @@ mod tests {
         assert_eq!(reader.fingerprint(table.rows(), table.columns.len()), fp);
     }
 }
+#[cfg(test)]
+mod probe {
+    #[test]
+    fn probe() {
+        for seed in 0..6 {
+            eprintln!("{seed}: {:?}", super::train_test_split(10, 0.3, seed).1);
+        }
+        eprintln!("42: {:?}", super::train_test_split(10, 0.3, 42).1);
+    }
+}

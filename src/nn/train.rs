@@ -351,3 +351,7 @@ pub(crate) fn check_set(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "train_tests.rs"]
+mod tests;

@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t myelin .
+# Run:   docker run -p 8080:8080 -v myelin-models:/models myelin
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY config ./config
+COPY benches ./benches
+COPY tests ./tests
+RUN RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release --locked --target x86_64-unknown-linux-gnu \
+ && cp target/x86_64-unknown-linux-gnu/release/myelin /myelin \
+ && mkdir -p /models-empty
+
+FROM scratch
+COPY --from=build /myelin /myelin
+COPY --from=build --chown=10001:10001 /models-empty /models
+USER 10001:10001
+ENV MYELIN_SERVER__HOST=0.0.0.0 \
+    MYELIN_SERVER__PORT=8080 \
+    MYELIN_STORE__PATH=/models \
+    MYELIN_LOG__FORMAT=json
+VOLUME ["/models"]
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["/myelin", "healthcheck"]
+ENTRYPOINT ["/myelin"]
+CMD ["serve"]

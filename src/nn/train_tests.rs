@@ -1,0 +1,685 @@
+//! Behavioural tests of `fit`: convergence, determinism, early stopping, control hooks,
+//! optimizers, schedules, regularisation and data validation.
+
+use super::*;
+use crate::nn::trainer::Trainer;
+use crate::nn::{Activation, OptimizerKind, RegressionLoss, Schedule};
+use ndarray::{array, Array1, Array2};
+use rand::{Rng, SeedableRng};
+
+fn never() -> AtomicBool {
+    AtomicBool::new(false)
+}
+
+fn quiet_params() -> TrainParams {
+    TrainParams {
+        validation_fraction: 0.0,
+        early_stopping_patience: None,
+        ..TrainParams::default()
+    }
+}
+
+/// Two noisy Gaussian-ish blobs in 4 dimensions with binary labels.
+fn blobs(rows: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut x = Array2::zeros((rows, 4));
+    let mut y = Array2::zeros((rows, 1));
+    for r in 0..rows {
+        let label = r % 2;
+        y[[r, 0]] = label as f32;
+        for c in 0..4 {
+            let centre = if label == 1 { 0.8 } else { -0.8 };
+            x[[r, c]] = centre + rng.random_range(-1.2..1.2);
+        }
+    }
+    (x, y)
+}
+
+fn noise_regression(rows: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = Array2::from_shape_fn((rows, 3), |_| rng.random_range(-1.0..1.0));
+    let y = Array2::from_shape_fn((rows, 1), |_| rng.random_range(-1.0..1.0));
+    (x, y)
+}
+
+fn fit_quiet(set: TrainSet, head: Head, params: &TrainParams) -> Result<FitOutcome, TrainError> {
+    let cancel = never();
+    fit(
+        set,
+        None,
+        head,
+        params,
+        &Caps::default(),
+        Control::none(&cancel),
+    )
+}
+
+fn parameter_vector(model: &Mlp) -> Vec<f32> {
+    model.tensors().into_iter().flat_map(|t| t.data).collect()
+}
+
+fn distance(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| f64::from(p - q).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+#[test]
+fn single_sigmoid_unit_learns_constant_positive() {
+    let x = array![[0.0_f32, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]];
+    let y = array![[1.0_f32], [1.0], [1.0], [1.0]];
+    let params = TrainParams {
+        hidden_layers: vec![],
+        learning_rate: 0.1,
+        epochs: 300,
+        batch_size: 4,
+        ..quiet_params()
+    };
+    let outcome = fit_quiet(TrainSet::new(x.view(), y.view()), Head::Binary, &params).unwrap();
+    assert_eq!(outcome.model.parameter_count(), 3);
+    let predictions = outcome.model.predict(x.view());
+    assert!(predictions.iter().all(|&p| p > 0.99), "{predictions:?}");
+}
+
+#[test]
+fn xor_is_learned_exactly() {
+    let x = array![[0.0_f32, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
+    let y = array![[0.0_f32], [1.0], [1.0], [0.0]];
+    let params = TrainParams {
+        hidden_layers: vec![8],
+        activation: Activation::Tanh,
+        learning_rate: 0.05,
+        epochs: 400,
+        batch_size: 4,
+        ..quiet_params()
+    };
+    let outcome = fit_quiet(TrainSet::new(x.view(), y.view()), Head::Binary, &params).unwrap();
+    let predictions = outcome.model.predict(x.view());
+    for (p, t) in predictions.iter().zip(y.iter()) {
+        assert_eq!(*p > 0.5, *t > 0.5, "{predictions:?}");
+    }
+    let last = outcome.history.last().unwrap();
+    assert!(last.train_loss < 0.1, "{}", last.train_loss);
+}
+
+#[test]
+fn same_seed_is_bit_identical_and_other_seed_differs() {
+    let (x, y) = blobs(120, 1);
+    let params = TrainParams {
+        hidden_layers: vec![16, 8],
+        dropout: 0.2,
+        epochs: 4,
+        batch_size: 32,
+        validation_fraction: 0.2,
+        ..TrainParams::default()
+    };
+    let run = |seed| {
+        let params = TrainParams {
+            seed,
+            ..params.clone()
+        };
+        let outcome = fit_quiet(TrainSet::new(x.view(), y.view()), Head::Binary, &params).unwrap();
+        parameter_vector(&outcome.model)
+    };
+    let first = run(7);
+    let second = run(7);
+    assert!(first
+        .iter()
+        .zip(&second)
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert_ne!(first, run(8));
+}
+
+#[test]
+fn early_stopping_restores_best_weights() {
+    let (x, y) = noise_regression(48, 3);
+    let (vx, vy) = noise_regression(48, 4);
+    let head = Head::Regression {
+        outputs: 1,
+        loss: RegressionLoss::Mse,
+    };
+    let params = TrainParams {
+        hidden_layers: vec![64],
+        learning_rate: 0.01,
+        epochs: 200,
+        batch_size: 16,
+        early_stopping_patience: Some(3),
+        ..TrainParams::default()
+    };
+    let valid = TrainSet::new(vx.view(), vy.view());
+    let cancel = never();
+    let outcome = fit(
+        TrainSet::new(x.view(), y.view()),
+        Some(valid),
+        head,
+        &params,
+        &Caps::default(),
+        Control::none(&cancel),
+    )
+    .unwrap();
+    assert!(outcome.stopped_early);
+    assert_eq!(outcome.history.len(), outcome.best_epoch + 3);
+    let losses: Vec<f64> = outcome
+        .history
+        .iter()
+        .map(|r| r.valid_loss.unwrap())
+        .collect();
+    let best = losses.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(losses[outcome.best_epoch - 1], best);
+    let mut trainer = Trainer::from_model(outcome.model.clone(), &params, 16);
+    let restored = trainer.evaluate(&valid, &(0..48).collect::<Vec<_>>());
+    assert_eq!(restored.loss(), best);
+    assert_ne!(restored.loss(), *losses.last().unwrap());
+}
+
+#[test]
+fn progress_is_reported_once_per_epoch() {
+    let (x, y) = blobs(64, 2);
+    let params = TrainParams {
+        hidden_layers: vec![8],
+        epochs: 5,
+        batch_size: 16,
+        learning_rate: 0.02,
+        validation_fraction: 0.25,
+        early_stopping_patience: None,
+        ..TrainParams::default()
+    };
+    let mut reports = Vec::new();
+    let mut record = |report: &EpochReport| reports.push(report.clone());
+    let cancel = never();
+    let outcome = fit(
+        TrainSet::new(x.view(), y.view()),
+        None,
+        Head::Binary,
+        &params,
+        &Caps::default(),
+        Control::new(&mut record, &cancel),
+    )
+    .unwrap();
+    assert_eq!(
+        reports.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(reports, outcome.history);
+    assert_eq!(outcome.best_epoch, 5);
+    assert!(!outcome.stopped_early);
+    for pair in reports.windows(2) {
+        assert!(pair[1].elapsed_secs >= pair[0].elapsed_secs);
+    }
+    let last = &reports[4];
+    assert_eq!(last.metric, "accuracy");
+    assert!(last.valid_metric.unwrap() > 0.8, "{last:?}");
+    assert!(last.valid_loss.is_some());
+}
+
+#[test]
+fn cancellation_stops_training() {
+    let (x, y) = blobs(64, 2);
+    let params = TrainParams {
+        hidden_layers: vec![8],
+        epochs: 50,
+        batch_size: 16,
+        ..quiet_params()
+    };
+    let cancel = never();
+    let mut calls = 0;
+    let mut cancel_at_two = |report: &EpochReport| {
+        calls += 1;
+        if report.epoch == 2 {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    let result = fit(
+        TrainSet::new(x.view(), y.view()),
+        None,
+        Head::Binary,
+        &params,
+        &Caps::default(),
+        Control::new(&mut cancel_at_two, &cancel),
+    );
+    assert!(matches!(result, Err(TrainError::Cancelled)));
+    assert_eq!(calls, 2);
+    let already = AtomicBool::new(true);
+    let result = fit(
+        TrainSet::new(x.view(), y.view()),
+        None,
+        Head::Binary,
+        &params,
+        &Caps::default(),
+        Control::none(&already),
+    );
+    assert!(matches!(result, Err(TrainError::Cancelled)));
+}
+
+#[test]
+fn every_optimizer_trains_and_its_settings_are_wired() {
+    let (x, y) = blobs(128, 5);
+    let set = TrainSet::new(x.view(), y.view());
+    let run = |params: TrainParams| {
+        let params = TrainParams {
+            hidden_layers: vec![8],
+            epochs: 15,
+            batch_size: 16,
+            ..params
+        };
+        let outcome = fit_quiet(set, Head::Binary, &params).unwrap();
+        let first = outcome.history[0].train_loss;
+        let last = outcome.history.last().unwrap().train_loss;
+        assert!(
+            last < 0.6 * first,
+            "{:?}: {first} -> {last}",
+            params.optimizer
+        );
+        parameter_vector(&outcome.model)
+    };
+    let sgd = TrainParams {
+        optimizer: OptimizerKind::Sgd,
+        learning_rate: 0.05,
+        ..quiet_params()
+    };
+    let momentum = run(sgd.clone());
+    let nesterov = run(TrainParams {
+        nesterov: true,
+        ..sgd.clone()
+    });
+    let plain = run(TrainParams {
+        momentum: 0.0,
+        ..sgd
+    });
+    assert_ne!(momentum, nesterov);
+    assert_ne!(momentum, plain);
+    let adam = TrainParams {
+        optimizer: OptimizerKind::Adam,
+        learning_rate: 0.01,
+        weight_decay: 0.1,
+        ..quiet_params()
+    };
+    let adam_weights = run(adam.clone());
+    let adam_w = run(TrainParams {
+        optimizer: OptimizerKind::AdamW,
+        ..adam.clone()
+    });
+    let adam_no_decay = run(TrainParams {
+        weight_decay: 0.0,
+        ..adam
+    });
+    assert_eq!(adam_weights, adam_no_decay, "adam ignores weight_decay");
+    assert_ne!(adam_weights, adam_w);
+}
+
+#[test]
+fn cosine_schedule_is_applied_per_epoch() {
+    let (x, y) = blobs(32, 6);
+    let params = TrainParams {
+        hidden_layers: vec![4],
+        epochs: 4,
+        learning_rate: 0.1,
+        schedule: Schedule::Cosine { min_lr: 0.02 },
+        ..quiet_params()
+    };
+    let outcome = fit_quiet(TrainSet::new(x.view(), y.view()), Head::Binary, &params).unwrap();
+    let rates: Vec<f64> = outcome.history.iter().map(|r| r.learning_rate).collect();
+    for (epoch, rate) in rates.iter().enumerate() {
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / 4.0).cos());
+        let expected = 0.02 + 0.08 * cosine;
+        assert!(
+            (rate - expected).abs() < 1e-6,
+            "epoch {epoch}: {rate} vs {expected}"
+        );
+    }
+}
+
+#[test]
+fn reduce_on_plateau_lowers_rate_after_stalled_validation() {
+    let (x, y) = noise_regression(48, 3);
+    let (vx, vy) = noise_regression(48, 4);
+    let head = Head::Regression {
+        outputs: 1,
+        loss: RegressionLoss::Mse,
+    };
+    let params = TrainParams {
+        hidden_layers: vec![64],
+        learning_rate: 0.01,
+        epochs: 30,
+        batch_size: 16,
+        schedule: Schedule::ReduceOnPlateau {
+            factor: 0.5,
+            patience: 1,
+            min_lr: 0.001,
+        },
+        ..quiet_params()
+    };
+    let cancel = never();
+    let outcome = fit(
+        TrainSet::new(x.view(), y.view()),
+        Some(TrainSet::new(vx.view(), vy.view())),
+        head,
+        &params,
+        &Caps::default(),
+        Control::none(&cancel),
+    )
+    .unwrap();
+    let history = &outcome.history;
+    let mut best = f64::INFINITY;
+    let mut stalled = 0;
+    let mut reductions = 0;
+    for pair in history.windows(2) {
+        let loss = pair[0].valid_loss.unwrap();
+        if loss < best {
+            best = loss;
+            stalled = 0;
+        } else {
+            stalled += 1;
+        }
+        if pair[1].learning_rate < pair[0].learning_rate {
+            reductions += 1;
+            assert_eq!(stalled, 2, "reduced after {stalled} stalled epochs");
+            assert!(
+                (pair[1].learning_rate - (pair[0].learning_rate * 0.5).max(0.001)).abs() < 1e-9
+            );
+            stalled = 0;
+        } else {
+            assert!(stalled < 2 || pair[0].learning_rate <= 0.001 + 1e-9);
+        }
+    }
+    assert!(reductions >= 2, "{history:?}");
+}
+
+#[test]
+fn dropout_changes_training_but_not_inference() {
+    let (x, y) = blobs(128, 7);
+    let base = TrainParams {
+        hidden_layers: vec![32],
+        epochs: 10,
+        batch_size: 32,
+        ..quiet_params()
+    };
+    let plain = fit_quiet(TrainSet::new(x.view(), y.view()), Head::Binary, &base).unwrap();
+    let dropped = fit_quiet(
+        TrainSet::new(x.view(), y.view()),
+        Head::Binary,
+        &TrainParams {
+            dropout: 0.5,
+            ..base
+        },
+    )
+    .unwrap();
+    assert_ne!(
+        parameter_vector(&plain.model),
+        parameter_vector(&dropped.model)
+    );
+    assert_eq!(
+        dropped.model.predict(x.view()),
+        dropped.model.predict(x.view())
+    );
+    let predictions = dropped.model.predict(x.view());
+    let correct = predictions
+        .iter()
+        .zip(y.iter())
+        .filter(|(p, t)| (**p > 0.5) == (**t > 0.5))
+        .count();
+    assert!(correct as f64 / 128.0 > 0.8, "{correct}");
+}
+
+#[test]
+fn gradient_clipping_bounds_the_update() {
+    let (x, y) = blobs(64, 8);
+    let arch_params = TrainParams {
+        hidden_layers: vec![8],
+        optimizer: OptimizerKind::Sgd,
+        momentum: 0.0,
+        learning_rate: 1.0,
+        epochs: 1,
+        batch_size: 64,
+        ..quiet_params()
+    };
+    let arch = Architecture {
+        inputs: 4,
+        hidden: vec![8],
+        outputs: 1,
+        activation: Activation::Relu,
+        head: Head::Binary,
+    };
+    let initial = parameter_vector(&Mlp::new(&arch, arch_params.init, arch_params.seed));
+    let step = |clip| {
+        let params = TrainParams {
+            clip_grad_norm: clip,
+            ..arch_params.clone()
+        };
+        let outcome = fit_quiet(TrainSet::new(x.view(), y.view()), Head::Binary, &params).unwrap();
+        distance(&initial, &parameter_vector(&outcome.model))
+    };
+    let clipped = step(Some(0.001));
+    assert!(
+        clipped <= 0.001 * (1.0 + 1e-4) && clipped > 0.0009,
+        "{clipped}"
+    );
+    assert!(step(None) > 0.01);
+}
+
+#[test]
+fn l2_penalty_shrinks_weights() {
+    let (x, y) = blobs(64, 9);
+    let base = TrainParams {
+        hidden_layers: vec![16],
+        epochs: 30,
+        batch_size: 16,
+        learning_rate: 0.01,
+        ..quiet_params()
+    };
+    let norm = |l2| {
+        let outcome = fit_quiet(
+            TrainSet::new(x.view(), y.view()),
+            Head::Binary,
+            &TrainParams { l2, ..base.clone() },
+        )
+        .unwrap();
+        outcome
+            .model
+            .layers()
+            .iter()
+            .map(|l| l.weight.iter().map(|w| f64::from(*w).powi(2)).sum::<f64>())
+            .sum::<f64>()
+    };
+    assert!(norm(0.5) < 0.5 * norm(0.0));
+}
+
+#[test]
+fn sample_weights_shift_the_decision() {
+    let x = Array2::<f32>::zeros((20, 1));
+    let y = Array2::from_shape_fn((20, 1), |(r, _)| (r % 2) as f32);
+    let params = TrainParams {
+        hidden_layers: vec![],
+        learning_rate: 0.05,
+        epochs: 300,
+        batch_size: 20,
+        ..quiet_params()
+    };
+    let probability_with = |positive_weight: f32| {
+        let weights = Array1::from_shape_fn(20, |r| if r % 2 == 1 { positive_weight } else { 1.0 });
+        let set = TrainSet {
+            x: x.view(),
+            y: y.view(),
+            weights: Some(weights.view()),
+        };
+        let outcome = fit_quiet(set, Head::Binary, &params).unwrap();
+        outcome.model.predict(x.view())[[0, 0]]
+    };
+    assert!((probability_with(1.0) - 0.5).abs() < 0.01);
+    assert!((probability_with(3.0) - 0.75).abs() < 0.01);
+    assert!((probability_with(1.0 / 3.0) - 0.25).abs() < 0.01);
+}
+
+#[test]
+fn multiclass_and_regression_heads_learn() {
+    let (x, labels) = blobs(120, 10);
+    let one_hot = Array2::from_shape_fn((120, 2), |(r, c)| {
+        f32::from(u8::from(labels[[r, 0]] as usize == c))
+    });
+    let params = TrainParams {
+        hidden_layers: vec![16],
+        epochs: 20,
+        batch_size: 16,
+        learning_rate: 0.01,
+        ..quiet_params()
+    };
+    let outcome = fit_quiet(
+        TrainSet::new(x.view(), one_hot.view()),
+        Head::Multiclass { classes: 2 },
+        &params,
+    )
+    .unwrap();
+    let probabilities = outcome.model.predict(x.view());
+    let correct = probabilities
+        .rows()
+        .into_iter()
+        .zip(labels.iter())
+        .filter(|(row, &t)| (row[1] > row[0]) == (t > 0.5))
+        .count();
+    assert!(correct > 100, "{correct}");
+
+    let y = x
+        .map_axis(ndarray::Axis(1), |row| row.sum() * 0.5)
+        .insert_axis(ndarray::Axis(1));
+    for loss in [RegressionLoss::Mse, RegressionLoss::Huber { delta: 0.5 }] {
+        let head = Head::Regression { outputs: 1, loss };
+        let outcome = fit_quiet(TrainSet::new(x.view(), y.view()), head, &params).unwrap();
+        let predictions = outcome.model.predict(x.view());
+        let rmse = (predictions - &y).mapv(|r| r * r).mean().unwrap().sqrt();
+        assert!(rmse < 0.3, "{loss:?}: {rmse}");
+    }
+}
+
+#[test]
+fn validation_is_held_out_only_when_requested() {
+    let (x, y) = blobs(40, 11);
+    let with = TrainParams {
+        hidden_layers: vec![4],
+        epochs: 2,
+        validation_fraction: 0.25,
+        ..quiet_params()
+    };
+    let outcome = fit_quiet(TrainSet::new(x.view(), y.view()), Head::Binary, &with).unwrap();
+    assert!(outcome
+        .history
+        .iter()
+        .all(|r| r.valid_loss.is_some() && r.valid_metric.is_some()));
+    let without = TrainParams {
+        validation_fraction: 0.0,
+        ..with
+    };
+    let outcome = fit_quiet(TrainSet::new(x.view(), y.view()), Head::Binary, &without).unwrap();
+    assert!(outcome.history.iter().all(|r| r.valid_loss.is_none()));
+}
+
+#[test]
+fn divergence_is_reported_as_non_finite() {
+    let x = Array2::from_elem((8, 2), 1.0_f32);
+    let y = Array2::from_elem((8, 1), 1e20_f32);
+    let head = Head::Regression {
+        outputs: 1,
+        loss: RegressionLoss::Mse,
+    };
+    let result = fit_quiet(TrainSet::new(x.view(), y.view()), head, &quiet_params());
+    assert!(
+        matches!(result, Err(TrainError::NonFinite { epoch: 1 })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn bad_data_and_params_are_rejected_before_training() {
+    let (x, y) = blobs(10, 12);
+    let params = quiet_params();
+    let shape_error = |set: TrainSet, head: Head| match fit_quiet(set, head, &params) {
+        Err(TrainError::Shape(message)) => message,
+        other => panic!(
+            "expected a shape error, got {:?}",
+            other.map(|o| o.best_epoch)
+        ),
+    };
+    let message = shape_error(
+        TrainSet::new(x.view(), y.slice(ndarray::s![..9, ..])),
+        Head::Binary,
+    );
+    assert!(
+        message.contains("10 rows") && message.contains("9"),
+        "{message}"
+    );
+    let message = shape_error(
+        TrainSet::new(x.view(), y.view()),
+        Head::MultiLabel { labels: 2 },
+    );
+    assert!(message.contains("y has 1 columns"), "{message}");
+    let mut bad_target = y.clone();
+    bad_target[[3, 0]] = 2.0;
+    let message = shape_error(TrainSet::new(x.view(), bad_target.view()), Head::Binary);
+    assert!(message.contains("y[3, 0] = 2"), "{message}");
+    let mut nan_x = x.clone();
+    nan_x[[1, 2]] = f32::NAN;
+    let message = shape_error(TrainSet::new(nan_x.view(), y.view()), Head::Binary);
+    assert!(message.contains("x[1, 2] = NaN"), "{message}");
+    let weights = Array1::from_elem(10, -1.0_f32);
+    let message = shape_error(
+        TrainSet {
+            x: x.view(),
+            y: y.view(),
+            weights: Some(weights.view()),
+        },
+        Head::Binary,
+    );
+    assert!(message.contains("weights[0] = -1"), "{message}");
+    let empty = Array2::<f32>::zeros((0, 4));
+    let empty_y = Array2::<f32>::zeros((0, 1));
+    assert!(
+        shape_error(TrainSet::new(empty.view(), empty_y.view()), Head::Binary).contains("no rows")
+    );
+
+    let result = fit_quiet(
+        TrainSet::new(x.view(), y.view()),
+        Head::Binary,
+        &TrainParams {
+            dropout: 1.0,
+            ..quiet_params()
+        },
+    );
+    assert!(matches!(
+        result,
+        Err(TrainError::Params(ParamError::Invalid {
+            name: "dropout",
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn trainer_steps_reduce_batch_loss() {
+    let (x, y) = blobs(32, 13);
+    let arch = Architecture {
+        inputs: 4,
+        hidden: vec![8],
+        outputs: 1,
+        activation: Activation::Gelu,
+        head: Head::Binary,
+    };
+    let params = TrainParams {
+        batch_size: 32,
+        learning_rate: 0.01,
+        ..TrainParams::default()
+    };
+    let mut trainer = Trainer::new(&arch, &params, &Caps::default()).unwrap();
+    let batch = TrainSet::new(x.view(), y.view());
+    let first = trainer.train_batch(batch, 0.01).unwrap();
+    let mut last = first;
+    for _ in 0..50 {
+        last = trainer.train_batch(batch, 0.01).unwrap();
+    }
+    assert!(last < 0.5 * first, "{first} -> {last}");
+    let (big_x, big_y) = blobs(33, 13);
+    assert!(matches!(
+        trainer.train_batch(TrainSet::new(big_x.view(), big_y.view()), 0.01),
+        Err(TrainError::Shape(_))
+    ));
+}
