@@ -348,10 +348,12 @@ def worker_gemm(a) -> dict:
                 reps = max(3, int(2e9 / flop))
                 best = math.inf
                 for _ in range(5):
-                    t0 = time.perf_counter()
+                    # CPU time of this (single-threaded) process: robust to
+                    # other load descheduling it.
+                    t0 = time.process_time()
                     for _ in range(reps):
                         C = A @ B
-                    best = min(best, (time.perf_counter() - t0) / reps)
+                    best = min(best, (time.process_time() - t0) / reps)
                     if best * reps > 2.0:
                         break
                 res.append({"dtype": np.dtype(dtype).name, "m": m, "k": k, "n": n,
@@ -576,6 +578,7 @@ def machine_info(myelin: Path | None) -> dict:
     except OSError:
         pass
     info["nproc"] = os.cpu_count()
+    info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
     try:
         with open("/proc/meminfo") as f:
             kb = int(f.readline().split()[1])
@@ -728,6 +731,10 @@ def render_doc(res: dict) -> str:
         f"pandas {mi.get('pandas', '—')}"
         + (f", {mi['myelin_version']}" if mi.get("myelin_version") else "")
         + (f" (commit {mi['git_commit']})" if mi.get("git_commit") else ""),
+        f"- Load average (1/5/15 min) at start: "
+        f"{' / '.join(str(x) for x in mi.get('load_average_at_start', []))}, at end: "
+        f"{' / '.join(str(x) for x in mi.get('load_average_at_end', []))} "
+        f"(above ~0.5 means other work shared the machine).",
         f"- Every system runs in its own process with one thread "
         f"({', '.join(f'{k}=1' for k in ONE_THREAD_ENV)}, `torch.set_num_threads(1)`, "
         f"threadpoolctl limit 1 for scikit-learn).",
@@ -776,7 +783,7 @@ def render_doc(res: dict) -> str:
         "",
         "## Single-core GEMM reference (numpy)",
         "",
-        "`A @ B` with one BLAS thread, best of several timed batches. 256 × 108 × 64 is the "
+        "`A @ B` with one BLAS thread, CPU time, best of several timed batches. 256 × 108 × 64 is the "
         "first layer's forward product on a 256-row adult batch.",
         "",
         gemm_table(res.get("gemm")),
@@ -922,6 +929,7 @@ def main() -> int:
 
     res["commands"] = b.commands
     res["errors"] = b.errors
+    res["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     res["finished"] = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
     (b.out / "engine.json").write_text(json.dumps(res, indent=2, default=str))

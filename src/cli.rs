@@ -61,7 +61,10 @@ pub fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
     if response.starts_with("HTTP/1.1 200") {
         Ok(())
     } else {
-        bail!("unhealthy: {}", response.lines().next().unwrap_or("no answer"))
+        bail!(
+            "unhealthy: {}",
+            response.lines().next().unwrap_or("no answer")
+        )
     }
 }
 

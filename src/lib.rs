@@ -12,6 +12,7 @@ pub mod config;
 pub mod data;
 pub mod jobs;
 pub mod nn;
+pub mod recommend;
 pub mod registry;
 pub mod service;
 pub mod startup;

@@ -37,7 +37,31 @@ pub(crate) fn parse_number(s: &str) -> Option<f64> {
     {
         return None;
     }
+    if let Some(v) = small_integer(t) {
+        return Some(v);
+    }
     t.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Fast path for plain integers of up to 15 digits (exact in `f64`).
+fn small_integer(t: &str) -> Option<f64> {
+    let (negative, digits) = match t.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        bytes => (false, bytes),
+    };
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    let v = n as f64;
+    Some(if negative { -v } else { v })
 }
 
 /// Text accepted as a boolean value: true/false, yes/no, t/f, y/n, 1/0

@@ -491,26 +491,33 @@ impl FeaturePipeline {
     pub fn transform(&self, table: &Table, rows: &[usize]) -> Result<Array2<f32>, DataError> {
         check_rows(table, rows)?;
         let width = self.width;
+        let sources = self
+            .columns
+            .iter()
+            .map(|column| {
+                table
+                    .column(&column.name)
+                    .ok_or_else(|| DataError::MissingColumn {
+                        name: column.name.clone(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut buf = vec![0.0f32; rows.len() * width];
-        for column in &self.columns {
-            let cells = table
-                .column(&column.name)
-                .ok_or_else(|| DataError::MissingColumn {
-                    name: column.name.clone(),
-                })?;
-            let span = column.encoder.width();
-            for (i, &r) in rows.iter().enumerate() {
-                let start = i * width + column.offset;
-                let raw = Raw::from_cell(&cells[r]);
-                column
-                    .encoder
-                    .encode(raw, &mut buf[start..start + span])
-                    .map_err(|()| DataError::InvalidValue {
-                        column: column.name.clone(),
-                        row: r + 1,
-                        value: raw.describe(),
-                        expected: column.encoder.expected(),
-                    })?;
+        if width > 0 {
+            for (out, &r) in buf.chunks_exact_mut(width).zip(rows) {
+                for (column, cells) in self.columns.iter().zip(&sources) {
+                    let span = &mut out[column.offset..column.offset + column.encoder.width()];
+                    let raw = Raw::from_cell(&cells[r]);
+                    column
+                        .encoder
+                        .encode(raw, span)
+                        .map_err(|()| DataError::InvalidValue {
+                            column: column.name.clone(),
+                            row: r + 1,
+                            value: raw.describe(),
+                            expected: column.encoder.expected(),
+                        })?;
+                }
             }
         }
         Ok(Array2::from_shape_vec((rows.len(), width), buf)
@@ -955,6 +962,8 @@ age,workclass,hours,smoker,y
         );
         let tampered = json.replace("\"std\":", "\"sd\":");
         assert!(serde_json::from_str::<FeaturePipeline>(&tampered).is_err());
+        let extra = json.replace("\"median\":", "\"extra\":1,\"median\":");
+        assert!(serde_json::from_str::<FeaturePipeline>(&extra).is_err());
         let mut v: Value = serde_json::from_str(&json).unwrap();
         v["columns"][1]["encoder"]["vocabulary"][1] =
             v["columns"][1]["encoder"]["vocabulary"][0].clone();

@@ -101,6 +101,7 @@ pub fn read_csv<R: Read>(reader: R, limits: &ReadLimits) -> Result<Table, DataEr
     if rows == 0 {
         return Err(DataError::Empty);
     }
+    cells.iter_mut().for_each(Vec::shrink_to_fit);
     Ok(Table { columns, cells })
 }
 
@@ -356,10 +357,11 @@ impl<'l> Builder<'l> {
         }
     }
 
-    fn finish(self) -> Result<Table, DataError> {
+    fn finish(mut self) -> Result<Table, DataError> {
         if self.rows == 0 {
             return Err(DataError::Empty);
         }
+        self.cells.iter_mut().for_each(Vec::shrink_to_fit);
         Ok(Table {
             columns: self.columns,
             cells: self.cells,

@@ -130,7 +130,7 @@ mod tests {
         assert_eq!(test, PINNED_TEST_ROWS);
     }
 
-    const PINNED_TEST_ROWS: [usize; 3] = [0, 0, 0];
+    const PINNED_TEST_ROWS: [usize; 3] = [5, 6, 7];
 
     #[test]
     fn split_edge_cases() {
@@ -155,15 +155,5 @@ mod tests {
         let table = read_csv(&mut reader, &ReadLimits::default()).unwrap();
         assert_eq!(reader.bytes_read(), data.len() as u64);
         assert_eq!(reader.fingerprint(table.rows(), table.columns.len()), fp);
-    }
-}
-#[cfg(test)]
-mod probe {
-    #[test]
-    fn probe() {
-        for seed in 0..6 {
-            eprintln!("{seed}: {:?}", super::train_test_split(10, 0.3, seed).1);
-        }
-        eprintln!("42: {:?}", super::train_test_split(10, 0.3, 42).1);
     }
 }

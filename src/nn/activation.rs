@@ -97,6 +97,108 @@ impl Activation {
     ];
 }
 
+impl Activation {
+    /// For each row of the row-major `pre` (row width `bias.len()`): `z += bias`, then
+    /// `post = activation(z)`. `post` has the same length as `pre`.
+    pub(crate) fn add_bias_and_apply(self, pre: &mut [f32], post: &mut [f32], bias: &[f32]) {
+        #[inline(always)]
+        fn rows(pre: &mut [f32], post: &mut [f32], bias: &[f32], f: impl Fn(f32) -> f32) {
+            let width = bias.len().max(1);
+            for (z_row, a_row) in pre
+                .chunks_exact_mut(width)
+                .zip(post.chunks_exact_mut(width))
+            {
+                for ((z, a), &b) in z_row.iter_mut().zip(a_row.iter_mut()).zip(bias) {
+                    let value = *z + b;
+                    *z = value;
+                    *a = f(value);
+                }
+            }
+        }
+        match self {
+            Activation::Relu => rows(pre, post, bias, |z| z.max(0.0)),
+            Activation::LeakyRelu => rows(pre, post, bias, |z| {
+                if z > 0.0 {
+                    z
+                } else {
+                    LEAKY_RELU_SLOPE * z
+                }
+            }),
+            Activation::Tanh => rows(pre, post, bias, f32::tanh),
+            Activation::Sigmoid => rows(pre, post, bias, sigmoid),
+            Activation::Gelu => rows(pre, post, bias, |z| Activation::Gelu.apply(z)),
+            Activation::Identity => rows(pre, post, bias, |z| z),
+        }
+    }
+
+    /// `delta *= mask · activation'(pre, post)` elementwise (without `mask` when `None`);
+    /// all slices have equal length.
+    pub(crate) fn scale_by_derivative(
+        self,
+        delta: &mut [f32],
+        pre: &[f32],
+        post: &[f32],
+        mask: Option<&[f32]>,
+    ) {
+        #[inline(always)]
+        fn scale(
+            delta: &mut [f32],
+            pre: &[f32],
+            post: &[f32],
+            mask: Option<&[f32]>,
+            derivative: impl Fn(f32, f32) -> f32,
+        ) {
+            let values = delta.iter_mut().zip(pre).zip(post);
+            match mask {
+                Some(mask) => {
+                    for (((d, &z), &a), &m) in values.zip(mask) {
+                        *d *= m * derivative(z, a);
+                    }
+                }
+                None => {
+                    for ((d, &z), &a) in values {
+                        *d *= derivative(z, a);
+                    }
+                }
+            }
+        }
+        match self {
+            Activation::Relu => scale(
+                delta,
+                pre,
+                post,
+                mask,
+                |z, _| {
+                    if z > 0.0 {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                },
+            ),
+            Activation::LeakyRelu => scale(delta, pre, post, mask, |z, _| {
+                if z > 0.0 {
+                    1.0
+                } else {
+                    LEAKY_RELU_SLOPE
+                }
+            }),
+            Activation::Tanh => scale(delta, pre, post, mask, |_, a| 1.0 - a * a),
+            Activation::Sigmoid => scale(delta, pre, post, mask, |_, a| a * (1.0 - a)),
+            Activation::Gelu => scale(delta, pre, post, mask, |z, a| {
+                Activation::Gelu.derivative(z, a)
+            }),
+            Activation::Identity => {
+                if let Some(mask) = mask {
+                    for (d, &m) in delta.iter_mut().zip(mask) {
+                        *d *= m;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Logistic function `1 / (1 + e^-z)`; saturates to exactly 0 or 1 without producing NaN.
 #[inline]
 pub fn sigmoid(z: f32) -> f32 {

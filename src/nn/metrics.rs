@@ -21,14 +21,17 @@ pub fn accuracy(y_true: &[usize], y_pred: &[usize]) -> f64 {
 /// Mean per-class recall over the classes present in `y_true`.
 pub fn balanced_accuracy(y_true: &[usize], y_pred: &[usize]) -> f64 {
     let classes = y_true.iter().max().map_or(0, |&m| m + 1);
-    let matrix = confusion_matrix(y_true, y_pred, classes);
-    let recalls: Vec<f64> = matrix
+    let mut support = vec![0_u64; classes];
+    let mut correct = vec![0_u64; classes];
+    for (&t, &p) in y_true.iter().zip(y_pred) {
+        support[t] += 1;
+        correct[t] += u64::from(t == p);
+    }
+    let recalls: Vec<f64> = support
         .iter()
-        .enumerate()
-        .filter_map(|(class, row)| {
-            let support: u64 = row.iter().sum();
-            (support > 0).then(|| row[class] as f64 / support as f64)
-        })
+        .zip(&correct)
+        .filter(|(&s, _)| s > 0)
+        .map(|(&s, &c)| c as f64 / s as f64)
         .collect();
     if recalls.is_empty() {
         0.0
@@ -71,8 +74,8 @@ pub fn confusion_matrix(y_true: &[usize], y_pred: &[usize], classes: usize) -> V
 
 /// Mean negative log-likelihood of the true labels. `probs` is `(n, k)` with `k >= 2`
 /// class probabilities per row, or `(n, 1)` holding P(label 1) of a binary problem.
-/// Probabilities are clipped by [`LOG_LOSS_CLIP`]; a label outside the columns counts as
-/// probability 0.
+/// Probabilities are clipped by [`LOG_LOSS_CLIP`]; a NaN probability or a label outside
+/// the columns counts as probability 0.
 pub fn log_loss(y_true: &[usize], probs: ArrayView2<f32>) -> f64 {
     let n = y_true.len().min(probs.nrows());
     if n == 0 {
@@ -93,6 +96,7 @@ pub fn log_loss(y_true: &[usize], probs: ArrayView2<f32>) -> f64 {
             } else {
                 row.get(label).map_or(0.0, |&p| f64::from(p))
             };
+            let p = if p.is_nan() { 0.0 } else { p };
             -p.clamp(LOG_LOSS_CLIP, 1.0 - LOG_LOSS_CLIP).ln()
         })
         .sum();

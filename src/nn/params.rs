@@ -82,8 +82,9 @@ pub struct TrainParams {
     /// Share of the training rows held out for validation when no validation set is given,
     /// in `[0, 0.5]`. Default `0.1`.
     pub validation_fraction: f32,
-    /// Stop after this many epochs without improvement of the monitored loss and restore the
-    /// best weights; `None` trains all epochs and keeps the last weights. Default `Some(5)`.
+    /// Stop after this many consecutive epochs without improvement of the monitored loss
+    /// (`0` acts as `1`) and restore the best weights; `None` trains all epochs and keeps the
+    /// last weights. Default `Some(5)`.
     pub early_stopping_patience: Option<usize>,
     /// Minimum decrease of the monitored loss that counts as improvement, `>= 0`. Default `0`.
     pub min_delta: f32,
@@ -183,24 +184,28 @@ impl TrainParams {
     fn check_schedule(&self) -> Result<(), ParamError> {
         match self.schedule {
             Schedule::Constant => Ok(()),
-            Schedule::Cosine { min_lr } => {
-                non_negative("schedule.min_lr", min_lr)?;
-                if min_lr > self.learning_rate {
-                    return Err(invalid(
-                        "schedule.min_lr",
-                        min_lr,
-                        format!("must not exceed learning_rate {}", self.learning_rate),
-                    ));
-                }
-                Ok(())
-            }
+            Schedule::Cosine { min_lr } => self.check_min_lr(min_lr),
             Schedule::ReduceOnPlateau { factor, min_lr, .. } => {
                 if !(factor.is_finite() && factor > 0.0 && factor < 1.0) {
                     return Err(invalid("schedule.factor", factor, "must be in (0, 1)"));
                 }
-                non_negative("schedule.min_lr", min_lr)
+                self.check_min_lr(min_lr)
             }
         }
+    }
+}
+
+impl TrainParams {
+    fn check_min_lr(&self, min_lr: f32) -> Result<(), ParamError> {
+        non_negative("schedule.min_lr", min_lr)?;
+        if min_lr > self.learning_rate {
+            return Err(invalid(
+                "schedule.min_lr",
+                min_lr,
+                format!("must not exceed learning_rate {}", self.learning_rate),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -263,6 +268,9 @@ pub struct Caps {
     pub max_epochs: usize,
     /// Default 65,536.
     pub max_batch_size: usize,
+    /// Batch rows × `(inputs + Σ hidden + outputs)`: bounds training buffer memory to
+    /// about 20 bytes per unit. Default 50,000,000.
+    pub max_batch_activations: usize,
 }
 
 impl Default for Caps {
@@ -273,6 +281,7 @@ impl Default for Caps {
             max_parameters: 20_000_000,
             max_epochs: 10_000,
             max_batch_size: 65_536,
+            max_batch_activations: 50_000_000,
         }
     }
 }
@@ -316,6 +325,35 @@ impl Caps {
                 "parameters",
                 parameters,
                 format!("exceeds cap max_parameters = {}", self.max_parameters),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that training `arch` in batches of `batch_rows` rows stays within
+    /// `max_batch_activations`.
+    ///
+    /// # Errors
+    /// [`ParamError::Invalid`] naming `batch_size`.
+    pub fn check_batch_memory(
+        &self,
+        arch: &Architecture,
+        batch_rows: usize,
+    ) -> Result<(), ParamError> {
+        let units = arch
+            .widths()
+            .iter()
+            .fold(0_usize, |total, &w| total.saturating_add(w));
+        let activations = units.saturating_mul(batch_rows);
+        if activations > self.max_batch_activations {
+            return Err(invalid(
+                "batch_size",
+                batch_rows,
+                format!(
+                    "{batch_rows} rows × {units} units = {activations} activations exceed cap \
+                     max_batch_activations = {}",
+                    self.max_batch_activations
+                ),
             ));
         }
         Ok(())
@@ -610,6 +648,18 @@ mod tests {
             },
             "schedule.factor",
             "1.0",
+        );
+        rejected(
+            TrainParams {
+                schedule: Schedule::ReduceOnPlateau {
+                    factor: 0.5,
+                    patience: 3,
+                    min_lr: 0.01,
+                },
+                ..base()
+            },
+            "schedule.min_lr",
+            "0.01",
         );
     }
 

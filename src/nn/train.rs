@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::dense::Dense;
 use super::loss::Head;
 use super::mlp::{Architecture, Mlp};
 use super::optim::LrScheduler;
@@ -134,7 +135,8 @@ pub enum TrainError {
 /// data give bit-identical weights.
 ///
 /// # Errors
-/// [`TrainError::Params`] if `params` or the architecture violate `caps` (checked first);
+/// [`TrainError::Params`] if `params`, the architecture or the batch buffer size
+/// (`min(batch_size, training rows)`) violate `caps` (checked first);
 /// [`TrainError::Shape`] for mismatched, empty or out-of-range data;
 /// [`TrainError::Cancelled`]; [`TrainError::NonFinite`] if the loss or weights diverge.
 pub fn fit(
@@ -163,9 +165,9 @@ pub fn fit(
     let valid = valid.as_ref().map(TrainSet::view);
     let (mut train_indices, validation) = split(&train, valid, params);
     let capacity = params.batch_size.min(train_indices.len());
+    caps.check_batch_memory(&arch, capacity)?;
     let model = Mlp::new(&arch, params.init, params.seed);
     let mut trainer = Trainer::from_model(model, params, capacity);
-    let mut best_layers = trainer.model().layers().to_vec();
     let mut shuffle_rng = ChaCha8Rng::seed_from_u64(params.seed);
     shuffle_rng.set_stream(SHUFFLE_STREAM);
     let mut scheduler = LrScheduler::new(
@@ -175,9 +177,7 @@ pub fn fit(
         params.min_delta,
     );
     let mut history = Vec::with_capacity(params.epochs.min(1024));
-    let mut best_loss = f64::INFINITY;
-    let mut best_epoch = 0;
-    let mut epochs_since_best = 0;
+    let mut best = BestWeights::new(trainer.model().layers(), params.min_delta);
     let mut stopped_early = false;
     for epoch in 1..=params.epochs {
         let learning_rate = scheduler.learning_rate(epoch - 1);
@@ -218,33 +218,19 @@ pub fn fit(
         }
         let monitored = valid_loss.unwrap_or(train_loss);
         scheduler.observe(monitored);
-        if monitored < best_loss - f64::from(params.min_delta) {
-            best_loss = monitored;
-            best_epoch = epoch;
-            epochs_since_best = 0;
-            for (saved, current) in best_layers.iter_mut().zip(trainer.model().layers()) {
-                saved.weight.assign(&current.weight);
-                saved.bias.assign(&current.bias);
-            }
-        } else {
-            epochs_since_best += 1;
-        }
+        best.observe(epoch, monitored, trainer.model().layers());
         if let Some(patience) = params.early_stopping_patience {
-            if epochs_since_best >= patience.max(1) && epoch < params.epochs {
+            if best.epochs_since_best >= patience.max(1) && epoch < params.epochs {
                 stopped_early = true;
                 break;
             }
         }
     }
-    let last_epoch = history.len();
-    let best_epoch = if params.early_stopping_patience.is_some() && best_epoch > 0 {
-        for (layer, saved) in trainer.layers_mut().iter_mut().zip(&best_layers) {
-            layer.weight.assign(&saved.weight);
-            layer.bias.assign(&saved.bias);
-        }
-        best_epoch
+    let best_epoch = if params.early_stopping_patience.is_some() {
+        best.restore_into(trainer.layers_mut());
+        best.epoch
     } else {
-        last_epoch
+        history.len()
     };
     Ok(FitOutcome {
         model: trainer.into_model(),
@@ -252,6 +238,50 @@ pub fn fit(
         best_epoch,
         stopped_early,
     })
+}
+
+/// The weights at the lowest monitored loss so far.
+struct BestWeights {
+    layers: Vec<Dense>,
+    loss: f64,
+    epoch: usize,
+    epochs_since_best: usize,
+    min_delta: f64,
+}
+
+impl BestWeights {
+    fn new(layers: &[Dense], min_delta: f32) -> Self {
+        BestWeights {
+            layers: layers.to_vec(),
+            loss: f64::INFINITY,
+            epoch: 0,
+            epochs_since_best: 0,
+            min_delta: f64::from(min_delta),
+        }
+    }
+
+    /// Records `epoch`'s monitored loss, snapshotting `layers` if it improves on the best
+    /// by more than `min_delta`.
+    fn observe(&mut self, epoch: usize, loss: f64, layers: &[Dense]) {
+        if loss < self.loss - self.min_delta {
+            self.loss = loss;
+            self.epoch = epoch;
+            self.epochs_since_best = 0;
+            for (saved, current) in self.layers.iter_mut().zip(layers) {
+                saved.weight.assign(&current.weight);
+                saved.bias.assign(&current.bias);
+            }
+        } else {
+            self.epochs_since_best += 1;
+        }
+    }
+
+    fn restore_into(&self, layers: &mut [Dense]) {
+        for (layer, saved) in layers.iter_mut().zip(&self.layers) {
+            layer.weight.assign(&saved.weight);
+            layer.bias.assign(&saved.bias);
+        }
+    }
 }
 
 type Validation<'a> = Option<(TrainSet<'a>, Vec<usize>)>;
@@ -291,6 +321,23 @@ fn all_finite(model: &Mlp) -> bool {
         .all(|l| l.weight.iter().chain(l.bias.iter()).all(|v| v.is_finite()))
 }
 
+/// Position and value of the first element failing `ok`, scanning contiguous data in
+/// branch-free blocks first.
+fn first_violation(values: ArrayView2<f32>, ok: fn(f32) -> bool) -> Option<((usize, usize), f32)> {
+    if let Some(slice) = values.as_slice() {
+        let all_ok = slice
+            .chunks(1024)
+            .all(|block| block.iter().fold(true, |acc, &v| acc & ok(v)));
+        if all_ok {
+            return None;
+        }
+    }
+    values
+        .indexed_iter()
+        .find(|(_, v)| !ok(**v))
+        .map(|(position, &v)| (position, v))
+}
+
 /// Checks that `set` (called `label` in messages) is non-empty, fits `arch`, has finite
 /// features, targets in the head's range, and finite nonnegative weights.
 pub(crate) fn check_set(
@@ -321,7 +368,7 @@ pub(crate) fn check_set(
             arch.head.outputs()
         ));
     }
-    if let Some(((r, c), v)) = set.x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+    if let Some(((r, c), v)) = first_violation(set.x, f32::is_finite) {
         return shape(format!("x[{r}, {c}] = {v} is not finite"));
     }
     let target_ok: fn(f32) -> bool = match arch.head {
@@ -329,7 +376,7 @@ pub(crate) fn check_set(
         Head::Multiclass { .. } => |v| v.is_finite() && v >= 0.0,
         Head::Regression { .. } => f32::is_finite,
     };
-    if let Some(((r, c), v)) = set.y.indexed_iter().find(|(_, v)| !target_ok(**v)) {
+    if let Some(((r, c), v)) = first_violation(set.y, target_ok) {
         let expected = match arch.head {
             Head::Binary | Head::MultiLabel { .. } => "in [0, 1]",
             Head::Multiclass { .. } => "finite and >= 0",

@@ -46,6 +46,7 @@ impl Trainer {
     ) -> Result<Trainer, super::ParamError> {
         params.check(caps)?;
         caps.check_architecture(arch)?;
+        caps.check_batch_memory(arch, params.batch_size)?;
         let model = Mlp::new(arch, params.init, params.seed);
         Ok(Trainer::from_model(model, params, params.batch_size))
     }

@@ -10,7 +10,7 @@ use myelin::config::Settings;
 use myelin::service::AppState;
 use myelin::Application;
 use reqwest::{Response, StatusCode};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -433,15 +433,4 @@ pub async fn submit_long(app: &TestApp, model: &str) -> Value {
         long_params(),
     ))
     .await
-}
-
-/// The field names of a JSON object.
-pub fn keys(value: &Value) -> Vec<String> {
-    value
-        .as_object()
-        .map(Map::keys)
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect()
 }

@@ -1,0 +1,302 @@
+//! Offline evaluation of the recommender on a ratings file, and scoring-cost timing.
+//!
+//! ```text
+//! cargo run --release --example recommend_eval -- --ratings PATH [--protocol loo|random|both]
+//!     [--params JSON] [--seed N]
+//! cargo run --release --example recommend_eval -- --timing [--hidden 600] [--sizes 1000,10000]
+//! ```
+//!
+//! The ratings CSV has columns `user_id,movie_id,rating,timestamp` (MovieLens layout);
+//! every rating counts as one implicit interaction.
+//!
+//! * `loo` (leave-last-out): per user the last interaction by timestamp (ties: larger
+//!   `movie_id`) is the test item; HR@10 and NDCG@10 ranking every item not in the
+//!   user's training history.
+//! * `random`: per user a seeded random 20% of interactions (seed 42) is the test set;
+//!   NDCG@10 and Recall@20 (hits in the top 20 / test items) over all unseen items.
+//!
+//! Popularity (interaction counts on the same training data) is evaluated in the same run.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use myelin::nn::{Control, EpochReport};
+use myelin::recommend::{
+    top_k, HoldoutKind, Interactions, RankingAccumulator, RankingMetrics, Recommender, RecommendCaps,
+    RecommenderParams, ScoreScratch,
+};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+struct Rating {
+    user: u32,
+    movie: u32,
+    time: i64,
+}
+
+fn read_ratings(path: &str) -> Vec<Rating> {
+    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.expect("csv record");
+        out.push(Rating {
+            user: record[0].parse().expect("user_id"),
+            movie: record[1].parse().expect("movie_id"),
+            time: record[3].parse().expect("timestamp"),
+        });
+    }
+    out
+}
+
+/// Test flags per rating for the protocol.
+fn split(ratings: &[Rating], protocol: &str, seed: u64) -> Vec<bool> {
+    let mut by_user: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, r) in ratings.iter().enumerate() {
+        by_user.entry(r.user).or_default().push(i);
+    }
+    let mut users: Vec<u32> = by_user.keys().copied().collect();
+    users.sort_unstable();
+    let mut test = vec![false; ratings.len()];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for user in users {
+        let rows = &by_user[&user];
+        match protocol {
+            "loo" => {
+                let last = rows
+                    .iter()
+                    .copied()
+                    .max_by_key(|&i| (ratings[i].time, ratings[i].movie))
+                    .expect("non-empty");
+                test[last] = true;
+            }
+            _ => {
+                let mut rows = rows.clone();
+                rows.sort_unstable();
+                rows.shuffle(&mut rng);
+                let count = (rows.len() as f64 * 0.2).round() as usize;
+                for &i in &rows[..count] {
+                    test[i] = true;
+                }
+            }
+        }
+    }
+    test
+}
+
+struct Outcome {
+    model: RankingMetrics,
+    popularity: RankingMetrics,
+    fit_secs: f64,
+    score_ms_per_user: f64,
+    blend: f32,
+    epochs: usize,
+    validation: Option<(f64, f64)>,
+}
+
+fn evaluate(ratings: &[Rating], test: &[bool], params: &RecommenderParams, verbose: bool) -> Outcome {
+    let mut train = Interactions {
+        values: None,
+        timestamps: Some(Vec::new()),
+        ..Default::default()
+    };
+    for (r, &is_test) in ratings.iter().zip(test) {
+        if !is_test {
+            train.users.push(r.user.to_string());
+            train.items.push(r.movie.to_string());
+            train.timestamps.as_mut().expect("set").push(r.time);
+        }
+    }
+    let cancel = AtomicBool::new(false);
+    let mut on_epoch = |report: &EpochReport| {
+        if verbose {
+            eprintln!(
+                "  epoch {:3} loss {:.3} {} {:?} ({:.1}s)",
+                report.epoch, report.train_loss, report.metric, report.valid_metric, report.elapsed_secs
+            );
+        }
+    };
+    let started = Instant::now();
+    let report = Recommender::fit(
+        &train,
+        params,
+        &RecommendCaps::default(),
+        Control::new(&mut on_epoch, &cancel),
+    )
+    .expect("fit");
+    let fit_secs = started.elapsed().as_secs_f64();
+    let model = report.model;
+    let n = model.n_items();
+    // Test items per known user.
+    let mut targets: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut unknown_test_items = 0usize;
+    for (r, &is_test) in ratings.iter().zip(test) {
+        if !is_test {
+            continue;
+        }
+        let Some(user) = model.user_index(&r.user.to_string()) else {
+            continue;
+        };
+        // An item never seen in training cannot be ranked: it stays a miss.
+        let item = model.item_index(&r.movie.to_string()).unwrap_or_else(|| {
+            unknown_test_items += 1;
+            u32::MAX
+        });
+        targets.entry(user).or_default().push(item);
+    }
+    if verbose && unknown_test_items > 0 {
+        eprintln!("  {unknown_test_items} test interactions on items unseen in training (misses)");
+    }
+    let mut users: Vec<u32> = targets.keys().copied().collect();
+    users.sort_unstable();
+    let counts = {
+        let mut counts = vec![0f32; n];
+        for (r, &is_test) in ratings.iter().zip(test) {
+            if !is_test {
+                if let Some(i) = model.item_index(&r.movie.to_string()) {
+                    counts[i as usize] += 1.0;
+                }
+            }
+        }
+        counts
+    };
+    let mut ours = RankingAccumulator::new(n);
+    let mut popular = RankingAccumulator::new(n);
+    let mut scratch = ScoreScratch::default();
+    let mut buf = Vec::new();
+    let mut seen = myelin::recommend::ItemSet::new(n);
+    let mut score_secs = 0.0;
+    for &user in &users {
+        let history = model.user_history(user);
+        seen.clear();
+        history.iter().for_each(|&(i, _)| seen.insert(i));
+        let t = Instant::now();
+        let ranked = model
+            .recommend_with(&history, 20, &|i| seen.contains(i), None, &mut scratch)
+            .expect("recommend");
+        score_secs += t.elapsed().as_secs_f64();
+        let ranked: Vec<u32> = ranked.into_iter().map(|(i, _)| i).collect();
+        ours.add(&ranked, &targets[&user]);
+        let ranked: Vec<u32> = top_k(&counts, 20, &|i| seen.contains(i), None, &mut buf)
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        popular.add(&ranked, &targets[&user]);
+    }
+    Outcome {
+        model: ours.finish(),
+        popularity: popular.finish(),
+        fit_secs,
+        score_ms_per_user: score_secs * 1e3 / users.len().max(1) as f64,
+        blend: model.spec().blend,
+        epochs: model.spec().epochs_trained,
+        validation: report.metrics.map(|m| (m.model.ndcg_at_10, m.model.recall_at_20)),
+    }
+}
+
+fn protocol_params(protocol: &str, overrides: Option<&str>) -> RecommenderParams {
+    let mut params = RecommenderParams {
+        holdout: if protocol == "loo" {
+            HoldoutKind::Last
+        } else {
+            HoldoutKind::Random
+        },
+        recency_power: if protocol == "loo" { 1.0 } else { 0.0 },
+        ..RecommenderParams::default()
+    };
+    if let Some(json) = overrides {
+        let mut value = serde_json::to_value(&params).expect("params to json");
+        let patch: serde_json::Value = serde_json::from_str(json).expect("--params must be JSON");
+        for (k, v) in patch.as_object().expect("--params must be an object") {
+            value[k] = v.clone();
+        }
+        params = serde_json::from_value(value).expect("valid params");
+    }
+    params
+}
+
+fn print_row(name: &str, m: &RankingMetrics) {
+    println!(
+        "| {name:<28} | {:.4} | {:.4} | {:.4} | {:.3} |",
+        m.hr_at_10, m.ndcg_at_10, m.recall_at_20, m.coverage_at_10
+    );
+}
+
+fn timing(sizes: &[usize], hidden: usize, history_len: usize) {
+    println!("| items | component | ms per user (score + top-10) |");
+    println!("|---|---|---|");
+    for &n in sizes {
+        let mut variants = vec![("dae", false)];
+        if n <= 10_000 {
+            variants.push(("blend", true));
+        }
+        for (name, item_item) in variants {
+            let model = Recommender::benchmark_model(n, hidden, item_item);
+            let history: Vec<(u32, f32)> = (0..history_len)
+                .map(|i| (((i * 7919) % n) as u32, 1.0))
+                .collect();
+            let mut scratch = ScoreScratch::default();
+            let seen = myelin::recommend::ItemSet::from_history(n, &history);
+            let run = |scratch: &mut ScoreScratch| {
+                model
+                    .recommend_with(&history, 10, &|i| seen.contains(i), None, scratch)
+                    .expect("recommend")
+            };
+            run(&mut scratch);
+            let reps = (20_000_000 / (n * hidden.max(1))).clamp(3, 20_000);
+            let t = Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(run(&mut scratch));
+            }
+            let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+            println!("| {n} | {name} (hidden {hidden}, |h| = {history_len}) | {ms:.4} |");
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if args.iter().any(|a| a == "--timing") {
+        let hidden = value("--hidden").map_or(600, |h| h.parse().expect("--hidden"));
+        let sizes: Vec<usize> = value("--sizes")
+            .unwrap_or_else(|| "1000,1682,10000,100000,1000000".into())
+            .split(',')
+            .map(|s| s.parse().expect("--sizes"))
+            .collect();
+        let history_len = value("--history").map_or(100, |h| h.parse().expect("--history"));
+        timing(&sizes, hidden, history_len);
+        return;
+    }
+    let path = value("--ratings").expect("--ratings PATH");
+    let protocol = value("--protocol").unwrap_or_else(|| "both".into());
+    let overrides = value("--params");
+    let verbose = args.iter().any(|a| a == "--verbose");
+    let ratings = read_ratings(&path);
+    let protocols: Vec<&str> = match protocol.as_str() {
+        "both" => vec!["loo", "random"],
+        "loo" => vec!["loo"],
+        "random" => vec!["random"],
+        other => panic!("unknown protocol {other}"),
+    };
+    for protocol in protocols {
+        let params = protocol_params(protocol, overrides.as_deref());
+        let test = split(&ratings, protocol, 42);
+        eprintln!("protocol {protocol}: params {}", serde_json::to_string(&params).expect("json"));
+        let out = evaluate(&ratings, &test, &params, verbose);
+        println!(
+            "\n## protocol {protocol} ({} users, fit {:.1}s, {:.4} ms/user scoring, blend {}, epochs {}, validation ndcg@10/recall@20 {:?})",
+            out.model.users, out.fit_secs, out.score_ms_per_user, out.blend, out.epochs, out.validation
+        );
+        println!("| model                        | HR@10  | NDCG@10 | Recall@20 | Cov@10 |");
+        println!("|---|---|---|---|---|");
+        print_row(&format!("ours ({:?})", params.component), &out.model);
+        print_row("popularity", &out.popularity);
+    }
+}

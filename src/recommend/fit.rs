@@ -1,0 +1,406 @@
+//! Training: validation split, component fits, epoch and blend selection, refit.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::nn::{Control, EpochReport};
+
+use super::dae::{Dae, DaeConfig, DaeTrainer};
+use super::data::{Dataset, Interactions};
+use super::ease::Ease;
+use super::error::RecommendError;
+use super::metrics::{HoldoutMetrics, RankingAccumulator, RankingMetrics};
+use super::model::{blend_into, Parts, Recommender, RecommenderSpec, SPEC_FORMAT};
+use super::params::{Component, HoldoutKind, RecommendCaps, RecommenderParams};
+use super::topk::top_k;
+
+/// ChaCha stream of the validation split.
+const SPLIT_STREAM: u64 = 20;
+/// Blend weights tried on the validation split.
+const BLEND_GRID: [f32; 11] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+/// Name of the validation metric in epoch reports.
+const METRIC: &str = "ndcg@10";
+
+/// Result of a successful [`fit`].
+#[derive(Clone, Debug)]
+pub struct FitReport {
+    pub model: Recommender,
+    /// Validation metrics of the model selected on the split (before the refit on all
+    /// interactions) next to popularity; `None` with `holdout = none` or when no user has
+    /// two interactions.
+    pub metrics: Option<HoldoutMetrics>,
+    /// One report per autoencoder epoch: validation epochs first (with NDCG@10 as
+    /// `valid_metric`), then refit epochs numbered after them (no metric).
+    pub history: Vec<EpochReport>,
+}
+
+impl Recommender {
+    /// See [`fit`].
+    pub fn fit(
+        data: &Interactions,
+        params: &RecommenderParams,
+        caps: &RecommendCaps,
+        control: Control,
+    ) -> Result<FitReport, RecommendError> {
+        fit(data, params, caps, control)
+    }
+}
+
+/// Held-out items of sampled users, and the training data without them.
+struct Holdout {
+    kind: HoldoutKind,
+    train: Dataset,
+    users: Vec<u32>,
+    targets: Vec<Vec<u32>>,
+}
+
+fn split(data: &Dataset, params: &RecommenderParams) -> Option<Holdout> {
+    let kind = match params.holdout {
+        HoldoutKind::None => return None,
+        HoldoutKind::Auto if data.times.is_some() => HoldoutKind::Last,
+        HoldoutKind::Auto => HoldoutKind::Random,
+        other => other,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+    rng.set_stream(SPLIT_STREAM);
+    let mut users: Vec<u32> = (0..data.n_users() as u32)
+        .filter(|&u| data.range(u as usize).len() >= 2)
+        .collect();
+    if users.is_empty() {
+        return None;
+    }
+    users.shuffle(&mut rng);
+    users.truncate(params.holdout_max_users);
+    users.sort_unstable();
+    let mut held = vec![false; data.items.len()];
+    let mut targets = Vec::with_capacity(users.len());
+    for &user in &users {
+        let range = data.range(user as usize);
+        let len = range.len();
+        let chosen: Vec<usize> = match kind {
+            HoldoutKind::Last => vec![range.end - 1],
+            _ => {
+                let count = ((len as f32 * params.holdout_fraction).round() as usize).clamp(1, len - 1);
+                let mut positions: Vec<usize> = range.collect();
+                positions.shuffle(&mut rng);
+                positions.truncate(count);
+                positions
+            }
+        };
+        targets.push(chosen.iter().map(|&j| data.items[j]).collect());
+        for j in chosen {
+            held[j] = true;
+        }
+    }
+    Some(Holdout {
+        kind,
+        train: data.filter(|j| !held[j]),
+        users,
+        targets,
+    })
+}
+
+/// The scorers being validated.
+struct Scorers<'a> {
+    dae: Option<&'a Dae>,
+    ease: Option<&'a Ease>,
+}
+
+/// Ranks held-out users' items with every blend weight in `alphas` (the autoencoder's
+/// weight; ignored when only one scorer exists) and returns one metrics set per weight.
+fn validate(holdout: &Holdout, scorers: &Scorers, power: f32, alphas: &[f32]) -> Vec<RankingMetrics> {
+    let n = holdout.train.n_items();
+    let mut accs: Vec<RankingAccumulator> = alphas.iter().map(|_| RankingAccumulator::new(n)).collect();
+    let mut history = Vec::new();
+    let (mut hidden, mut a, mut b, mut blended) = (Vec::new(), vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let mut seen = super::model::ItemSet::new(n);
+    let mut buf = Vec::new();
+    for (&user, targets) in holdout.users.iter().zip(&holdout.targets) {
+        holdout.train.weighted_history(user as usize, power, &mut history);
+        seen.clear();
+        history.iter().for_each(|&(i, _)| seen.insert(i));
+        if let Some(dae) = scorers.dae {
+            hidden.resize(dae.hidden(), 0.0);
+            dae.encode_into(&history, &mut hidden);
+            dae.decode_into(&hidden, &mut a);
+        }
+        if let Some(ease) = scorers.ease {
+            ease.score_into(&history, &mut b);
+        }
+        for (&alpha, acc) in alphas.iter().zip(accs.iter_mut()) {
+            let scores: &[f32] = match (scorers.dae, scorers.ease) {
+                (Some(_), Some(_)) => {
+                    blend_into(&a, &b, alpha, &mut blended);
+                    &blended
+                }
+                (Some(_), None) => &a,
+                _ => &b,
+            };
+            let ranked = top_k(scores, 20, &|i| seen.contains(i), None, &mut buf);
+            let ranked: Vec<u32> = ranked.into_iter().map(|(i, _)| i).collect();
+            acc.add(&ranked, targets);
+        }
+    }
+    accs.iter().map(RankingAccumulator::finish).collect()
+}
+
+fn popularity_metrics(holdout: &Holdout) -> RankingMetrics {
+    let popularity = holdout.train.popularity(None);
+    let n = holdout.train.n_items();
+    let mut acc = RankingAccumulator::new(n);
+    let mut seen = super::model::ItemSet::new(n);
+    let mut buf = Vec::new();
+    for (&user, targets) in holdout.users.iter().zip(&holdout.targets) {
+        seen.clear();
+        let range = holdout.train.range(user as usize);
+        holdout.train.items[range].iter().for_each(|&i| seen.insert(i));
+        let ranked: Vec<u32> = top_k(&popularity, 20, &|i| seen.contains(i), None, &mut buf)
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        acc.add(&ranked, targets);
+    }
+    acc.finish()
+}
+
+struct DaeRun {
+    model: Dae,
+    epochs: usize,
+}
+
+/// Trains the autoencoder for up to `epochs`; with a holdout, keeps the weights of the
+/// epoch with the best validation NDCG@10 and stops after `patience` epochs without one.
+#[allow(clippy::too_many_arguments)]
+fn train_dae(
+    data: &Dataset,
+    params: &RecommenderParams,
+    epochs: usize,
+    holdout: Option<&Holdout>,
+    first_epoch: usize,
+    started: Instant,
+    control: &mut Control,
+    history: &mut Vec<EpochReport>,
+) -> Result<DaeRun, RecommendError> {
+    let config = DaeConfig {
+        hidden: params.hidden,
+        input_dropout: params.input_dropout,
+        batch_size: params.batch_size,
+        learning_rate: params.learning_rate,
+        weight_decay: params.weight_decay,
+        seed: params.seed,
+    };
+    let mut trainer = DaeTrainer::new(data.n_items(), config);
+    let cancel = control.cancel;
+    let cancelled = || cancel.load(Ordering::Relaxed);
+    let mut best: Option<(f64, usize, Dae)> = None;
+    for epoch in 1..=epochs {
+        let loss = trainer.epoch(data, &cancelled).ok_or(RecommendError::Cancelled)?;
+        if !loss.is_finite() || !trainer.is_finite() {
+            return Err(RecommendError::NonFinite { epoch });
+        }
+        let metric = holdout.map(|h| {
+            let scorers = Scorers {
+                dae: Some(&trainer.model),
+                ease: None,
+            };
+            validate(h, &scorers, params.recency_power, &[1.0])[0].ndcg_at_10
+        });
+        let report = EpochReport {
+            epoch: first_epoch + epoch,
+            train_loss: loss,
+            valid_loss: None,
+            valid_metric: metric,
+            metric: METRIC.to_owned(),
+            learning_rate: f64::from(params.learning_rate),
+            elapsed_secs: started.elapsed().as_secs_f64(),
+        };
+        (control.on_epoch)(&report);
+        history.push(report);
+        if cancelled() {
+            return Err(RecommendError::Cancelled);
+        }
+        if let Some(metric) = metric {
+            match &mut best {
+                Some((score, at, model)) if metric <= *score => {
+                    if params
+                        .early_stopping_patience
+                        .is_some_and(|p| epoch - *at >= p)
+                    {
+                        return Ok(DaeRun {
+                            model: std::mem::replace(model, Dae::new(0, 0, 0)),
+                            epochs: *at,
+                        });
+                    }
+                }
+                _ => best = Some((metric, epoch, trainer.model.clone())),
+            }
+        }
+    }
+    Ok(match best {
+        Some((_, at, model)) => DaeRun { model, epochs: at },
+        None => DaeRun {
+            model: trainer.model,
+            epochs,
+        },
+    })
+}
+
+/// Trains a [`Recommender`] on `data`.
+///
+/// With a validation split (`params.holdout` not `none`): the components are trained on
+/// the interactions minus the held-out ones, the autoencoder's epoch count is chosen by
+/// validation NDCG@10 (early stopping), the blend weight (unless fixed) by NDCG@10 over
+/// [`BLEND_GRID`], metrics are recorded for the model and for popularity, and with
+/// `params.refit` the selected configuration is trained again on all interactions.
+/// Deterministic for a given seed.
+///
+/// # Errors
+/// [`RecommendError::Params`] for invalid parameters or sizes over `caps`;
+/// [`RecommendError::Data`] for unusable interactions; [`RecommendError::Cancelled`];
+/// [`RecommendError::NonFinite`] if the autoencoder diverges.
+pub fn fit(
+    data: &Interactions,
+    params: &RecommenderParams,
+    caps: &RecommendCaps,
+    mut control: Control,
+) -> Result<FitReport, RecommendError> {
+    let started = Instant::now();
+    params.check(caps)?;
+    let full = Dataset::from_interactions(data, params.use_values, caps)?;
+    let n_items = full.n_items();
+    params.check_catalog(n_items, caps)?;
+    let component = params.resolved_component(n_items, caps);
+    let uses_dae = matches!(component, Component::Dae | Component::Blend);
+    let uses_ease = matches!(component, Component::Ease | Component::Blend);
+    let cancel = control.cancel;
+    let cancelled = || cancel.load(Ordering::Relaxed);
+    let mut history = Vec::new();
+
+    let holdout = split(&full, params);
+    let mut blend = match component {
+        Component::Dae => 1.0,
+        Component::Ease => 0.0,
+        _ => params.blend.unwrap_or(0.5),
+    };
+    let mut epochs = params.epochs;
+    let mut metrics = None;
+    let mut trained: Option<(Option<Dae>, Option<Ease>)> = None;
+    if let Some(holdout) = &holdout {
+        let ease = if uses_ease {
+            Some(Ease::fit(&holdout.train, params.ease_lambda, &cancelled).ok_or(RecommendError::Cancelled)?)
+        } else {
+            None
+        };
+        let dae = if uses_dae {
+            let run = train_dae(
+                &holdout.train,
+                params,
+                params.epochs,
+                Some(holdout),
+                0,
+                started,
+                &mut control,
+                &mut history,
+            )?;
+            epochs = run.epochs;
+            Some(run.model)
+        } else {
+            None
+        };
+        let scorers = Scorers {
+            dae: dae.as_ref(),
+            ease: ease.as_ref(),
+        };
+        let model_metrics = if component == Component::Blend && params.blend.is_none() {
+            let results = validate(holdout, &scorers, params.recency_power, &BLEND_GRID);
+            let (best, _) = results
+                .iter()
+                .enumerate()
+                .fold((0, f64::NEG_INFINITY), |(bi, bs), (i, m)| {
+                    if m.ndcg_at_10 > bs {
+                        (i, m.ndcg_at_10)
+                    } else {
+                        (bi, bs)
+                    }
+                });
+            blend = BLEND_GRID[best];
+            results[best].clone()
+        } else {
+            validate(holdout, &scorers, params.recency_power, &[blend]).remove(0)
+        };
+        metrics = Some(HoldoutMetrics {
+            holdout: holdout.kind,
+            model: model_metrics,
+            popularity: popularity_metrics(holdout),
+        });
+        if !params.refit {
+            trained = Some((dae, ease));
+        }
+    }
+    // Final components: on all interactions (or the validation models without refit).
+    let (dae, ease) = match trained {
+        Some(parts) => parts,
+        None => {
+            let ease = if uses_ease {
+                Some(Ease::fit(&full, params.ease_lambda, &cancelled).ok_or(RecommendError::Cancelled)?)
+            } else {
+                None
+            };
+            let dae = if uses_dae {
+                let first = history.len();
+                Some(train_dae(&full, params, epochs, None, first, started, &mut control, &mut history)?.model)
+            } else {
+                None
+            };
+            (dae, ease)
+        }
+    };
+    let mut offsets = Vec::with_capacity(full.n_users() + 1);
+    offsets.push(0);
+    let mut items = Vec::with_capacity(full.items.len());
+    let mut weights = Vec::with_capacity(full.items.len());
+    let mut buf = Vec::new();
+    for user in 0..full.n_users() {
+        full.weighted_history(user, params.recency_power, &mut buf);
+        for &(i, w) in &buf {
+            items.push(i);
+            weights.push(w);
+        }
+        offsets.push(items.len());
+    }
+    let spec = RecommenderSpec {
+        format: SPEC_FORMAT,
+        component,
+        n_items,
+        n_users: full.n_users(),
+        hidden: if uses_dae { params.hidden } else { 0 },
+        blend,
+        recency_power: params.recency_power,
+        timestamps: full.times.is_some(),
+        max_k: caps.max_k,
+        epochs_trained: if uses_dae { epochs } else { 0 },
+        interactions: full.items.len(),
+        params: params.clone(),
+        metrics: metrics.clone(),
+    };
+    let model = Recommender::from_parts(Parts {
+        spec,
+        popularity: full.popularity(params.popularity_half_life_days),
+        item_ids: full.item_ids,
+        user_ids: full.user_ids,
+        history_offsets: offsets,
+        history_items: items,
+        history_weights: weights,
+        dae,
+        ease,
+    })?;
+    Ok(FitReport {
+        model,
+        metrics,
+        history,
+    })
+}

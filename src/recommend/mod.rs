@@ -1,0 +1,49 @@
+//! Item recommendation from implicit interactions (user, item, optional value and
+//! timestamp).
+//!
+//! The model ([`Recommender`]) maps one user's history — a sparse list of
+//! `(item_index, weight)` — to a score for every item of the catalog in one pass, and
+//! serves the top `k` with an `O(n_items)` partial selection. It blends two components,
+//! both trained here on the CPU:
+//!
+//! * a multinomial denoising autoencoder (Mult-DAE, Liang et al. 2018): input dropout on
+//!   the L2-normalised multi-hot history, a `tanh` hidden layer, and a softmax over all
+//!   items trained with the multinomial log-likelihood. The first layer is a sum of
+//!   weight rows over the history (never a dense multi-hot product); the decoder is one
+//!   GEMV of `hidden × n_items`;
+//! * an item-item linear model with the closed-form EASE solution (Steck 2019), when the
+//!   catalog is small enough for its `n_items²` matrix; scoring sums one row per history
+//!   item.
+//!
+//! Scores of both components are standardised per user and mixed with a weight chosen on
+//! a validation split at fit time. Users unknown at training are served from a posted
+//! history alone. Popularity (time-decayed when timestamps exist) is the fallback for
+//! empty histories.
+//!
+//! Pure and synchronous apart from [`Recommender::save`] / [`Recommender::load`], which
+//! write and read one version directory.
+
+mod dae;
+mod data;
+mod ease;
+mod error;
+mod fit;
+mod kernels;
+mod metrics;
+mod model;
+mod params;
+mod persist;
+mod topk;
+
+pub use data::{recency_weights, InteractionColumns, Interactions};
+pub use error::RecommendError;
+pub use fit::{fit, FitReport};
+pub use metrics::{HoldoutMetrics, RankingAccumulator, RankingMetrics};
+pub use model::{ItemSet, Recommender, RecommenderSpec, ScoreScratch};
+pub use params::{Component, HoldoutKind, RecommendCaps, RecommenderParams};
+pub use persist::{VOCAB_FILE, WEIGHTS_FILE};
+pub use topk::top_k;
+
+
+#[cfg(test)]
+mod tests;

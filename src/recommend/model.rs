@@ -1,0 +1,527 @@
+//! The trained recommender: vocabularies, stored histories, scorers and serving.
+
+use std::collections::HashMap;
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use super::dae::Dae;
+use super::ease::Ease;
+use super::error::RecommendError;
+use super::metrics::HoldoutMetrics;
+use super::params::{Component, RecommenderParams};
+use super::topk::top_k;
+
+/// Version of the [`RecommenderSpec`] layout.
+pub const SPEC_FORMAT: u32 = 1;
+
+/// Everything about a trained recommender except its tensors and vocabularies; small,
+/// stored in `model.json` by the registry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecommenderSpec {
+    pub format: u32,
+    /// The component actually trained (`dae`, `ease` or `blend`).
+    pub component: Component,
+    pub n_items: usize,
+    pub n_users: usize,
+    /// Autoencoder hidden width (0 without an autoencoder).
+    pub hidden: usize,
+    /// Autoencoder weight in the blend (1 for `dae`, 0 for `ease`).
+    pub blend: f32,
+    /// Recency exponent applied to stored histories (see
+    /// [`RecommenderParams::recency_power`]); callers posting timestamped histories should
+    /// weight them the same way with [`super::recency_weights`].
+    pub recency_power: f32,
+    /// Whether the training interactions had timestamps.
+    pub timestamps: bool,
+    /// Largest `k` served.
+    pub max_k: usize,
+    /// Autoencoder epochs trained in the final model.
+    pub epochs_trained: usize,
+    /// Distinct (user, item) pairs trained on.
+    pub interactions: usize,
+    pub params: RecommenderParams,
+    pub metrics: Option<HoldoutMetrics>,
+}
+
+/// A set of item indices (bitset), e.g. the items to exclude from a recommendation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ItemSet {
+    words: Vec<u64>,
+}
+
+impl ItemSet {
+    pub fn new(n_items: usize) -> ItemSet {
+        ItemSet {
+            words: vec![0; n_items.div_ceil(64)],
+        }
+    }
+
+    /// The items of a history.
+    pub fn from_history(n_items: usize, history: &[(u32, f32)]) -> ItemSet {
+        let mut set = ItemSet::new(n_items);
+        for &(item, _) in history {
+            set.insert(item);
+        }
+        set
+    }
+
+    /// Adds `item` (growing the set if needed).
+    pub fn insert(&mut self, item: u32) {
+        let word = item as usize / 64;
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        self.words[word] |= 1 << (item % 64);
+    }
+
+    #[inline]
+    pub fn contains(&self, item: u32) -> bool {
+        self.words
+            .get(item as usize / 64)
+            .is_some_and(|w| w & (1 << (item % 64)) != 0)
+    }
+
+    pub fn clear(&mut self) {
+        self.words.fill(0);
+    }
+}
+
+/// Reusable buffers for scoring; after the first call at a catalog size, scoring does not
+/// allocate.
+#[derive(Clone, Debug, Default)]
+pub struct ScoreScratch {
+    hidden: Vec<f32>,
+    first: Vec<f32>,
+    second: Vec<f32>,
+    scores: Vec<f32>,
+    select: Vec<(f32, u32)>,
+}
+
+impl ScoreScratch {
+    /// The scores written by the last [`Recommender::score_into`].
+    pub fn scores(&self) -> &[f32] {
+        &self.scores
+    }
+}
+
+/// A trained recommender. Item and user indices are dense `u32` (`0..n_items`,
+/// `0..n_users`) in the order of first appearance in the training interactions.
+#[derive(Clone, Debug)]
+pub struct Recommender {
+    pub(crate) spec: RecommenderSpec,
+    pub(crate) item_ids: Vec<String>,
+    pub(crate) user_ids: Vec<String>,
+    item_index: HashMap<String, u32>,
+    user_index: HashMap<String, u32>,
+    /// CSR of stored (recency-weighted) histories.
+    pub(crate) history_offsets: Vec<usize>,
+    pub(crate) history_items: Vec<u32>,
+    pub(crate) history_weights: Vec<f32>,
+    pub(crate) popularity: Vec<f32>,
+    pub(crate) dae: Option<Dae>,
+    pub(crate) ease: Option<Ease>,
+    /// Unit-norm item embeddings for `similar` (decoder columns), when an autoencoder exists.
+    embeddings: Option<Array2<f32>>,
+}
+
+/// Parts of a recommender, checked by [`Recommender::from_parts`].
+pub(crate) struct Parts {
+    pub spec: RecommenderSpec,
+    pub item_ids: Vec<String>,
+    pub user_ids: Vec<String>,
+    pub history_offsets: Vec<usize>,
+    pub history_items: Vec<u32>,
+    pub history_weights: Vec<f32>,
+    pub popularity: Vec<f32>,
+    pub dae: Option<Dae>,
+    pub ease: Option<Ease>,
+}
+
+fn bad(message: String) -> RecommendError {
+    RecommendError::Artifact(message)
+}
+
+impl Recommender {
+    /// Assembles and cross-checks the parts (sizes, indices, finiteness).
+    pub(crate) fn from_parts(parts: Parts) -> Result<Recommender, RecommendError> {
+        let Parts {
+            spec,
+            item_ids,
+            user_ids,
+            history_offsets,
+            history_items,
+            history_weights,
+            popularity,
+            dae,
+            ease,
+        } = parts;
+        let n = spec.n_items;
+        if item_ids.len() != n || popularity.len() != n {
+            return Err(bad(format!(
+                "{} item ids and {} popularity scores for n_items = {n}",
+                item_ids.len(),
+                popularity.len()
+            )));
+        }
+        if user_ids.len() != spec.n_users || history_offsets.len() != spec.n_users + 1 {
+            return Err(bad(format!(
+                "{} user ids and {} history offsets for n_users = {}",
+                user_ids.len(),
+                history_offsets.len(),
+                spec.n_users
+            )));
+        }
+        let total = history_items.len();
+        if history_weights.len() != total
+            || history_offsets.first() != Some(&0)
+            || history_offsets.last() != Some(&total)
+            || history_offsets.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(bad("history offsets, items and weights are inconsistent".into()));
+        }
+        if history_items.iter().any(|&i| i as usize >= n) {
+            return Err(bad("a stored history references an item out of range".into()));
+        }
+        if popularity.iter().chain(&history_weights).any(|v| !v.is_finite()) {
+            return Err(bad("non-finite popularity or history weight".into()));
+        }
+        if let Some(dae) = &dae {
+            if dae.n_items() != n
+                || dae.hidden() != spec.hidden
+                || dae.decoder.dim() != (spec.hidden, n)
+                || dae.encoder_bias.len() != spec.hidden
+                || dae.decoder_bias.len() != n
+            {
+                return Err(bad("autoencoder tensors do not match the spec".into()));
+            }
+        }
+        if let Some(ease) = &ease {
+            if ease.weights.dim() != (n, n) {
+                return Err(bad("item-item weights do not match n_items".into()));
+            }
+        }
+        let needs = |c: Component| spec.component == c || spec.component == Component::Blend;
+        if needs(Component::Dae) != dae.is_some() || needs(Component::Ease) != ease.is_some() {
+            return Err(bad(format!(
+                "component `{:?}` does not match the stored tensors",
+                spec.component
+            )));
+        }
+        let index = |ids: &[String]| -> Result<HashMap<String, u32>, RecommendError> {
+            let mut map = HashMap::with_capacity(ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                if map.insert(id.clone(), i as u32).is_some() {
+                    return Err(bad(format!("id `{id}` appears twice in the vocabulary")));
+                }
+            }
+            Ok(map)
+        };
+        let embeddings = dae.as_ref().map(|dae| {
+            let mut e = dae.item_embeddings();
+            for mut row in e.rows_mut() {
+                let norm = row.dot(&row).sqrt();
+                if norm > 0.0 {
+                    row /= norm;
+                }
+            }
+            e
+        });
+        Ok(Recommender {
+            item_index: index(&item_ids)?,
+            user_index: index(&user_ids)?,
+            spec,
+            item_ids,
+            user_ids,
+            history_offsets,
+            history_items,
+            history_weights,
+            popularity,
+            dae,
+            ease,
+            embeddings,
+        })
+    }
+
+    /// The serialisable description (no tensors).
+    pub fn spec(&self) -> &RecommenderSpec {
+        &self.spec
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.spec.n_items
+    }
+
+    pub fn n_users(&self) -> usize {
+        self.spec.n_users
+    }
+
+    /// Index of an item id seen at training.
+    pub fn item_index(&self, id: &str) -> Option<u32> {
+        self.item_index.get(id).copied()
+    }
+
+    /// Id of an item index.
+    pub fn item_id(&self, index: u32) -> Option<&str> {
+        self.item_ids.get(index as usize).map(String::as_str)
+    }
+
+    /// Index of a user id seen at training.
+    pub fn user_index(&self, id: &str) -> Option<u32> {
+        self.user_index.get(id).copied()
+    }
+
+    pub fn user_id(&self, index: u32) -> Option<&str> {
+        self.user_ids.get(index as usize).map(String::as_str)
+    }
+
+    /// A training user's stored history as `(item, weight)` (recency-weighted per the
+    /// spec), oldest first when timestamps existed; empty for an unknown index.
+    pub fn user_history(&self, user: u32) -> Vec<(u32, f32)> {
+        let u = user as usize;
+        if u >= self.n_users() {
+            return Vec::new();
+        }
+        let range = self.history_offsets[u]..self.history_offsets[u + 1];
+        self.history_items[range.clone()]
+            .iter()
+            .copied()
+            .zip(self.history_weights[range].iter().copied())
+            .collect()
+    }
+
+    /// Popularity scores used as the fallback ranking (time-decayed when timestamps
+    /// existed).
+    pub fn popularity(&self) -> &[f32] {
+        &self.popularity
+    }
+
+    fn check_history(&self, history: &[(u32, f32)]) -> Result<(), RecommendError> {
+        let n = self.n_items();
+        if let Some(&(item, w)) = history
+            .iter()
+            .find(|&&(item, w)| item as usize >= n || !(w.is_finite() && w >= 0.0))
+        {
+            return Err(RecommendError::Request(if item as usize >= n {
+                format!("history item index {item} is out of range (catalog has {n} items)")
+            } else {
+                format!("history weight {w} for item {item} must be finite and >= 0")
+            }));
+        }
+        Ok(())
+    }
+
+    fn check_k(&self, k: usize) -> Result<(), RecommendError> {
+        if k == 0 || k > self.spec.max_k {
+            return Err(RecommendError::Request(format!(
+                "k = {k} must be in 1..={}",
+                self.spec.max_k
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_candidates(&self, candidates: Option<&[u32]>) -> Result<(), RecommendError> {
+        let n = self.n_items();
+        if let Some(&bad) = candidates.into_iter().flatten().find(|&&i| i as usize >= n) {
+            return Err(RecommendError::Request(format!(
+                "candidate item index {bad} is out of range (catalog has {n} items)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Scores every item for `history` into `scratch` and returns them (higher is better).
+    /// An empty (or all-zero) history gets the popularity scores. Cost: `O(|h| · hidden +
+    /// hidden · n_items)` for the autoencoder, `O(|h| · n_items)` for the item-item model,
+    /// `O(n_items)` to standardise and blend.
+    ///
+    /// # Errors
+    /// [`RecommendError::Request`] for an out-of-range item or a negative or non-finite
+    /// weight.
+    pub fn score_into<'s>(
+        &self,
+        history: &[(u32, f32)],
+        scratch: &'s mut ScoreScratch,
+    ) -> Result<&'s [f32], RecommendError> {
+        self.check_history(history)?;
+        let n = self.n_items();
+        let ScoreScratch {
+            hidden,
+            first,
+            second,
+            scores,
+            ..
+        } = scratch;
+        scores.resize(n, 0.0);
+        if history.iter().all(|&(_, w)| w == 0.0) {
+            scores.copy_from_slice(&self.popularity);
+            return Ok(scores);
+        }
+        match (&self.dae, &self.ease) {
+            (Some(dae), None) => {
+                hidden.resize(dae.hidden(), 0.0);
+                dae.encode_into(history, hidden);
+                dae.decode_into(hidden, scores);
+            }
+            (None, Some(ease)) => ease.score_into(history, scores),
+            (Some(dae), Some(ease)) => {
+                hidden.resize(dae.hidden(), 0.0);
+                first.resize(n, 0.0);
+                second.resize(n, 0.0);
+                dae.encode_into(history, hidden);
+                dae.decode_into(hidden, first);
+                ease.score_into(history, second);
+                blend_into(first, second, self.spec.blend, scores);
+            }
+            (None, None) => scores.copy_from_slice(&self.popularity),
+        }
+        Ok(scores)
+    }
+
+    /// Top `k` items for `history`, best first, as `(item, score)`: only `candidates`
+    /// when given, never an item for which `exclude` is true. History items are not
+    /// excluded implicitly. `O(scoring + n_items)`, no full sort.
+    ///
+    /// # Errors
+    /// [`RecommendError::Request`] for `k` outside `1..=max_k`, out-of-range items or
+    /// invalid weights.
+    pub fn recommend(
+        &self,
+        history: &[(u32, f32)],
+        k: usize,
+        exclude: &dyn Fn(u32) -> bool,
+        candidates: Option<&[u32]>,
+    ) -> Result<Vec<(u32, f32)>, RecommendError> {
+        self.recommend_with(history, k, exclude, candidates, &mut ScoreScratch::default())
+    }
+
+    /// [`Recommender::recommend`] reusing `scratch`.
+    pub fn recommend_with(
+        &self,
+        history: &[(u32, f32)],
+        k: usize,
+        exclude: &dyn Fn(u32) -> bool,
+        candidates: Option<&[u32]>,
+        scratch: &mut ScoreScratch,
+    ) -> Result<Vec<(u32, f32)>, RecommendError> {
+        self.check_k(k)?;
+        self.check_candidates(candidates)?;
+        self.score_into(history, scratch)?;
+        Ok(top_k(
+            &scratch.scores,
+            k,
+            exclude,
+            candidates,
+            &mut scratch.select,
+        ))
+    }
+
+    /// Top `k` by popularity (the fallback for users without history).
+    ///
+    /// # Errors
+    /// [`RecommendError::Request`] for `k` outside `1..=max_k`.
+    pub fn popular(
+        &self,
+        k: usize,
+        exclude: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<(u32, f32)>, RecommendError> {
+        self.check_k(k)?;
+        Ok(top_k(&self.popularity, k, exclude, None, &mut Vec::new()))
+    }
+
+    /// The `k` items most similar to `item`, by cosine of the autoencoder's item output
+    /// embeddings (`O(hidden · n_items)`); for an item-item-only model, by the learned
+    /// item-item weights `B[item, :]`. The item itself is excluded.
+    ///
+    /// # Errors
+    /// [`RecommendError::Request`] for an out-of-range item or invalid `k`.
+    pub fn similar(&self, item: u32, k: usize) -> Result<Vec<(u32, f32)>, RecommendError> {
+        self.check_k(k)?;
+        let n = self.n_items();
+        if item as usize >= n {
+            return Err(RecommendError::Request(format!(
+                "item index {item} is out of range (catalog has {n} items)"
+            )));
+        }
+        let scores: Vec<f32> = match (&self.embeddings, &self.ease) {
+            (Some(e), _) => e.dot(&e.row(item as usize)).to_vec(),
+            (None, Some(ease)) => ease.weights.row(item as usize).to_vec(),
+            (None, None) => self.popularity.clone(),
+        };
+        Ok(top_k(&scores, k, &|i| i == item, None, &mut Vec::new()))
+    }
+}
+
+/// `out = α·z(a) + (1−α)·z(b)` with `z` standardising over all items.
+pub(crate) fn blend_into(a: &[f32], b: &[f32], alpha: f32, out: &mut [f32]) {
+    let (ma, sa) = mean_std(a);
+    let (mb, sb) = mean_std(b);
+    let (wa, wb) = (alpha / sa, (1.0 - alpha) / sb);
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = wa * (x - ma) + wb * (y - mb);
+    }
+}
+
+fn mean_std(values: &[f32]) -> (f32, f32) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = values
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let std = var.sqrt();
+    (mean as f32, if std > 1e-12 { std as f32 } else { 1.0 })
+}
+
+impl Recommender {
+    /// A model with cheap deterministic pseudo-random weights and no training, to measure
+    /// scoring cost at arbitrary catalog sizes (autoencoder with `hidden` units, plus the
+    /// item-item matrix when `item_item`). Not meant for serving.
+    #[doc(hidden)]
+    pub fn benchmark_model(n_items: usize, hidden: usize, item_item: bool) -> Recommender {
+        let pseudo = |i: usize| ((i.wrapping_mul(2_654_435_761) % 20_011) as f32 / 20_011.0 - 0.5) * 0.1;
+        let dae = (hidden > 0).then(|| Dae {
+            encoder: Array2::from_shape_fn((n_items, hidden), |(i, j)| pseudo(i * hidden + j)),
+            encoder_bias: ndarray::Array1::zeros(hidden),
+            decoder: Array2::from_shape_fn((hidden, n_items), |(i, j)| pseudo(i * n_items + j + 7)),
+            decoder_bias: ndarray::Array1::from_shape_fn(n_items, pseudo),
+        });
+        let ease = item_item.then(|| Ease {
+            weights: Array2::from_shape_fn((n_items, n_items), |(i, j)| pseudo(i * n_items + j + 3)),
+        });
+        let component = match (dae.is_some(), ease.is_some()) {
+            (true, true) => Component::Blend,
+            (false, true) => Component::Ease,
+            _ => Component::Dae,
+        };
+        let spec = RecommenderSpec {
+            format: SPEC_FORMAT,
+            component,
+            n_items,
+            n_users: 0,
+            hidden,
+            blend: 0.5,
+            recency_power: 0.0,
+            timestamps: false,
+            max_k: 1000,
+            epochs_trained: 0,
+            interactions: 0,
+            params: RecommenderParams::default(),
+            metrics: None,
+        };
+        Recommender::from_parts(Parts {
+            spec,
+            item_ids: (0..n_items).map(|i| i.to_string()).collect(),
+            user_ids: Vec::new(),
+            history_offsets: vec![0],
+            history_items: Vec::new(),
+            history_weights: Vec::new(),
+            popularity: (0..n_items).map(pseudo).collect(),
+            dae,
+            ease,
+        })
+        .expect("consistent benchmark parts")
+    }
+}

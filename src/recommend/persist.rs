@@ -1,0 +1,213 @@
+//! Saving and loading a recommender: `weights.safetensors` (tensors by layer, F32; stored
+//! histories as CSR I64/I32/F32 tensors) and `vocab.json` (item and user ids); everything
+//! else lives in the serde [`RecommenderSpec`] the caller stores (e.g. in `model.json`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ndarray::{Array1, Array2};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+
+use super::dae::Dae;
+use super::ease::Ease;
+use super::error::RecommendError;
+use super::model::{Parts, Recommender, RecommenderSpec, SPEC_FORMAT};
+
+/// File holding the tensors.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+/// File holding the item and user ids, in index order.
+pub const VOCAB_FILE: &str = "vocab.json";
+
+#[derive(Serialize, Deserialize)]
+struct Vocab {
+    items: Vec<String>,
+    users: Vec<String>,
+}
+
+struct Raw {
+    name: &'static str,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+fn f32_tensor(name: &'static str, shape: Vec<usize>, data: impl Iterator<Item = f32>) -> Raw {
+    Raw {
+        name,
+        dtype: Dtype::F32,
+        shape,
+        bytes: data.flat_map(f32::to_le_bytes).collect(),
+    }
+}
+
+impl Recommender {
+    /// Writes `weights.safetensors` and `vocab.json` into `dir` (which must exist). The
+    /// spec ([`Recommender::spec`]) is stored by the caller.
+    ///
+    /// # Errors
+    /// [`RecommendError::Artifact`] on serialisation or I/O failure.
+    pub fn save(&self, dir: &Path) -> Result<(), RecommendError> {
+        let n = self.n_items();
+        let mut raws = vec![
+            f32_tensor("popularity", vec![n], self.popularity.iter().copied()),
+            Raw {
+                name: "histories.offsets",
+                dtype: Dtype::I64,
+                shape: vec![self.history_offsets.len()],
+                bytes: self
+                    .history_offsets
+                    .iter()
+                    .flat_map(|&o| (o as i64).to_le_bytes())
+                    .collect(),
+            },
+            Raw {
+                name: "histories.items",
+                dtype: Dtype::I32,
+                shape: vec![self.history_items.len()],
+                bytes: self
+                    .history_items
+                    .iter()
+                    .flat_map(|&i| (i as i32).to_le_bytes())
+                    .collect(),
+            },
+            f32_tensor(
+                "histories.weights",
+                vec![self.history_weights.len()],
+                self.history_weights.iter().copied(),
+            ),
+        ];
+        if let Some(dae) = &self.dae {
+            let h = dae.hidden();
+            raws.push(f32_tensor("encoder.weight", vec![n, h], dae.encoder.iter().copied()));
+            raws.push(f32_tensor("encoder.bias", vec![h], dae.encoder_bias.iter().copied()));
+            raws.push(f32_tensor("decoder.weight", vec![h, n], dae.decoder.iter().copied()));
+            raws.push(f32_tensor("decoder.bias", vec![n], dae.decoder_bias.iter().copied()));
+        }
+        if let Some(ease) = &self.ease {
+            raws.push(f32_tensor("item_item.weight", vec![n, n], ease.weights.iter().copied()));
+        }
+        let mut views = Vec::with_capacity(raws.len());
+        for raw in &raws {
+            let view = TensorView::new(raw.dtype, raw.shape.clone(), &raw.bytes)
+                .map_err(|e| RecommendError::artifact(raw.name, e))?;
+            views.push((raw.name, view));
+        }
+        let mut meta = HashMap::new();
+        meta.insert("format".to_owned(), SPEC_FORMAT.to_string());
+        let bytes = safetensors::serialize(views, Some(meta))
+            .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
+        std::fs::write(dir.join(WEIGHTS_FILE), bytes)
+            .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
+        let vocab = Vocab {
+            items: self.item_ids.clone(),
+            users: self.user_ids.clone(),
+        };
+        let json = serde_json::to_vec(&vocab).map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
+        std::fs::write(dir.join(VOCAB_FILE), json).map_err(|e| RecommendError::artifact(VOCAB_FILE, e))
+    }
+
+    /// Rebuilds a recommender saved by [`Recommender::save`] with its spec.
+    ///
+    /// # Errors
+    /// [`RecommendError::Artifact`] for unreadable files, unknown formats, missing or
+    /// misshapen tensors, or parts that do not match the spec.
+    pub fn load(spec: &RecommenderSpec, dir: &Path) -> Result<Recommender, RecommendError> {
+        if spec.format != SPEC_FORMAT {
+            return Err(RecommendError::Artifact(format!(
+                "spec format {} is not supported (expected {SPEC_FORMAT})",
+                spec.format
+            )));
+        }
+        let vocab_bytes =
+            std::fs::read(dir.join(VOCAB_FILE)).map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
+        let vocab: Vocab =
+            serde_json::from_slice(&vocab_bytes).map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
+        let bytes =
+            std::fs::read(dir.join(WEIGHTS_FILE)).map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
+        let n = spec.n_items;
+        let h = spec.hidden;
+        let get = |name: &str, dtype: Dtype, shape: Option<&[usize]>| -> Result<Vec<u8>, RecommendError> {
+            let view = st
+                .tensor(name)
+                .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, format!("tensor `{name}`: {e}")))?;
+            if view.dtype() != dtype {
+                return Err(RecommendError::Artifact(format!(
+                    "tensor `{name}` is {:?}, expected {dtype:?}",
+                    view.dtype()
+                )));
+            }
+            if let Some(shape) = shape {
+                if view.shape() != shape {
+                    return Err(RecommendError::Artifact(format!(
+                        "tensor `{name}` has shape {:?}, expected {shape:?}",
+                        view.shape()
+                    )));
+                }
+            }
+            Ok(view.data().to_vec())
+        };
+        let f32s = |name: &str, shape: Option<&[usize]>| -> Result<Vec<f32>, RecommendError> {
+            let data: Vec<f32> = get(name, Dtype::F32, shape)?
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            if let Some(index) = data.iter().position(|v| !v.is_finite()) {
+                return Err(RecommendError::Artifact(format!(
+                    "tensor `{name}` has a non-finite value at flat index {index}"
+                )));
+            }
+            Ok(data)
+        };
+        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Array2<f32>, RecommendError> {
+            Array2::from_shape_vec((rows, cols), f32s(name, Some(&[rows, cols]))?)
+                .map_err(|e| RecommendError::artifact(name, e))
+        };
+        let offsets: Vec<usize> = get("histories.offsets", Dtype::I64, None)?
+            .chunks_exact(8)
+            .map(|c| {
+                let v = i64::from_le_bytes(c.try_into().expect("8 bytes"));
+                usize::try_from(v).unwrap_or(usize::MAX)
+            })
+            .collect();
+        let items: Vec<u32> = get("histories.items", Dtype::I32, None)?
+            .chunks_exact(4)
+            .map(|c| {
+                let v = i32::from_le_bytes(c.try_into().expect("4 bytes"));
+                u32::try_from(v).unwrap_or(u32::MAX)
+            })
+            .collect();
+        let weights = f32s("histories.weights", None)?;
+        let dae = if h > 0 {
+            Some(Dae {
+                encoder: matrix("encoder.weight", n, h)?,
+                encoder_bias: Array1::from_vec(f32s("encoder.bias", Some(&[h]))?),
+                decoder: matrix("decoder.weight", h, n)?,
+                decoder_bias: Array1::from_vec(f32s("decoder.bias", Some(&[n]))?),
+            })
+        } else {
+            None
+        };
+        let has_item_item = st.names().iter().any(|name| *name == "item_item.weight");
+        let ease = if has_item_item {
+            Some(Ease {
+                weights: matrix("item_item.weight", n, n)?,
+            })
+        } else {
+            None
+        };
+        Recommender::from_parts(Parts {
+            spec: spec.clone(),
+            item_ids: vocab.items,
+            user_ids: vocab.users,
+            history_offsets: offsets,
+            history_items: items,
+            history_weights: weights,
+            popularity: f32s("popularity", Some(&[n]))?,
+            dae,
+            ease,
+        })
+    }
+}

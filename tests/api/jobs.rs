@@ -1,0 +1,276 @@
+//! Jobs: events, cancellation, the bounded queue, listing.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const TERMINAL: [&str; 4] = ["succeeded", "failed", "cancelled", "interrupted"];
+
+/// Reads server-sent events until a terminal status event or the end of the
+/// stream; returns (event name, data) pairs.
+async fn read_events(response: reqwest::Response) -> Vec<(String, Value)> {
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let read = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.expect("event stream broke");
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let mut name = None;
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                let Some(name) = name else { continue }; // keep-alive comment
+                let value: Value = serde_json::from_str(&data)
+                    .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {data}"));
+                let terminal = TERMINAL.contains(&name.as_str());
+                events.push((name, value));
+                if terminal {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(JOB_DEADLINE, read)
+        .await
+        .expect("the event stream did not end in time");
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_events_yield_one_epoch_event_per_epoch_and_end_with_succeeded() {
+    let app = spawn_app().await;
+    // Keep the only worker busy so the observed job waits in the queue
+    // until the stream is open.
+    let blocker = submit_long(&app, "blocker").await;
+    app.wait_until_training(job_id(&blocker)).await;
+    let job = app
+        .submit(&train_request("churn", "churned", churn_rows(200, 21), tiny_params(5)))
+        .await;
+    let id = job_id(&job).to_string();
+    assert_eq!(job["status"], "queued");
+
+    let response = app.get(&format!("/jobs/{id}/events")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+    let cancel = app.delete(&format!("/jobs/{}", job_id(&blocker))).await;
+    assert_eq!(cancel.status(), StatusCode::OK);
+
+    let events = read_events(response).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["queued", "running", "epoch", "epoch", "epoch", "epoch", "epoch", "succeeded"],
+        "{events:#?}"
+    );
+    let epochs: Vec<u64> = events
+        .iter()
+        .filter(|(n, _)| n == "epoch")
+        .map(|(_, d)| d["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, [1, 2, 3, 4, 5]);
+    for (_, data) in events.iter().filter(|(n, _)| n == "epoch") {
+        assert!(data["train_loss"].is_number(), "{data}");
+        assert!(data["progress"].as_f64().unwrap() > 0.0, "{data}");
+    }
+    let (_, last) = events.last().unwrap();
+    assert_eq!(last["id"], id.as_str());
+    assert_eq!(last["version"], 1);
+
+    // The stream of an ended job is its final state alone.
+    let response = app.get(&format!("/jobs/{id}/events")).await;
+    let events = read_events(response).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_job_ends_it_cancelled_without_writing_a_version() {
+    let app = spawn_app().await;
+    let job = submit_long(&app, "long").await;
+    let id = job_id(&job).to_string();
+    app.wait_until_training(&id).await;
+
+    let response = app.delete(&format!("/jobs/{id}")).await;
+    let answer = json_ok(response, StatusCode::OK).await;
+    assert_eq!(answer["id"], id.as_str());
+
+    let done = app.wait_for_job(&id).await;
+    assert_eq!(done["status"], "cancelled", "{done:#}");
+    assert!(done.get("version").is_none(), "{done:#}");
+    assert!(done["epoch"].as_u64().unwrap() < 10000);
+
+    let response = app.get("/models/long").await;
+    assert_problem(response, 404, Some("model_not_found")).await;
+    let models = app.get_ok("/models").await;
+    assert_eq!(models["models"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_queued_job_cancels_it_at_once() {
+    let app = spawn_app().await;
+    let blocker = submit_long(&app, "blocker").await;
+    app.wait_until_training(job_id(&blocker)).await;
+    let queued = app
+        .submit(&train_request("waiting", "churned", churn_rows(100, 22), tiny_params(3)))
+        .await;
+    let id = job_id(&queued);
+    assert_eq!(queued["status"], "queued");
+
+    let response = app.delete(&format!("/jobs/{id}")).await;
+    let cancelled = json_ok(response, StatusCode::OK).await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(cancelled["finished_at"].is_string(), "{cancelled:#}");
+    assert!(cancelled.get("started_at").is_none(), "{cancelled:#}");
+    let job = app.get_ok(&format!("/jobs/{id}")).await;
+    assert_eq!(job["status"], "cancelled");
+
+    // The blocker keeps running; the queue is empty.
+    let blocker_now = app.get_ok(&format!("/jobs/{}", job_id(&blocker))).await;
+    assert_eq!(blocker_now["status"], "running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_finished_job_is_409() {
+    let app = spawn_app().await;
+    let done = train_churn(&app, "churn", 23).await;
+    let response = app.delete(&format!("/jobs/{}", job_id(&done))).await;
+    assert_problem(response, 409, Some("job_finished")).await;
+    let job = app.get_ok(&format!("/jobs/{}", job_id(&done))).await;
+    assert_eq!(job["status"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_429_with_retry_after() {
+    let app = spawn_app_with(|s| {
+        s.jobs.workers = 1;
+        s.jobs.queue_capacity = 1;
+        s.jobs.retry_after_secs = 7;
+    })
+    .await;
+    let mut accepted = Vec::new();
+    let refused = loop {
+        let response = app
+            .post_json(
+                "/train",
+                &train_request("long", "churned", churn_rows(400, 99), long_params()),
+            )
+            .await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            break response;
+        }
+        let job = json_ok(response, StatusCode::ACCEPTED).await;
+        accepted.push(job_id(&job).to_string());
+        assert!(accepted.len() <= 2, "one running and one queued job fill the queue");
+    };
+    let retry_after = refused.headers()[reqwest::header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(retry_after, "7");
+    let problem = assert_problem(refused, 429, Some("queue_full")).await;
+    assert_eq!(problem["limit"], 1);
+
+    // Cancelling the queued job frees the slot.
+    let queued = accepted.last().unwrap();
+    let response = app.delete(&format!("/jobs/{queued}")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let freed = app
+        .post_json("/train", &train_request("next", "churned", churn_rows(100, 1), tiny_params(2)))
+        .await;
+    assert_eq!(freed.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_jobs_filters_by_status_and_model_and_pages() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for (model, seed) in [("alpha", 31), ("beta", 32), ("alpha", 33)] {
+        ids.push(job_id(&train_churn(&app, model, seed).await).to_string());
+    }
+    let failed = app
+        .submit(&train_request(
+            "alpha",
+            "churned",
+            churn_rows(100, 34),
+            json!({"hidden_layers": [4], "epochs": 2, "learning_rate": 1e30,
+                   "early_stopping_patience": null}),
+        ))
+        .await;
+    let failed = app.wait_for_job(job_id(&failed)).await;
+
+    let all = app.get_ok("/jobs").await;
+    assert_eq!(all["total"], 4);
+    assert_eq!(all["offset"], 0);
+    assert_eq!(all["limit"], 50);
+
+    let alpha = app.get_ok("/jobs?model=alpha").await;
+    assert_eq!(alpha["total"], 3);
+    assert!(alpha["jobs"].as_array().unwrap().iter().all(|j| j["model"] == "alpha"));
+
+    let succeeded = app.get_ok("/jobs?status=succeeded").await;
+    let expected_succeeded = if failed["status"] == "succeeded" { 4 } else { 3 };
+    assert_eq!(succeeded["total"], expected_succeeded, "{failed:#}");
+    assert!(succeeded["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|j| j["status"] == "succeeded"));
+
+    let both = app.get_ok("/jobs?status=succeeded&model=beta").await;
+    assert_eq!(both["total"], 1);
+    assert_eq!(both["jobs"][0]["id"], ids[1].as_str());
+
+    // Newest first, paged.
+    let page1 = app.get_ok("/jobs?limit=2").await;
+    assert_eq!(page1["total"], 4);
+    assert_eq!(page1["limit"], 2);
+    let page1_ids: Vec<&str> = page1["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(page1_ids, [job_id(&failed), ids[2].as_str()]);
+    let page2 = app.get_ok("/jobs?limit=2&offset=2").await;
+    assert_eq!(page2["offset"], 2);
+    let page2_ids: Vec<&str> = page2["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(page2_ids, [ids[1].as_str(), ids[0].as_str()]);
+    let beyond = app.get_ok("/jobs?limit=2&offset=10").await;
+    assert_eq!(beyond["jobs"], json!([]));
+    assert_eq!(beyond["total"], 4);
+
+    let response = app.get("/jobs?status=bogus").await;
+    assert_problem(response, 400, Some("invalid_query")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_diverges_fails_with_a_reason() {
+    let app = spawn_app().await;
+    let job = app
+        .submit(&train_request(
+            "diverge",
+            "y",
+            regression_rows(100, 35),
+            json!({"hidden_layers": [4], "epochs": 5, "learning_rate": 1e30,
+                   "optimizer": "sgd", "early_stopping_patience": null}),
+        ))
+        .await;
+    let done = app.wait_for_job(job_id(&job)).await;
+    assert_eq!(done["status"], "failed", "{done:#}");
+    assert_eq!(done["error"]["code"], "training_diverged", "{done:#}");
+    assert!(done.get("version").is_none());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let response = app.get("/models/diverge").await;
+    assert_problem(response, 404, Some("model_not_found")).await;
+}
