@@ -159,6 +159,8 @@ impl Settings {
 }
 
 #[cfg(test)]
+// figment's Jail closures return figment::Error, which is large by design.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

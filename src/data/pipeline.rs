@@ -331,7 +331,7 @@ impl FeaturePipeline {
         if rows.is_empty() {
             return Err(DataError::Empty);
         }
-        check_rows(table, rows)?;
+        check_rows(table.rows(), rows)?;
         let mut columns = Vec::new();
         for column in &schema.columns {
             if !column.is_feature() || column.name == target {
@@ -342,6 +342,7 @@ impl FeaturePipeline {
                 .ok_or_else(|| DataError::MissingColumn {
                     name: column.name.clone(),
                 })?;
+            check_rows(cells.len(), rows)?;
             let invalid =
                 |row: usize, raw: Raw<'_>, expected: &'static str| DataError::InvalidValue {
                     column: column.name.clone(),
@@ -391,13 +392,16 @@ impl FeaturePipeline {
                     }
                 }
                 ColumnKind::Categorical => {
-                    let mut counts: HashMap<String, usize, FnvBuild> = HashMap::default();
+                    let mut counts: HashMap<String, usize> = HashMap::new();
                     for &r in rows {
                         if let Some(key) = Raw::from_cell(&cells[r]).key() {
                             match counts.get_mut(key.as_str()) {
                                 Some(count) => *count += 1,
                                 None => {
                                     counts.insert(key.as_str().to_owned(), 1);
+                                    if counts.len() > options.max_one_hot {
+                                        break;
+                                    }
                                 }
                             }
                         }
@@ -489,7 +493,6 @@ impl FeaturePipeline {
     /// `RowOutOfRange`, `InvalidValue` naming row, column and value for a cell
     /// that does not parse as its column's kind.
     pub fn transform(&self, table: &Table, rows: &[usize]) -> Result<Array2<f32>, DataError> {
-        check_rows(table, rows)?;
         let width = self.width;
         let sources = self
             .columns
@@ -502,6 +505,8 @@ impl FeaturePipeline {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let shortest = sources.iter().map(|c| c.len()).min();
+        check_rows(shortest.unwrap_or_else(|| table.rows()), rows)?;
         let mut buf = vec![0.0f32; rows.len() * width];
         if width > 0 {
             for (out, &r) in buf.chunks_exact_mut(width).zip(rows) {
@@ -582,8 +587,8 @@ impl FeaturePipeline {
     }
 }
 
-fn check_rows(table: &Table, rows: &[usize]) -> Result<(), DataError> {
-    let n = table.rows();
+/// Rejects row indices at or past `n`, the length of the shortest column read.
+fn check_rows(n: usize, rows: &[usize]) -> Result<(), DataError> {
     match rows.iter().find(|&&r| r >= n) {
         Some(&row) => Err(DataError::RowOutOfRange { row, rows: n }),
         None => Ok(()),

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::canon::{is_inferred_bool_text, parse_bool, parse_number, FnvBuild, Raw};
+use super::canon::{is_inferred_bool_text, parse_bool, parse_number, Raw};
 use super::error::DataError;
 use super::table::{Cell, Table};
 
@@ -209,7 +209,7 @@ impl Profile {
             chars: 0,
             spaced: 0,
         };
-        let mut seen: HashSet<Distinct<'_>, FnvBuild> = HashSet::default();
+        let mut seen: HashSet<Distinct<'_>> = HashSet::new();
         for cell in cells {
             let key = match Raw::from_cell(cell) {
                 Raw::Missing => {

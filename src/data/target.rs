@@ -289,25 +289,28 @@ fn number(raw: Raw<'_>) -> Option<f64> {
 }
 
 fn auto_task(raws: &[(usize, Raw<'_>)]) -> Task {
-    let mut distinct: HashSet<u64, FnvBuild> = HashSet::default();
+    let mut distinct: HashSet<u64> = HashSet::new();
+    let mut fractional = false;
     for &(_, raw) in raws {
         match number(raw) {
-            Some(v) if v.fract() == 0.0 => {
-                distinct.insert(if v == 0.0 { 0 } else { v.to_bits() });
-            }
-            Some(_) => return Task::Regression,
             None => return Task::Classification,
+            Some(v) if v.fract() != 0.0 => fractional = true,
+            Some(v) => {
+                if distinct.len() <= AUTO_CLASS_MAX_DISTINCT {
+                    distinct.insert(if v == 0.0 { 0 } else { v.to_bits() });
+                }
+            }
         }
     }
-    if distinct.len() <= AUTO_CLASS_MAX_DISTINCT {
-        Task::Classification
-    } else {
+    if fractional || distinct.len() > AUTO_CLASS_MAX_DISTINCT {
         Task::Regression
+    } else {
+        Task::Classification
     }
 }
 
 fn fit_classes(target: &str, raws: &[(usize, Raw<'_>)]) -> Result<TargetEncoder, DataError> {
-    let mut seen: HashSet<String, FnvBuild> = HashSet::default();
+    let mut seen: HashSet<String> = HashSet::new();
     for &(_, raw) in raws {
         if let Some(key) = raw.key() {
             if !seen.contains(key.as_str()) {
@@ -435,6 +438,11 @@ mod tests {
         assert_eq!(
             TargetEncoder::fit(&t, &all(&t), "n", None).unwrap().task(),
             Task::Regression
+        );
+        let t = csv("n\n0.5\n1\nhigh\n");
+        assert_eq!(
+            TargetEncoder::fit(&t, &all(&t), "n", None).unwrap().task(),
+            Task::Classification
         );
     }
 

@@ -35,6 +35,7 @@ pub struct Architecture {
     pub outputs: usize,
     /// Activation after every hidden layer.
     pub activation: Activation,
+    /// Output head; determines the output width and the loss.
     pub head: Head,
 }
 
@@ -141,10 +142,12 @@ impl Mlp {
         self.layers.last().map_or(0, Dense::outputs)
     }
 
+    /// The output head.
     pub fn head(&self) -> Head {
         self.head
     }
 
+    /// The hidden-layer activation.
     pub fn activation(&self) -> Activation {
         self.activation
     }

@@ -10,6 +10,7 @@ use super::optim::{OptimizerKind, Schedule};
 /// A rejected parameter: its name (dotted for nested fields), its value, and why.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum ParamError {
+    /// `name` (dotted for nested fields) has the rejected `value`, for `reason`.
     #[error("parameter `{name}` = {value}: {reason}")]
     Invalid {
         name: &'static str,

@@ -8,8 +8,11 @@ use super::mlp::{Architecture, Mlp};
 /// A named row-major `f32` tensor; `data.len()` equals the product of `shape`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NamedTensor {
+    /// `layers.{i}.weight` or `layers.{i}.bias`.
     pub name: String,
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// Row-major values.
     pub data: Vec<f32>,
 }
 

@@ -28,8 +28,11 @@ const SHUFFLE_STREAM: u64 = 2;
 /// each row's loss; class weights are applied by the caller through them.
 #[derive(Clone, Copy, Debug)]
 pub struct TrainSet<'a> {
+    /// Features, `(n, inputs)`.
     pub x: ArrayView2<'a, f32>,
+    /// Targets, `(n, outputs)`.
     pub y: ArrayView2<'a, f32>,
+    /// Per-row loss weights, length `n`; `None` weighs every row 1.
     pub weights: Option<ArrayView1<'a, f32>>,
 }
 
@@ -64,7 +67,9 @@ impl<'a> TrainSet<'a> {
 pub struct EpochReport {
     /// 1-based.
     pub epoch: usize,
+    /// Mean weighted training loss over the epoch's batches.
     pub train_loss: f64,
+    /// Mean weighted validation loss after the epoch; `None` without validation rows.
     pub valid_loss: Option<f64>,
     /// Unweighted validation metric named by `metric`.
     pub valid_metric: Option<f64>,
@@ -79,11 +84,14 @@ pub struct EpochReport {
 /// Hooks into a running `fit`: `on_epoch` after every epoch; training stops with
 /// [`TrainError::Cancelled`] at the next batch (or epoch end) after `cancel` becomes true.
 pub struct Control<'a> {
+    /// Called synchronously after every completed epoch.
     pub on_epoch: &'a mut dyn FnMut(&EpochReport),
+    /// Polled before every batch and after every epoch.
     pub cancel: &'a AtomicBool,
 }
 
 impl<'a> Control<'a> {
+    /// Hooks with a progress callback.
     pub fn new(on_epoch: &'a mut dyn FnMut(&EpochReport), cancel: &'a AtomicBool) -> Self {
         Control { on_epoch, cancel }
     }
@@ -100,6 +108,7 @@ impl<'a> Control<'a> {
 /// Result of a successful `fit`.
 #[derive(Clone, Debug)]
 pub struct FitOutcome {
+    /// The trained network (best weights under early stopping).
     pub model: Mlp,
     /// One report per completed epoch.
     pub history: Vec<EpochReport>,
@@ -113,12 +122,18 @@ pub struct FitOutcome {
 /// Why `fit` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// A parameter, the architecture or the batch size violates its range or the caps.
     #[error(transparent)]
     Params(#[from] ParamError),
+    /// The cancel flag was set.
     #[error("training cancelled")]
     Cancelled,
+    /// The loss or the weights diverged during the given 1-based epoch (0 outside `fit`).
     #[error("loss or weights became non-finite in epoch {epoch}; lower the learning rate or enable clip_grad_norm")]
     NonFinite { epoch: usize },
+    /// Data does not fit the model or head: row or column mismatch, no rows, non-finite
+    /// features, targets outside the head's range, or invalid weights; the message names
+    /// the set, position and value.
     #[error("invalid training data: {0}")]
     Shape(String),
 }

@@ -80,7 +80,12 @@ impl Dae {
     pub fn decode_into(&self, hidden: &[f32], out: &mut [f32]) {
         out.copy_from_slice(self.decoder_bias.as_slice().expect("contiguous"));
         let rows = self.decoder.as_slice().expect("standard layout");
-        add_rows(rows, self.n_items(), hidden.iter().copied().enumerate(), out);
+        add_rows(
+            rows,
+            self.n_items(),
+            hidden.iter().copied().enumerate(),
+            out,
+        );
     }
 
     /// Item output embeddings as rows `(n_items, hidden)` (the decoder's columns).
@@ -304,8 +309,18 @@ impl DaeTrainer {
             decay: 1.0,
             ..weights
         };
-        adam(&mut self.model.encoder, &self.grad_enc, &mut self.enc_state, weights);
-        adam(&mut self.model.decoder, &self.grad_dec, &mut self.dec_state, weights);
+        adam(
+            &mut self.model.encoder,
+            &self.grad_enc,
+            &mut self.enc_state,
+            weights,
+        );
+        adam(
+            &mut self.model.decoder,
+            &self.grad_dec,
+            &mut self.dec_state,
+            weights,
+        );
         adam(
             &mut self.model.encoder_bias,
             &self.grad_enc_bias,

@@ -83,12 +83,17 @@ impl Interactions {
     /// [`RecommendError::MissingColumn`] naming the column, or [`RecommendError::BadCell`]
     /// naming the 1-based row and column of an empty id, a non-numeric or negative value,
     /// or a non-integer timestamp.
-    pub fn from_table(table: &Table, columns: &InteractionColumns) -> Result<Interactions, RecommendError> {
+    pub fn from_table(
+        table: &Table,
+        columns: &InteractionColumns,
+    ) -> Result<Interactions, RecommendError> {
         let require = |name: &str| {
-            table.column(name).ok_or_else(|| RecommendError::MissingColumn {
-                column: name.to_owned(),
-                present: table.columns.join(", "),
-            })
+            table
+                .column(name)
+                .ok_or_else(|| RecommendError::MissingColumn {
+                    column: name.to_owned(),
+                    present: table.columns.join(", "),
+                })
         };
         let user_col = require(&columns.user)?;
         let item_col = require(&columns.item)?;
@@ -102,10 +107,12 @@ impl Interactions {
         let mut items = Vec::with_capacity(rows);
         for row in 0..rows {
             users.push(
-                id_text(&user_col[row]).ok_or_else(|| bad(row, &columns.user, "user id is empty".into()))?,
+                id_text(&user_col[row])
+                    .ok_or_else(|| bad(row, &columns.user, "user id is empty".into()))?,
             );
             items.push(
-                id_text(&item_col[row]).ok_or_else(|| bad(row, &columns.item, "item id is empty".into()))?,
+                id_text(&item_col[row])
+                    .ok_or_else(|| bad(row, &columns.item, "item id is empty".into()))?,
             );
         }
         let values = match table.column(&columns.value) {
@@ -115,7 +122,11 @@ impl Interactions {
                 for (row, cell) in col.iter().enumerate() {
                     let v = number(cell).map_err(|r| bad(row, &columns.value, r))?;
                     if !(v.is_finite() && v >= 0.0) {
-                        return Err(bad(row, &columns.value, format!("value {v} must be finite and >= 0")));
+                        return Err(bad(
+                            row,
+                            &columns.value,
+                            format!("value {v} must be finite and >= 0"),
+                        ));
                     }
                     values.push(v as f32);
                 }
@@ -161,9 +172,8 @@ impl Interactions {
                 caps.max_interactions
             )));
         }
-        let mismatch = |what: &str, len: usize| {
-            RecommendError::Data(format!("{len} {what} for {n} users"))
-        };
+        let mismatch =
+            |what: &str, len: usize| RecommendError::Data(format!("{len} {what} for {n} users"));
         if self.items.len() != n {
             return Err(mismatch("items", self.items.len()));
         }
@@ -171,8 +181,14 @@ impl Interactions {
             if values.len() != n {
                 return Err(mismatch("values", values.len()));
             }
-            if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
-                return Err(RecommendError::Data(format!("values[{i}] = {v} must be finite and >= 0")));
+            if let Some((i, v)) = values
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+            {
+                return Err(RecommendError::Data(format!(
+                    "values[{i}] = {v} must be finite and >= 0"
+                )));
             }
         }
         if let Some(stamps) = &self.timestamps {
@@ -418,12 +434,21 @@ mod tests {
         let got = Interactions::from_table(&t, &columns).unwrap();
         assert_eq!((got.values, got.timestamps), (None, None));
 
-        let t = table(&["user_id", "item_id", "value"], &[&["u1", "a", "1"], &["u1", "b", "x"]]);
+        let t = table(
+            &["user_id", "item_id", "value"],
+            &[&["u1", "a", "1"], &["u1", "b", "x"]],
+        );
         let err = Interactions::from_table(&t, &InteractionColumns::default()).unwrap_err();
-        assert!(err.to_string().contains("row 2") && err.to_string().contains("`value`"), "{err}");
+        assert!(
+            err.to_string().contains("row 2") && err.to_string().contains("`value`"),
+            "{err}"
+        );
         let t = table(&["user_id", "item_id"], &[&["u1", " "]]);
         let err = Interactions::from_table(&t, &InteractionColumns::default()).unwrap_err();
-        assert!(err.to_string().contains("row 1") && err.to_string().contains("item_id"), "{err}");
+        assert!(
+            err.to_string().contains("row 1") && err.to_string().contains("item_id"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -446,7 +471,10 @@ mod tests {
         assert_eq!(h, [(1, 1.0), (0, 4.0)]);
         let binary = Dataset::from_interactions(&data, false, &caps).unwrap();
         assert_eq!(binary.values, [1.0, 1.0, 1.0]);
-        assert_eq!(recency_weights(&[(7, 1.0, 5), (8, 1.0, 2)], 1.0), [(7, 1.0), (8, 0.5)]);
+        assert_eq!(
+            recency_weights(&[(7, 1.0, 5), (8, 1.0, 2)], 1.0),
+            [(7, 1.0), (8, 0.5)]
+        );
     }
 
     #[test]

@@ -146,7 +146,11 @@ mod tests {
         for i in 0..n {
             for j in 0..n {
                 let expected = if i == j { 1.0 } else { 0.0 };
-                assert!((product[[i, j]] - expected).abs() < 1e-8, "{i},{j}: {}", product[[i, j]]);
+                assert!(
+                    (product[[i, j]] - expected).abs() < 1e-8,
+                    "{i},{j}: {}",
+                    product[[i, j]]
+                );
             }
         }
     }

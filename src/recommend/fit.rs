@@ -84,7 +84,8 @@ fn split(data: &Dataset, params: &RecommenderParams) -> Option<Holdout> {
         let chosen: Vec<usize> = match kind {
             HoldoutKind::Last => vec![range.end - 1],
             _ => {
-                let count = ((len as f32 * params.holdout_fraction).round() as usize).clamp(1, len - 1);
+                let count =
+                    ((len as f32 * params.holdout_fraction).round() as usize).clamp(1, len - 1);
                 let mut positions: Vec<usize> = range.collect();
                 positions.shuffle(&mut rng);
                 positions.truncate(count);
@@ -112,15 +113,24 @@ struct Scorers<'a> {
 
 /// Ranks held-out users' items with every blend weight in `alphas` (the autoencoder's
 /// weight; ignored when only one scorer exists) and returns one metrics set per weight.
-fn validate(holdout: &Holdout, scorers: &Scorers, power: f32, alphas: &[f32]) -> Vec<RankingMetrics> {
+fn validate(
+    holdout: &Holdout,
+    scorers: &Scorers,
+    power: f32,
+    alphas: &[f32],
+) -> Vec<RankingMetrics> {
     let n = holdout.train.n_items();
-    let mut accs: Vec<RankingAccumulator> = alphas.iter().map(|_| RankingAccumulator::new(n)).collect();
+    let mut accs: Vec<RankingAccumulator> =
+        alphas.iter().map(|_| RankingAccumulator::new(n)).collect();
     let mut history = Vec::new();
-    let (mut hidden, mut a, mut b, mut blended) = (Vec::new(), vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let (mut hidden, mut a, mut b, mut blended) =
+        (Vec::new(), vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     let mut seen = super::model::ItemSet::new(n);
     let mut buf = Vec::new();
     for (&user, targets) in holdout.users.iter().zip(&holdout.targets) {
-        holdout.train.weighted_history(user as usize, power, &mut history);
+        holdout
+            .train
+            .weighted_history(user as usize, power, &mut history);
         seen.clear();
         history.iter().for_each(|&(i, _)| seen.insert(i));
         if let Some(dae) = scorers.dae {
@@ -157,7 +167,9 @@ fn popularity_metrics(holdout: &Holdout) -> RankingMetrics {
     for (&user, targets) in holdout.users.iter().zip(&holdout.targets) {
         seen.clear();
         let range = holdout.train.range(user as usize);
-        holdout.train.items[range].iter().for_each(|&i| seen.insert(i));
+        holdout.train.items[range]
+            .iter()
+            .for_each(|&i| seen.insert(i));
         let ranked: Vec<u32> = top_k(&popularity, 20, &|i| seen.contains(i), None, &mut buf)
             .into_iter()
             .map(|(i, _)| i)
@@ -198,7 +210,9 @@ fn train_dae(
     let cancelled = || cancel.load(Ordering::Relaxed);
     let mut best: Option<(f64, usize, Dae)> = None;
     for epoch in 1..=epochs {
-        let loss = trainer.epoch(data, &cancelled).ok_or(RecommendError::Cancelled)?;
+        let loss = trainer
+            .epoch(data, &cancelled)
+            .ok_or(RecommendError::Cancelled)?;
         if !loss.is_finite() || !trainer.is_finite() {
             return Err(RecommendError::NonFinite { epoch });
         }
@@ -291,7 +305,10 @@ pub fn fit(
     let mut trained: Option<(Option<Dae>, Option<Ease>)> = None;
     if let Some(holdout) = &holdout {
         let ease = if uses_ease {
-            Some(Ease::fit(&holdout.train, params.ease_lambda, &cancelled).ok_or(RecommendError::Cancelled)?)
+            Some(
+                Ease::fit(&holdout.train, params.ease_lambda, &cancelled)
+                    .ok_or(RecommendError::Cancelled)?,
+            )
         } else {
             None
         };
@@ -317,16 +334,17 @@ pub fn fit(
         };
         let model_metrics = if component == Component::Blend && params.blend.is_none() {
             let results = validate(holdout, &scorers, params.recency_power, &BLEND_GRID);
-            let (best, _) = results
-                .iter()
-                .enumerate()
-                .fold((0, f64::NEG_INFINITY), |(bi, bs), (i, m)| {
-                    if m.ndcg_at_10 > bs {
-                        (i, m.ndcg_at_10)
-                    } else {
-                        (bi, bs)
-                    }
-                });
+            let (best, _) =
+                results
+                    .iter()
+                    .enumerate()
+                    .fold((0, f64::NEG_INFINITY), |(bi, bs), (i, m)| {
+                        if m.ndcg_at_10 > bs {
+                            (i, m.ndcg_at_10)
+                        } else {
+                            (bi, bs)
+                        }
+                    });
             blend = BLEND_GRID[best];
             results[best].clone()
         } else {
@@ -346,13 +364,28 @@ pub fn fit(
         Some(parts) => parts,
         None => {
             let ease = if uses_ease {
-                Some(Ease::fit(&full, params.ease_lambda, &cancelled).ok_or(RecommendError::Cancelled)?)
+                Some(
+                    Ease::fit(&full, params.ease_lambda, &cancelled)
+                        .ok_or(RecommendError::Cancelled)?,
+                )
             } else {
                 None
             };
             let dae = if uses_dae {
                 let first = history.len();
-                Some(train_dae(&full, params, epochs, None, first, started, &mut control, &mut history)?.model)
+                Some(
+                    train_dae(
+                        &full,
+                        params,
+                        epochs,
+                        None,
+                        first,
+                        started,
+                        &mut control,
+                        &mut history,
+                    )?
+                    .model,
+                )
             } else {
                 None
             };

@@ -25,7 +25,12 @@ pub(crate) fn add_rows(
         if count == 4 {
             axpy4(
                 [pending[0].1, pending[1].1, pending[2].1, pending[3].1],
-                [row(pending[0].0), row(pending[1].0), row(pending[2].0), row(pending[3].0)],
+                [
+                    row(pending[0].0),
+                    row(pending[1].0),
+                    row(pending[2].0),
+                    row(pending[3].0),
+                ],
                 y,
             );
             count = 0;
@@ -122,8 +127,18 @@ mod tests {
     #[test]
     fn add_rows_matches_scalar_sum() {
         let (rows, cols) = (9, 37);
-        let m: Vec<f32> = (0..rows * cols).map(|i| ((i * 13) % 17) as f32 / 7.0 - 1.0).collect();
-        let picks = [(0, 0.5), (3, -1.0), (8, 2.0), (2, 0.0), (5, 0.25), (7, 1.5), (1, -0.75)];
+        let m: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 13) % 17) as f32 / 7.0 - 1.0)
+            .collect();
+        let picks = [
+            (0, 0.5),
+            (3, -1.0),
+            (8, 2.0),
+            (2, 0.0),
+            (5, 0.25),
+            (7, 1.5),
+            (1, -0.75),
+        ];
         let mut y = vec![1.0f32; cols];
         add_rows(&m, cols, picks.iter().copied(), &mut y);
         for (j, &got) in y.iter().enumerate() {

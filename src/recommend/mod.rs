@@ -44,6 +44,5 @@ pub use params::{Component, HoldoutKind, RecommendCaps, RecommenderParams};
 pub use persist::{VOCAB_FILE, WEIGHTS_FILE};
 pub use topk::top_k;
 
-
 #[cfg(test)]
 mod tests;

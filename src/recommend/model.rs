@@ -178,12 +178,20 @@ impl Recommender {
             || history_offsets.last() != Some(&total)
             || history_offsets.windows(2).any(|w| w[0] > w[1])
         {
-            return Err(bad("history offsets, items and weights are inconsistent".into()));
+            return Err(bad(
+                "history offsets, items and weights are inconsistent".into()
+            ));
         }
         if history_items.iter().any(|&i| i as usize >= n) {
-            return Err(bad("a stored history references an item out of range".into()));
+            return Err(bad(
+                "a stored history references an item out of range".into()
+            ));
         }
-        if popularity.iter().chain(&history_weights).any(|v| !v.is_finite()) {
+        if popularity
+            .iter()
+            .chain(&history_weights)
+            .any(|v| !v.is_finite())
+        {
             return Err(bad("non-finite popularity or history weight".into()));
         }
         if let Some(dae) = &dae {
@@ -393,7 +401,13 @@ impl Recommender {
         exclude: &dyn Fn(u32) -> bool,
         candidates: Option<&[u32]>,
     ) -> Result<Vec<(u32, f32)>, RecommendError> {
-        self.recommend_with(history, k, exclude, candidates, &mut ScoreScratch::default())
+        self.recommend_with(
+            history,
+            k,
+            exclude,
+            candidates,
+            &mut ScoreScratch::default(),
+        )
     }
 
     /// [`Recommender::recommend`] reusing `scratch`.
@@ -481,7 +495,8 @@ impl Recommender {
     /// item-item matrix when `item_item`). Not meant for serving.
     #[doc(hidden)]
     pub fn benchmark_model(n_items: usize, hidden: usize, item_item: bool) -> Recommender {
-        let pseudo = |i: usize| ((i.wrapping_mul(2_654_435_761) % 20_011) as f32 / 20_011.0 - 0.5) * 0.1;
+        let pseudo =
+            |i: usize| ((i.wrapping_mul(2_654_435_761) % 20_011) as f32 / 20_011.0 - 0.5) * 0.1;
         let dae = (hidden > 0).then(|| Dae {
             encoder: Array2::from_shape_fn((n_items, hidden), |(i, j)| pseudo(i * hidden + j)),
             encoder_bias: ndarray::Array1::zeros(hidden),
@@ -489,7 +504,9 @@ impl Recommender {
             decoder_bias: ndarray::Array1::from_shape_fn(n_items, pseudo),
         });
         let ease = item_item.then(|| Ease {
-            weights: Array2::from_shape_fn((n_items, n_items), |(i, j)| pseudo(i * n_items + j + 3)),
+            weights: Array2::from_shape_fn((n_items, n_items), |(i, j)| {
+                pseudo(i * n_items + j + 3)
+            }),
         });
         let component = match (dae.is_some(), ease.is_some()) {
             (true, true) => Component::Blend,

@@ -4,7 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::nn::ParamError;
 
-fn invalid(name: &'static str, value: impl std::fmt::Debug, reason: impl Into<String>) -> ParamError {
+fn invalid(
+    name: &'static str,
+    value: impl std::fmt::Debug,
+    reason: impl Into<String>,
+) -> ParamError {
     ParamError::Invalid {
         name,
         value: format!("{value:?}"),
@@ -161,7 +165,13 @@ fn positive(name: &'static str, value: f32) -> Result<(), ParamError> {
     }
 }
 
-fn within(name: &'static str, value: f32, low: f32, high: f32, text: &str) -> Result<(), ParamError> {
+fn within(
+    name: &'static str,
+    value: f32,
+    low: f32,
+    high: f32,
+    text: &str,
+) -> Result<(), ParamError> {
     if value.is_finite() && value >= low && value <= high {
         Ok(())
     } else {
@@ -187,7 +197,11 @@ impl RecommenderParams {
     pub fn check(&self, caps: &RecommendCaps) -> Result<(), ParamError> {
         count("hidden", self.hidden, caps.max_hidden, "max_hidden")?;
         if !(self.input_dropout.is_finite() && (0.0..1.0).contains(&self.input_dropout)) {
-            return Err(invalid("input_dropout", self.input_dropout, "must be in [0, 1)"));
+            return Err(invalid(
+                "input_dropout",
+                self.input_dropout,
+                "must be in [0, 1)",
+            ));
         }
         count("epochs", self.epochs, caps.max_epochs, "max_epochs")?;
         count("batch_size", self.batch_size, 4096, "4096")?;
@@ -205,11 +219,24 @@ impl RecommenderParams {
             && self.holdout_fraction > 0.0
             && self.holdout_fraction <= 0.5)
         {
-            return Err(invalid("holdout_fraction", self.holdout_fraction, "must be in (0, 0.5]"));
+            return Err(invalid(
+                "holdout_fraction",
+                self.holdout_fraction,
+                "must be in (0, 0.5]",
+            ));
         }
-        count("holdout_max_users", self.holdout_max_users, usize::MAX, "usize::MAX")?;
+        count(
+            "holdout_max_users",
+            self.holdout_max_users,
+            usize::MAX,
+            "usize::MAX",
+        )?;
         if self.early_stopping_patience == Some(0) {
-            return Err(invalid("early_stopping_patience", 0, "must be at least 1 or null"));
+            return Err(invalid(
+                "early_stopping_patience",
+                0,
+                "must be at least 1 or null",
+            ));
         }
         Ok(())
     }
@@ -221,7 +248,8 @@ impl RecommenderParams {
     /// [`ParamError::Invalid`] naming `parameters` or `component`.
     pub fn check_catalog(&self, n_items: usize, caps: &RecommendCaps) -> Result<(), ParamError> {
         let component = self.resolved_component(n_items, caps);
-        if matches!(component, Component::Ease | Component::Blend) && n_items > caps.max_ease_items {
+        if matches!(component, Component::Ease | Component::Blend) && n_items > caps.max_ease_items
+        {
             return Err(invalid(
                 "component",
                 self.component,
@@ -285,17 +313,74 @@ mod tests {
     fn check_names_the_parameter_and_value() {
         let caps = RecommendCaps::default();
         let cases: Vec<(RecommenderParams, &str)> = vec![
-            (RecommenderParams { hidden: 0, ..Default::default() }, "hidden"),
-            (RecommenderParams { hidden: 5000, ..Default::default() }, "hidden"),
-            (RecommenderParams { input_dropout: 1.0, ..Default::default() }, "input_dropout"),
-            (RecommenderParams { epochs: 0, ..Default::default() }, "epochs"),
-            (RecommenderParams { learning_rate: f32::NAN, ..Default::default() }, "learning_rate"),
-            (RecommenderParams { ease_lambda: 0.0, ..Default::default() }, "ease_lambda"),
-            (RecommenderParams { blend: Some(1.5), ..Default::default() }, "blend"),
-            (RecommenderParams { recency_power: -1.0, ..Default::default() }, "recency_power"),
-            (RecommenderParams { holdout_fraction: 0.9, ..Default::default() }, "holdout_fraction"),
             (
-                RecommenderParams { early_stopping_patience: Some(0), ..Default::default() },
+                RecommenderParams {
+                    hidden: 0,
+                    ..Default::default()
+                },
+                "hidden",
+            ),
+            (
+                RecommenderParams {
+                    hidden: 5000,
+                    ..Default::default()
+                },
+                "hidden",
+            ),
+            (
+                RecommenderParams {
+                    input_dropout: 1.0,
+                    ..Default::default()
+                },
+                "input_dropout",
+            ),
+            (
+                RecommenderParams {
+                    epochs: 0,
+                    ..Default::default()
+                },
+                "epochs",
+            ),
+            (
+                RecommenderParams {
+                    learning_rate: f32::NAN,
+                    ..Default::default()
+                },
+                "learning_rate",
+            ),
+            (
+                RecommenderParams {
+                    ease_lambda: 0.0,
+                    ..Default::default()
+                },
+                "ease_lambda",
+            ),
+            (
+                RecommenderParams {
+                    blend: Some(1.5),
+                    ..Default::default()
+                },
+                "blend",
+            ),
+            (
+                RecommenderParams {
+                    recency_power: -1.0,
+                    ..Default::default()
+                },
+                "recency_power",
+            ),
+            (
+                RecommenderParams {
+                    holdout_fraction: 0.9,
+                    ..Default::default()
+                },
+                "holdout_fraction",
+            ),
+            (
+                RecommenderParams {
+                    early_stopping_patience: Some(0),
+                    ..Default::default()
+                },
                 "early_stopping_patience",
             ),
         ];
@@ -304,10 +389,16 @@ mod tests {
             assert!(err.to_string().contains(expected), "{err}");
             assert_eq!(name_of(err), expected);
         }
-        let err = RecommenderParams { hidden: 5000, ..Default::default() }
-            .check(&caps)
-            .unwrap_err();
-        assert!(err.to_string().contains("5000") && err.to_string().contains("max_hidden"), "{err}");
+        let err = RecommenderParams {
+            hidden: 5000,
+            ..Default::default()
+        }
+        .check(&caps)
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("5000") && err.to_string().contains("max_hidden"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -316,10 +407,16 @@ mod tests {
         let params = RecommenderParams::default();
         assert_eq!(params.resolved_component(1000, &caps), Component::Blend);
         assert_eq!(params.resolved_component(100_000, &caps), Component::Dae);
-        params.check_catalog(100_000, &caps).unwrap();
+        params.check_catalog(50_000, &caps).unwrap();
         let err = params.check_catalog(1_000_000, &caps).unwrap_err();
         assert_eq!(name_of(err), "parameters");
-        let ease = RecommenderParams { component: Component::Ease, ..Default::default() };
-        assert_eq!(name_of(ease.check_catalog(50_000, &caps).unwrap_err()), "component");
+        let ease = RecommenderParams {
+            component: Component::Ease,
+            ..Default::default()
+        };
+        assert_eq!(
+            name_of(ease.check_catalog(50_000, &caps).unwrap_err()),
+            "component"
+        );
     }
 }

@@ -80,13 +80,33 @@ impl Recommender {
         ];
         if let Some(dae) = &self.dae {
             let h = dae.hidden();
-            raws.push(f32_tensor("encoder.weight", vec![n, h], dae.encoder.iter().copied()));
-            raws.push(f32_tensor("encoder.bias", vec![h], dae.encoder_bias.iter().copied()));
-            raws.push(f32_tensor("decoder.weight", vec![h, n], dae.decoder.iter().copied()));
-            raws.push(f32_tensor("decoder.bias", vec![n], dae.decoder_bias.iter().copied()));
+            raws.push(f32_tensor(
+                "encoder.weight",
+                vec![n, h],
+                dae.encoder.iter().copied(),
+            ));
+            raws.push(f32_tensor(
+                "encoder.bias",
+                vec![h],
+                dae.encoder_bias.iter().copied(),
+            ));
+            raws.push(f32_tensor(
+                "decoder.weight",
+                vec![h, n],
+                dae.decoder.iter().copied(),
+            ));
+            raws.push(f32_tensor(
+                "decoder.bias",
+                vec![n],
+                dae.decoder_bias.iter().copied(),
+            ));
         }
         if let Some(ease) = &self.ease {
-            raws.push(f32_tensor("item_item.weight", vec![n, n], ease.weights.iter().copied()));
+            raws.push(f32_tensor(
+                "item_item.weight",
+                vec![n, n],
+                ease.weights.iter().copied(),
+            ));
         }
         let mut views = Vec::with_capacity(raws.len());
         for raw in &raws {
@@ -104,8 +124,10 @@ impl Recommender {
             items: self.item_ids.clone(),
             users: self.user_ids.clone(),
         };
-        let json = serde_json::to_vec(&vocab).map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
-        std::fs::write(dir.join(VOCAB_FILE), json).map_err(|e| RecommendError::artifact(VOCAB_FILE, e))
+        let json =
+            serde_json::to_vec(&vocab).map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
+        std::fs::write(dir.join(VOCAB_FILE), json)
+            .map_err(|e| RecommendError::artifact(VOCAB_FILE, e))
     }
 
     /// Rebuilds a recommender saved by [`Recommender::save`] with its spec.
@@ -120,19 +142,23 @@ impl Recommender {
                 spec.format
             )));
         }
-        let vocab_bytes =
-            std::fs::read(dir.join(VOCAB_FILE)).map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
-        let vocab: Vocab =
-            serde_json::from_slice(&vocab_bytes).map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
-        let bytes =
-            std::fs::read(dir.join(WEIGHTS_FILE)).map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
+        let vocab_bytes = std::fs::read(dir.join(VOCAB_FILE))
+            .map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
+        let vocab: Vocab = serde_json::from_slice(&vocab_bytes)
+            .map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
+        let bytes = std::fs::read(dir.join(WEIGHTS_FILE))
+            .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
         let n = spec.n_items;
         let h = spec.hidden;
-        let get = |name: &str, dtype: Dtype, shape: Option<&[usize]>| -> Result<Vec<u8>, RecommendError> {
-            let view = st
-                .tensor(name)
-                .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, format!("tensor `{name}`: {e}")))?;
+        let get = |name: &str,
+                   dtype: Dtype,
+                   shape: Option<&[usize]>|
+         -> Result<Vec<u8>, RecommendError> {
+            let view = st.tensor(name).map_err(|e| {
+                RecommendError::artifact(WEIGHTS_FILE, format!("tensor `{name}`: {e}"))
+            })?;
             if view.dtype() != dtype {
                 return Err(RecommendError::Artifact(format!(
                     "tensor `{name}` is {:?}, expected {dtype:?}",
@@ -161,10 +187,11 @@ impl Recommender {
             }
             Ok(data)
         };
-        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Array2<f32>, RecommendError> {
-            Array2::from_shape_vec((rows, cols), f32s(name, Some(&[rows, cols]))?)
-                .map_err(|e| RecommendError::artifact(name, e))
-        };
+        let matrix =
+            |name: &str, rows: usize, cols: usize| -> Result<Array2<f32>, RecommendError> {
+                Array2::from_shape_vec((rows, cols), f32s(name, Some(&[rows, cols]))?)
+                    .map_err(|e| RecommendError::artifact(name, e))
+            };
         let offsets: Vec<usize> = get("histories.offsets", Dtype::I64, None)?
             .chunks_exact(8)
             .map(|c| {
@@ -190,7 +217,7 @@ impl Recommender {
         } else {
             None
         };
-        let has_item_item = st.names().iter().any(|name| *name == "item_item.weight");
+        let has_item_item = st.names().contains(&"item_item.weight");
         let ease = if has_item_item {
             Some(Ease {
                 weights: matrix("item_item.weight", n, n)?,

@@ -40,7 +40,10 @@ fn synthetic(users: usize, seed: u64) -> Interactions {
             data.users.push(format!("u{u}"));
             data.items.push(item(cluster, i));
             data.values.as_mut().unwrap().push(1.0 + (t % 3) as f32);
-            data.timestamps.as_mut().unwrap().push(1_000_000 + (u * 10 + t) as i64 * 60);
+            data.timestamps
+                .as_mut()
+                .unwrap()
+                .push(1_000_000 + (u * 10 + t) as i64 * 60);
         }
     }
     data
@@ -86,9 +89,15 @@ fn learns_co_occurrence_with_every_component() {
             let history = [(given, 1.0)];
             let top = model.recommend(&history, 5, &|i| i == given, None).unwrap();
             assert_eq!(top.len(), 5);
-            let same = top.iter().filter(|(i, _)| cluster_of(model, *i) == cluster).count();
+            let same = top
+                .iter()
+                .filter(|(i, _)| cluster_of(model, *i) == cluster)
+                .count();
             assert!(same >= 4, "{component:?} cluster {cluster}: {top:?}");
-            assert!(top.windows(2).all(|w| w[0].1 >= w[1].1), "sorted best first");
+            assert!(
+                top.windows(2).all(|w| w[0].1 >= w[1].1),
+                "sorted best first"
+            );
         }
         let metrics = report.metrics.expect("holdout metrics");
         assert!(
@@ -124,9 +133,13 @@ fn exclusions_candidates_and_k_are_respected() {
         assert!(err.to_string().contains(&format!("k = {k}")), "{err}");
     }
     let n = model.n_items() as u32;
-    assert!(model.recommend(&history, 3, &|_| false, Some(&[n])).is_err());
+    assert!(model
+        .recommend(&history, 3, &|_| false, Some(&[n]))
+        .is_err());
     assert!(model.recommend(&[(n, 1.0)], 3, &|_| false, None).is_err());
-    assert!(model.recommend(&[(0, f32::NAN)], 3, &|_| false, None).is_err());
+    assert!(model
+        .recommend(&[(0, f32::NAN)], 3, &|_| false, None)
+        .is_err());
 }
 
 #[test]
@@ -149,7 +162,10 @@ fn similar_items_share_a_cluster() {
         let given = model.item_index(&item(2, 5)).unwrap();
         let top = model.similar(given, 4).unwrap();
         assert!(top.iter().all(|(i, _)| *i != given));
-        let same = top.iter().filter(|(i, _)| cluster_of(&model, *i) == 2).count();
+        let same = top
+            .iter()
+            .filter(|(i, _)| cluster_of(&model, *i) == 2)
+            .count();
         assert!(same >= 3, "{component:?}: {top:?}");
         assert!(model.similar(model.n_items() as u32, 3).is_err());
     }
@@ -164,11 +180,20 @@ fn unknown_user_is_served_from_a_posted_history() {
     assert!(!stored.is_empty());
     let posted: Vec<(u32, f32)> = stored.iter().map(|&(i, w)| (i, w)).collect();
     let seen = ItemSet::from_history(model.n_items(), &posted);
-    let from_post = model.recommend(&posted, 5, &|i| seen.contains(i), None).unwrap();
-    let from_store = model.recommend(&stored, 5, &|i| seen.contains(i), None).unwrap();
+    let from_post = model
+        .recommend(&posted, 5, &|i| seen.contains(i), None)
+        .unwrap();
+    let from_store = model
+        .recommend(&stored, 5, &|i| seen.contains(i), None)
+        .unwrap();
     assert_eq!(from_post, from_store);
     let cluster = cluster_of(&model, stored[0].0);
-    assert!(from_post.iter().all(|(i, _)| cluster_of(&model, *i) == cluster), "{from_post:?}");
+    assert!(
+        from_post
+            .iter()
+            .all(|(i, _)| cluster_of(&model, *i) == cluster),
+        "{from_post:?}"
+    );
 }
 
 #[test]
@@ -183,7 +208,10 @@ fn recency_weighting_favours_recent_items() {
     let history = model.user_history(user);
     let weights: Vec<f32> = history.iter().map(|p| p.1).collect();
     assert_eq!(*weights.last().unwrap(), 1.0);
-    assert!(weights.windows(2).all(|w| w[0] < w[1]), "oldest first: {weights:?}");
+    assert!(
+        weights.windows(2).all(|w| w[0] < w[1]),
+        "oldest first: {weights:?}"
+    );
 }
 
 #[test]
@@ -193,14 +221,29 @@ fn params_errors_name_the_parameter() {
         input_dropout: 1.5,
         ..small_params(Component::Dae)
     };
-    let err = fit(&synthetic(10, 1), &bad, &RecommendCaps::default(), Control::none(&cancel)).unwrap_err();
+    let err = fit(
+        &synthetic(10, 1),
+        &bad,
+        &RecommendCaps::default(),
+        Control::none(&cancel),
+    )
+    .unwrap_err();
     assert!(matches!(err, RecommendError::Params(_)), "{err}");
-    assert!(err.to_string().contains("input_dropout") && err.to_string().contains("1.5"), "{err}");
+    assert!(
+        err.to_string().contains("input_dropout") && err.to_string().contains("1.5"),
+        "{err}"
+    );
     let caps = RecommendCaps {
         max_ease_items: 10,
         ..RecommendCaps::default()
     };
-    let err = fit(&synthetic(10, 1), &small_params(Component::Ease), &caps, Control::none(&cancel)).unwrap_err();
+    let err = fit(
+        &synthetic(10, 1),
+        &small_params(Component::Ease),
+        &caps,
+        Control::none(&cancel),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("max_ease_items"), "{err}");
 }
 
@@ -211,7 +254,11 @@ fn save_load_round_trip_gives_identical_recommendations() {
         let dir = tempfile::tempdir().unwrap();
         model.save(dir.path()).unwrap();
         let spec_json = serde_json::to_string(model.spec()).unwrap();
-        assert!(spec_json.len() < 4096, "spec stays small: {}", spec_json.len());
+        assert!(
+            spec_json.len() < 4096,
+            "spec stays small: {}",
+            spec_json.len()
+        );
         let spec: RecommenderSpec = serde_json::from_str(&spec_json).unwrap();
         let loaded = Recommender::load(&spec, dir.path()).unwrap();
         for user in 0..model.n_users() as u32 {

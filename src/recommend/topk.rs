@@ -77,9 +77,15 @@ mod tests {
 
     #[test]
     fn matches_full_sort_on_random_scores() {
-        let scores: Vec<f32> = (0..997u32).map(|i| ((i * 7919) % 1009) as f32 / 13.0).collect();
+        let scores: Vec<f32> = (0..997u32)
+            .map(|i| ((i * 7919) % 1009) as f32 / 13.0)
+            .collect();
         let mut buf = Vec::new();
-        let mut all: Vec<(u32, f32)> = scores.iter().enumerate().map(|(i, &s)| (i as u32, s)).collect();
+        let mut all: Vec<(u32, f32)> = scores
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (i as u32, s))
+            .collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         for k in [1, 5, 50, 997] {
             assert_eq!(top_k(&scores, k, &|_| false, None, &mut buf), all[..k]);

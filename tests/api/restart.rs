@@ -128,7 +128,9 @@ async fn stopping_the_app_mid_training_records_the_job_as_interrupted_and_keeps_
     assert_eq!(queued["status"], "queued");
     first.stop().await;
 
-    assert_eq!(read_record(store.path(), &running_id)["status"], "interrupted");
+    let on_disk = read_record(store.path(), &running_id);
+    assert_eq!(on_disk["status"], "interrupted", "{on_disk:#}");
+    assert_eq!(on_disk["error"]["code"], "interrupted", "{on_disk:#}");
     assert_eq!(read_record(store.path(), &queued_id)["status"], "queued");
 
     let second = spawn_app_on(store.path(), |_| {}).await;
