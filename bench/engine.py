@@ -10,10 +10,11 @@ Run from the repository root:
 What it does, for adult (classification, target `income`) and
 california_housing (regression, target `MedHouseVal`):
 
-1. Splits each dataset 80/20 with `numpy.random.default_rng(42).permutation(n)`
-   (first 80% train) and writes `<out>/<ds>_train.csv` / `<ds>_test.csv`, with
-   the source's columns and the source's text unchanged, so every system trains
-   and tests on identical rows.
+1. Splits each dataset 80/20 with scikit-learn's
+   `train_test_split(df, test_size=0.2, random_state=42)` (df = `pandas.read_csv`
+   of the source) and writes `<out>/<ds>_train.csv` / `<ds>_test.csv` in the
+   order it returns, with the source's columns and the source's text unchanged,
+   so every system trains and tests on identical rows.
 2. Quality: Myelin with its default parameters (`myelin train` + `myelin eval`),
    PyTorch and scikit-learn with a matched MLP ([64, 32] ReLU, Adam lr 1e-3,
    batch 256, 20 epochs), all scored on the same test rows.
@@ -48,7 +49,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = 42
-TRAIN_FRACTION = 0.8
+TEST_SIZE = 0.2
+SPLIT_DESC = ("scikit-learn `train_test_split(df, test_size=0.2, random_state=42)` "
+              "on the DataFrame `pandas.read_csv` returns")
 
 DATASETS = {
     "adult": {"target": "income", "task": "classification", "positive": ">50K"},
@@ -156,23 +159,32 @@ def tail(path: Path, n: int = 25) -> str:
 # --------------------------------------------------------------------------
 
 def make_split(src: Path, out: Path, name: str) -> tuple[Path, Path, int, int]:
-    """Split the source CSV line-wise so the rows' text is preserved exactly."""
-    import numpy as np
+    """Split with scikit-learn's `train_test_split(df, test_size=0.2, random_state=42)`.
+
+    The split is computed on the DataFrame pandas reads from `src` (the split the
+    reference peer figures were measured on); the rows are then written out as
+    the source's own CSV lines, in the order `train_test_split` returns them, so
+    their text is preserved exactly.
+    """
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
 
     lines = src.read_text().splitlines()
     header, rows = lines[0], [r for r in lines[1:] if r]
     if any('"' in r for r in rows[:1000]):
         # Quoted fields could hold newlines; the benchmark datasets have none.
         raise SystemExit(f"{src}: quoted CSV fields are not supported by the splitter")
-    n = len(rows)
-    perm = np.random.default_rng(SEED).permutation(n)
-    n_train = int(n * TRAIN_FRACTION)
+    df = pd.read_csv(src)
+    n = len(df)
+    if n != len(rows) or not isinstance(df.index, pd.RangeIndex):
+        raise SystemExit(f"{src}: pandas read {n} rows, the file has {len(rows)} lines")
+    train_df, test_df = train_test_split(df, test_size=TEST_SIZE, random_state=SEED)
     train_p, test_p = out / f"{name}_train.csv", out / f"{name}_test.csv"
-    for path, idx in ((train_p, perm[:n_train]), (test_p, perm[n_train:])):
+    for path, idx in ((train_p, train_df.index), (test_p, test_df.index)):
         text = header + "\n" + "\n".join(rows[i] for i in idx) + "\n"
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
-    return train_p, test_p, n_train, n - n_train
+    return train_p, test_p, len(train_df), len(test_df)
 
 
 # --------------------------------------------------------------------------
@@ -738,8 +750,8 @@ def render_doc(res: dict) -> str:
         f"- Every system runs in its own process with one thread "
         f"({', '.join(f'{k}=1' for k in ONE_THREAD_ENV)}, `torch.set_num_threads(1)`, "
         f"threadpoolctl limit 1 for scikit-learn).",
-        f"- Split: `numpy.random.default_rng({SEED}).permutation(n)`, first "
-        f"{int(TRAIN_FRACTION * 100)}% train, rest test; identical CSV rows for every system.",
+        f"- Split: {SPLIT_DESC} (test 20%, rows written in the order it returns); "
+        "identical CSV rows for every system.",
         "",
         "## Training speed — adult, matched configuration",
         "",
@@ -879,7 +891,7 @@ def main() -> int:
         tr, te, ntr, nte = make_split(src, b.out, ds)
         splits[ds] = (tr, te)
         res["splits"][ds] = {"train": b.rel(tr), "test": b.rel(te),
-                             "train_rows": ntr, "test_rows": nte}
+                             "train_rows": ntr, "test_rows": nte, "method": SPLIT_DESC}
         print(f"split {ds}: {ntr} train / {nte} test rows -> {b.rel(tr)}, {b.rel(te)}")
     res["adult_train_rows"] = res["splits"]["adult"]["train_rows"]
 

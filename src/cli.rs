@@ -294,7 +294,9 @@ fn format_epoch(r: &EpochReport) -> String {
 fn print_metrics(metrics: &Value) {
     if let Value::Object(map) = metrics {
         for (k, v) in map {
-            if let Some(x) = v.as_f64() {
+            if let Some(n) = v.as_u64() {
+                println!("  {k:<18} {n}");
+            } else if let Some(x) = v.as_f64() {
                 println!("  {k:<18} {x:.4}");
             } else if k != "confusion_matrix" {
                 println!("  {k:<18} {v}");

@@ -530,7 +530,8 @@ impl FeaturePipeline {
     }
 
     /// Serving path: one raw JSON record into `out` (`len == width`, panics
-    /// otherwise). Allocates nothing unless it fails.
+    /// otherwise). Allocates nothing in the common path (only on errors and
+    /// for rare non-canonical integer text such as `"-007"`).
     ///
     /// A needed field absent from the record is `MissingField`; `null` or a
     /// missing-token string is imputed. Numeric accepts numbers and numeric

@@ -288,19 +288,22 @@ impl JobSystem {
     }
 
     /// Stops taking jobs; running jobs stop at their next batch and are
-    /// recorded as interrupted. Queued jobs stay queued for the next start.
+    /// recorded as interrupted. Queued jobs stay queued for the next start;
+    /// their event streams end now (they would otherwise hold the graceful
+    /// shutdown open forever).
     pub fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
-        let inner = self.lock();
-        for (id, live) in &inner.live {
-            if inner
-                .records
+        let mut inner = self.lock();
+        let Inner { records, live, .. } = &mut *inner;
+        live.retain(|id, live| {
+            let running = records
                 .get(id)
-                .is_some_and(|r| r.status == JobStatus::Running)
-            {
+                .is_some_and(|r| r.status == JobStatus::Running);
+            if running {
                 live.cancel.store(true, Ordering::SeqCst);
             }
-        }
+            running
+        });
         drop(inner);
         self.notify.notify_waiters();
     }
@@ -344,6 +347,15 @@ impl JobSystem {
             let Some(record) = inner.records.get_mut(&id) else {
                 return;
             };
+            // Cancelled between leaving the queue and starting: nothing to run.
+            if record.status != JobStatus::Queued {
+                return;
+            }
+            // Shutting down: leave it queued for the next start.
+            if self.shutting_down.load(Ordering::SeqCst) {
+                inner.queue.push_front(id);
+                return;
+            }
             record.status = JobStatus::Running;
             record.started_at = Some(Utc::now());
             let record = record.clone();
@@ -455,10 +467,12 @@ impl JobSystem {
         }
         let snapshot = record.clone();
         let live = inner.live.remove(id);
-        drop(inner);
+        // Persist before others see the job ended, so `drained` never
+        // returns ahead of the final record reaching the disk.
         if let Err(e) = self.store.save(&snapshot) {
             tracing::error!(job_id = %id, error = %e, "could not persist job result");
         }
+        drop(inner);
         if let Some(live) = live {
             let _ = live.events.send(JobEvent::Status {
                 job: Box::new(snapshot.clone()),

@@ -22,7 +22,12 @@ pub(crate) struct Ease {
 
 impl Ease {
     /// Fits the model on the datasets's histories (weights as stored, no recency).
-    pub fn fit(data: &Dataset, lambda: f32, cancel: &dyn Fn() -> bool) -> Option<Ease> {
+    ///
+    /// With `dropout = p > 0` the penalty is emphasised per item as in the dropout
+    /// autoencoder closed form (Steck 2020, DLAE): `Λ = λI + p/(1−p)·diag(G)`,
+    /// `B = I − (G + Λ)⁻¹Λ`, without the zero-diagonal constraint (history items are
+    /// excluded at serving anyway).
+    pub fn fit(data: &Dataset, lambda: f32, dropout: f32, cancel: &dyn Fn() -> bool) -> Option<Ease> {
         let n = data.n_items();
         let mut gram = Array2::<f64>::zeros((n, n));
         for user in 0..data.n_users() {
@@ -41,13 +46,16 @@ impl Ease {
             }
         }
         // Pairs were accumulated once each (a <= b in history order): symmetrise.
+        let emphasis = f64::from(dropout) / (1.0 - f64::from(dropout));
+        let mut penalty = vec![0.0f64; n];
         for i in 0..n {
             for j in (i + 1)..n {
                 let total = gram[[i, j]] + gram[[j, i]];
                 gram[[i, j]] = total;
                 gram[[j, i]] = total;
             }
-            gram[[i, i]] += f64::from(lambda);
+            penalty[i] = f64::from(lambda) + emphasis * gram[[i, i]];
+            gram[[i, i]] += penalty[i];
         }
         if !invert_spd(gram.view_mut(), cancel) {
             return None;
@@ -56,9 +64,14 @@ impl Ease {
         let mut weights = Array2::<f32>::zeros((n, n));
         for i in 0..n {
             for j in 0..n {
-                if i != j {
-                    weights[[i, j]] = (-p[[i, j]] / p[[j, j]]) as f32;
-                }
+                weights[[i, j]] = if dropout > 0.0 {
+                    let identity = if i == j { 1.0 } else { 0.0 };
+                    (identity - p[[i, j]] * penalty[j]) as f32
+                } else if i != j {
+                    (-p[[i, j]] / p[[j, j]]) as f32
+                } else {
+                    0.0
+                };
             }
         }
         Some(Ease { weights })

@@ -306,7 +306,7 @@ pub fn fit(
     if let Some(holdout) = &holdout {
         let ease = if uses_ease {
             Some(
-                Ease::fit(&holdout.train, params.ease_lambda, &cancelled)
+                Ease::fit(&holdout.train, params.ease_lambda, params.ease_dropout, &cancelled)
                     .ok_or(RecommendError::Cancelled)?,
             )
         } else {
@@ -365,7 +365,7 @@ pub fn fit(
         None => {
             let ease = if uses_ease {
                 Some(
-                    Ease::fit(&full, params.ease_lambda, &cancelled)
+                    Ease::fit(&full, params.ease_lambda, params.ease_dropout, &cancelled)
                         .ok_or(RecommendError::Cancelled)?,
                 )
             } else {

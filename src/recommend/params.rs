@@ -65,6 +65,10 @@ pub struct RecommenderParams {
     pub weight_decay: f32,
     /// Ridge strength of the item-item model, `> 0`. Default 300.
     pub ease_lambda: f32,
+    /// Dropout emphasis `p` of the item-item model in `[0, 0.9]`: `0` is EASE (zero
+    /// diagonal, uniform ridge); `p > 0` adds `p/(1−p)·G_jj` to item `j`'s ridge and
+    /// drops the diagonal constraint (DLAE). Default 0.
+    pub ease_dropout: f32,
     /// Weight of the autoencoder in `[0, 1]` when blending; `None` picks it on the
     /// validation split (0.5 without one). Default `None`.
     pub blend: Option<f32>,
@@ -105,6 +109,7 @@ impl Default for RecommenderParams {
             learning_rate: 1e-3,
             weight_decay: 0.0,
             ease_lambda: 300.0,
+            ease_dropout: 0.0,
             blend: None,
             recency_power: 0.0,
             use_values: false,
@@ -208,6 +213,7 @@ impl RecommenderParams {
         positive("learning_rate", self.learning_rate)?;
         within("weight_decay", self.weight_decay, 0.0, 1.0, "[0, 1]")?;
         positive("ease_lambda", self.ease_lambda)?;
+        within("ease_dropout", self.ease_dropout, 0.0, 0.9, "[0, 0.9]")?;
         if let Some(blend) = self.blend {
             within("blend", blend, 0.0, 1.0, "[0, 1]")?;
         }

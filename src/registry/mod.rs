@@ -493,3 +493,6 @@ fn parse_version(s: &str) -> Option<u32> {
     }
     s.parse().ok()
 }
+
+#[cfg(test)]
+mod tests;

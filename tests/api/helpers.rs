@@ -109,14 +109,19 @@ impl TestApp {
     }
 
     /// Stops the application gracefully and waits until it has stopped.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_within(Duration::from_secs(30)).await;
+    }
+
+    /// Stops the application gracefully; fails if it takes longer than `limit`.
+    pub async fn stop_within(mut self, limit: Duration) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
-            tokio::time::timeout(Duration::from_secs(30), server)
+            tokio::time::timeout(limit, server)
                 .await
-                .expect("the application did not stop within 30 s")
+                .unwrap_or_else(|_| panic!("the application did not stop within {limit:?}"))
                 .expect("the server task panicked")
                 .expect("the server failed");
         }

@@ -100,6 +100,31 @@ async fn job_events_yield_one_epoch_event_per_epoch_and_end_with_succeeded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_app_ends_the_event_streams_of_running_and_queued_jobs() {
+    let app = spawn_app().await;
+    let running = submit_long(&app, "long").await;
+    app.wait_until_training(job_id(&running)).await;
+    let queued = app
+        .submit(&train_request("later", "churned", churn_rows(100, 24), tiny_params(2)))
+        .await;
+    let running_stream = app.get(&format!("/jobs/{}/events", job_id(&running))).await;
+    let queued_stream = app.get(&format!("/jobs/{}/events", job_id(&queued))).await;
+    assert_eq!(queued_stream.status(), StatusCode::OK);
+
+    app.stop_within(Duration::from_secs(10)).await;
+
+    let events = read_events(running_stream).await;
+    assert_eq!(events.first().unwrap().0, "running", "{events:#?}");
+    assert_eq!(events.last().unwrap().0, "interrupted", "{events:#?}");
+    let events = read_events(queued_stream).await;
+    assert_eq!(events.first().unwrap().0, "queued", "{events:#?}");
+    assert!(
+        events.iter().all(|(name, _)| name == "queued"),
+        "a queued job stays queued across a stop: {events:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_running_job_ends_it_cancelled_without_writing_a_version() {
     let app = spawn_app().await;
     let job = submit_long(&app, "long").await;
