@@ -618,7 +618,16 @@ def machine_info(myelin: Path | None) -> dict:
             capture_output=True, text=True).stdout.strip() or None
     except OSError:
         pass
+    try:
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "Cargo.toml",
+                                "Cargo.lock"], cwd=REPO, capture_output=True,
+                               text=True).stdout.strip()
+        info["git_src_dirty"] = bool(dirty)
+    except OSError:
+        pass
     if myelin and myelin.exists():
+        info["myelin_binary_mtime"] = _dt.datetime.fromtimestamp(
+            myelin.stat().st_mtime, _dt.timezone.utc).replace(microsecond=0).isoformat()
         try:
             v = subprocess.run([str(myelin), "--version"], capture_output=True,
                                text=True, timeout=30).stdout.strip()
@@ -742,7 +751,10 @@ def render_doc(res: dict) -> str:
         f"scikit-learn {mi.get('sklearn', '—')}, numpy {mi.get('numpy', '—')}, "
         f"pandas {mi.get('pandas', '—')}"
         + (f", {mi['myelin_version']}" if mi.get("myelin_version") else "")
-        + (f" (commit {mi['git_commit']})" if mi.get("git_commit") else ""),
+        + (f" (commit {mi['git_commit']}"
+           + (", uncommitted changes under src/" if mi.get("git_src_dirty") else "")
+           + (f"; binary built {mi['myelin_binary_mtime']}" if mi.get("myelin_binary_mtime")
+              else "") + ")" if mi.get("git_commit") else ""),
         f"- Load average (1/5/15 min) at start: "
         f"{' / '.join(str(x) for x in mi.get('load_average_at_start', []))}, at end: "
         f"{' / '.join(str(x) for x in mi.get('load_average_at_end', []))} "

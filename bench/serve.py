@@ -312,14 +312,22 @@ class Server:
         return None
 
 
+OHA_SHOWN: dict[str, str] = {}
+
+
 def _show(c) -> str:
     c = str(c)
     if c == sys.executable:
         return "python"
-    try:
-        return str(Path(c).resolve().relative_to(REPO)) if c.startswith("/") else c
-    except ValueError:
-        return c
+    if c in OHA_SHOWN:
+        return OHA_SHOWN[c]
+    if c.startswith("/"):
+        for base in (REPO, REPO.resolve()):
+            try:
+                return str(Path(c).relative_to(base))
+            except ValueError:
+                pass
+    return c
 
 
 # --------------------------------------------------------------------------
@@ -388,6 +396,7 @@ def run_oha(oha: str, server: Server, rows: int, duration: float, conns: int,
         "oha_requests_per_s": summary.get("requestsPerSec"),
         "oha_success_rate": summary.get("successRate"),
         "load_average_after": loadavg(),
+        "rss_after": tree_mem(server.proc.pid),
     }
     if non200:
         res["non_200_sample"] = server.sample_failure(rows)
@@ -551,9 +560,23 @@ def while_training(run: Run, srv: Server, n: int, duration: float) -> dict:
             _http(srv.port, "DELETE", f"/jobs/{j}")
         except OSError:
             pass
+    # Idle again once the jobs are gone: a second idle figure from the same
+    # process, to tell the effect of training from drift in the machine's load.
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 60:
+        st = [json.loads(_http(srv.port, "GET", f"/jobs/{j}")[1]).get("status") for j in jobs]
+        if not any(x in ("running", "queued") for x in st):
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)
+    idle2 = run_oha(a.oha, srv, 1, duration, STEADY_CONNS, qps=a.rate, latency_correction=True,
+                    record=run.note)
+    print(f"  steady -q {a.rate:g} idle again after the jobs were cancelled: "
+          f"{oha_line(idle2)}", flush=True)
     return {"jobs": n, "epochs": a.train_epochs, "run": r, "jobs_running_throughout": still,
             "job_states_after": {j: {k: s.get(k) for k in ("status", "progress", "epoch")
-                                     if k in s} for j, s in after.items()}}
+                                     if k in s} for j, s in after.items()},
+            "idle_after": idle2}
 
 
 def machine_info() -> dict:
@@ -601,7 +624,9 @@ def find_mlserver(arg: str | None) -> tuple[str | None, str]:
         if not py or not Path(py).exists():
             continue
         r = subprocess.run([py, "-c", "import mlserver, mlserver_sklearn, importlib.metadata as m;"
-                            "print(m.version('mlserver'))"], capture_output=True, text=True)
+                            "print(', '.join(d + ' ' + m.version(d) for d in ('mlserver', "
+                            "'mlserver-sklearn', 'fastapi', 'uvicorn', 'uvloop', 'scikit-learn', "
+                            "'pandas')))"], capture_output=True, text=True)
         if r.returncode == 0:
             return py, r.stdout.strip()
     return None, ("mlserver + mlserver-sklearn not importable"
@@ -644,6 +669,7 @@ def main() -> int:
         raise SystemExit(f"{data / 'adult.csv'} not found: scripts/fetch_datasets.py --out {data}")
     if not Path(args.oha).exists():
         raise SystemExit(f"oha not found at {args.oha} (cargo install oha, or --oha PATH)")
+    OHA_SHOWN[args.oha] = "oha"
     peers = [] if args.peers == "none" else [p.strip() for p in args.peers.split(",") if p.strip()]
 
     run = Run(args)
@@ -700,7 +726,8 @@ def main() -> int:
     if "mlserver" in peers:
         mlserver_py, why = find_mlserver(args.mlserver_python)
         if mlserver_py:
-            res["machine"]["mlserver"] = why
+            res["machine"]["mlserver_env"] = why
+            res["machine"]["mlserver_python"] = _show(mlserver_py)
             order.append("mlserver")
         else:
             res["skipped"]["mlserver"] = why
@@ -745,6 +772,10 @@ def main() -> int:
             (mm / "model-settings.json").write_text(json.dumps({
                 "name": MODEL, "implementation": "mlserver_sklearn.SKLearnModel",
                 "parameters": {"uri": "./model.joblib", "version": "v1"}}, indent=2))
+            run.note(f"# {mdir}/settings.json: "
+                     + (mdir / "settings.json").read_text().replace("\n", " "))
+            run.note(f"# {mm}/model-settings.json: "
+                     + (mm / "model-settings.json").read_text().replace("\n", " "))
             vb = {n: json.dumps(v2_body(records[:n]), separators=(",", ":")).encode()
                   for n in (1, args.batch_rows)}
             srv = Server("mlserver", "MLServer (scikit-learn runtime)",
@@ -754,6 +785,8 @@ def main() -> int:
         cfg = {"duration": args.peer_duration, "equal_rate": equal_rate,
                "derive_equal_rate": key == "fastapi" and equal_rate is None}
         out = bench_server(run, srv, cfg)
+        if key == "mlserver":
+            out["sample_v2_body"] = srv.bodies[1].decode()
         out["model_training"] = peer_train
         res["servers"][key] = out
         if out.get("equal_rate"):
@@ -993,6 +1026,11 @@ def target_lines(res: dict) -> list[str]:
                    f"({m['vm_rss_mib']:.1f} MiB), VmHWM {m['vm_hwm_mb']:.1f} MB after the runs — "
                    f"{verdict(m['vm_rss_mb'] < TARGETS['rss_mb'])} for VmRSS, "
                    f"{verdict(m['vm_hwm_mb'] < TARGETS['rss_mb'])} for VmHWM")
+    m1 = my.get("rss_after_first_predict") or {}
+    if m1.get("vm_rss_mb") is not None:
+        out.append(f"RSS < {TARGETS['rss_mb']:g} MB right after the first prediction: VmRSS "
+                   f"{m1['vm_rss_mb']:.1f} MB ({m1['vm_rss_mib']:.1f} MiB) — "
+                   f"{verdict(m1['vm_rss_mb'] < TARGETS['rss_mb'])}")
     if my.get("cold_start_s") is not None:
         out.append(f"cold start < {TARGETS['cold_start_s']:g} s: {my['cold_start_s'] * 1000:.0f} ms — "
                    f"{verdict(my['cold_start_s'] < TARGETS['cold_start_s'])}")
@@ -1002,9 +1040,9 @@ def target_lines(res: dict) -> list[str]:
 def detail_table(res: dict) -> str:
     lines = ["| server | run | rows | -c | -q | req/s | rows/s | server CPU ms/req | "
              "server CPU (cores) | p50 ms | p99 ms | p99.9 ms | max ms | 200 | non-200 | "
-             "client errors |",
+             "client errors | VmRSS / VmHWM after (MiB) | load avg after |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-             "---: | ---: | --- | --- |"]
+             "---: | ---: | --- | --- | ---: | ---: |"]
     for k in ORDER:
         s = res["servers"].get(k)
         if not s:
@@ -1012,6 +1050,8 @@ def detail_table(res: dict) -> str:
         runs = dict(s.get("runs", {}))
         if s.get("while_training"):
             runs[f"steady while {s['while_training']['jobs']} training job(s)"] = s["while_training"]["run"]
+            if s["while_training"].get("idle_after"):
+                runs["steady, idle again after training"] = s["while_training"]["idle_after"]
         for name, r in runs.items():
             if not isinstance(r, dict):
                 continue
@@ -1025,7 +1065,10 @@ def detail_table(res: dict) -> str:
                 + f"{_f(r.get('server_cpu_cores'), '{:.2f}')} | {_f(r.get('p50_ms'))} | "
                 f"{_f(r.get('p99_ms'))} | {_f(r.get('p999_ms'))} | {_f(r.get('max_ms'), '{:.1f}')} | "
                 f"{r['ok_requests']:,} | {json.dumps(r['non_200']) if r['non_200'] else '0'} | "
-                f"{'; '.join(f'{e}: {n}' for e, n in r['client_errors'].items()) or '0'} |")
+                f"{'; '.join(f'{e}: {n}' for e, n in r['client_errors'].items()) or '0'} | "
+                f"{_f((r.get('rss_after') or {}).get('vm_rss_mib'), '{:.1f}')} / "
+                f"{_f((r.get('rss_after') or {}).get('vm_hwm_mib'), '{:.1f}')} | "
+                f"{_f((r.get('load_average_after') or [None])[0])} |")
     return "\n".join(lines)
 
 
@@ -1055,8 +1098,9 @@ def render_doc(res: dict) -> str:
         + (", uncommitted changes under src/" if mi.get("git_src_dirty") else "")
         + f"; binary built {mi.get('myelin_binary_mtime', '?')}), {mi.get('oha', 'oha')}, "
         f"Python {mi.get('python')}, {sw}"
-        + (f", MLServer {mi['mlserver']}" if mi.get("mlserver") else "")
-        + ".",
+        + "."
+        + (f" MLServer environment ({mi.get('mlserver_python')}): {mi['mlserver_env']}."
+           if mi.get("mlserver_env") else ""),
         f"- Model: adult (48,842 rows, 14 raw fields, target `income`), {st['model_epochs']} "
         "epochs — quality is irrelevant here. Myelin: `myelin train` defaults otherwise "
         "(hidden layers [128, 64]). Peers: scikit-learn Pipeline(ColumnTransformer("
@@ -1112,8 +1156,16 @@ def render_doc(res: dict) -> str:
             f"| while {wt['jobs']} job(s) train | {_f(r.get('requests_per_s'), '{:,.0f}')} | "
             f"{_f(r.get('p50_ms'))} | {_f(r.get('p99_ms'))} | {_f(r.get('p999_ms'))} | "
             f"{_f(r.get('max_ms'), '{:.1f}')} |",
-            "",
         ]
+        i2 = wt.get("idle_after")
+        if i2:
+            lines.append(
+                f"| idle again, after the jobs were cancelled | "
+                f"{_f(i2.get('requests_per_s'), '{:,.0f}')} | {_f(i2.get('p50_ms'))} | "
+                f"{_f(i2.get('p99_ms'))} | {_f(i2.get('p999_ms'))} | {_f(i2.get('max_ms'), '{:.1f}')} |")
+        lines += ["", "The 1-minute load average after each of these runs is in the table "
+                  "below; on a shared machine the idle figures before and after bracket the "
+                  "drift in background load.", ""]
     lines += ["## Every run", "", detail_table(res), ""]
     notes = [
         "oha runs on the same machine as the server and competes with it for the CPUs; "
@@ -1140,7 +1192,14 @@ def render_doc(res: dict) -> str:
                      "sent as one input per column with the pandas codec "
                      "(`\"parameters\": {\"content_type\": \"pd\"}`) to "
                      "`/v2/models/adult/infer`, the runtime calls `predict_proba`; "
-                     "`parallel_workers` is 0 so inference runs in the server process.")
+                     "`parallel_workers` is 0 so inference runs in the server process. "
+                     "MLServer pins its own FastAPI/Starlette versions, so it runs from its own "
+                     "virtual environment (`python -m venv bench/out/mlserver-venv && "
+                     "bench/out/mlserver-venv/bin/pip install mlserver mlserver-sklearn`; "
+                     "a clean install from PyPI).")
+        ms = res["servers"].get("mlserver") or {}
+        if ms.get("sample_v2_body"):
+            notes.append("MLServer single-row body: `" + ms["sample_v2_body"] + "`")
     for k, why in res.get("skipped", {}).items():
         notes.append(f"{k} peer not run: {why}")
     lines += ["Notes:", ""] + [f"- {n}" for n in notes] + [""]

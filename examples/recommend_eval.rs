@@ -225,7 +225,6 @@ fn protocol_params(protocol: &str, overrides: Option<&str>) -> RecommenderParams
         } else {
             HoldoutKind::Random
         },
-        recency_power: if protocol == "loo" { 1.0 } else { 0.0 },
         ..RecommenderParams::default()
     };
     if let Some(json) = overrides {

@@ -104,6 +104,9 @@ pub struct TrainArgs {
     /// Class weighting: none or balanced.
     #[arg(long)]
     pub class_weight: Option<String>,
+    /// Feature pipeline option as key=value (max_one_hot, hash_buckets, standardize, numeric_bins); repeatable.
+    #[arg(long = "pipeline", value_name = "KEY=VALUE")]
+    pub pipeline: Vec<String>,
     /// Write a JSON report (version, metrics, history, timing) to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -170,16 +173,20 @@ pub fn read_table(path: &Path, limits: &ReadLimits) -> anyhow::Result<(Table, Ve
 /// Parses `key=value` pairs into training parameters (values are JSON, or a
 /// bare string when they are not valid JSON).
 pub fn parse_params(pairs: &[String]) -> anyhow::Result<TrainParams> {
+    parse_pairs(pairs, "--param")
+}
+
+fn parse_pairs<T: serde::de::DeserializeOwned>(pairs: &[String], flag: &str) -> anyhow::Result<T> {
     let mut object = Map::new();
     for pair in pairs {
         let Some((key, value)) = pair.split_once('=') else {
-            bail!("--param `{pair}` is not key=value");
+            bail!("{flag} `{pair}` is not key=value");
         };
         let value =
             serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
         object.insert(key.trim().to_string(), value);
     }
-    serde_json::from_value(Value::Object(object)).context("invalid --param")
+    serde_json::from_value(Value::Object(object)).with_context(|| format!("invalid {flag}"))
 }
 
 fn parse_task(task: Option<&str>) -> anyhow::Result<Option<Task>> {
@@ -215,7 +222,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         overrides: parse_columns(&args.columns)?,
         ignore: args.ignore.clone(),
         params: parse_params(&args.params)?,
-        pipeline: Default::default(),
+        pipeline: parse_pairs(&args.pipeline, "--pipeline")?,
         class_weight: match args.class_weight.as_deref() {
             None => None,
             Some(mode) => Some(

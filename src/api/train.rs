@@ -14,7 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::ApiQuery;
+use crate::data::{ColumnKind, PipelineOptions, Task};
 use crate::jobs::JobRecord;
+use crate::nn::TrainParams;
 use crate::service::training::{self, JobSpec, TrainData};
 use crate::service::AppState;
 use crate::tabular::ClassWeight;
@@ -38,20 +40,26 @@ pub struct TrainRequest {
     pub target: String,
     /// `classification` or `regression`; inferred from the target when absent.
     #[serde(default)]
-    pub task: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub task: Option<Task>,
     /// Column kind overrides: column → numeric | boolean | categorical | text | identifier.
     #[serde(default)]
-    pub columns: BTreeMap<String, String>,
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub columns: BTreeMap<String, ColumnKind>,
     /// Columns never used as features.
     #[serde(default)]
     pub ignore: Vec<String>,
     /// Training parameters; every key is optional (see the README).
     #[serde(default)]
     #[schema(value_type = Object)]
-    pub params: Value,
+    pub params: TrainParams,
     /// `none`, `balanced`, or a weight per label.
     #[serde(default)]
     pub class_weight: Option<ClassWeight>,
+    /// Feature pipeline options: `max_one_hot` (64), `hash_buckets` (32), `standardize` (true), `numeric_bins` (16).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub pipeline: PipelineOptions,
     /// Inline rows: JSON objects of raw values.
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
@@ -62,6 +70,29 @@ pub struct TrainRequest {
     /// Id of a dataset uploaded with `POST /datasets`.
     #[serde(default)]
     pub dataset: Option<String>,
+}
+
+impl TrainRequest {
+    fn into_spec(self) -> (JobSpec, Option<TrainData>) {
+        let data = match (self.data, self.csv, self.dataset) {
+            (Some(rows), None, None) => Some(TrainData::Rows(rows)),
+            (None, Some(csv), None) => Some(TrainData::Csv(csv.into_bytes())),
+            (None, None, Some(id)) => Some(TrainData::Dataset(id)),
+            _ => None,
+        };
+        let spec = JobSpec {
+            model: self.model,
+            target: self.target,
+            task: self.task,
+            columns: self.columns,
+            ignore: self.ignore,
+            params: self.params,
+            class_weight: self.class_weight,
+            pipeline: self.pipeline,
+            source: String::new(),
+        };
+        (spec, data)
+    }
 }
 
 /// Query parameters for a raw CSV or NDJSON body.
@@ -79,62 +110,68 @@ pub struct TrainQuery {
     pub ignore: Option<String>,
     /// Training parameters as a JSON object.
     pub params: Option<String>,
+    /// Feature pipeline options as a JSON object.
+    pub pipeline: Option<String>,
     /// `none` or `balanced`.
     pub class_weight: Option<String>,
 }
 
-fn enum_from_str<T: serde::de::DeserializeOwned>(
-    field: &str,
-    value: &str,
-    expected: &str,
-) -> ApiResult<T> {
-    serde_json::from_value(Value::String(value.to_string())).map_err(|_| {
-        ApiError::unprocessable(
-            "invalid_field",
-            format!("`{field}` = {value:?}: expected {expected}"),
-        )
-        .with("field", field)
+/// Parses a training request, naming the offending field on error.
+fn parse_request(value: Value) -> ApiResult<TrainRequest> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let code = if path.starts_with("params") || path.starts_with("pipeline") {
+            "invalid_parameter"
+        } else {
+            "invalid_body"
+        };
+        ApiError::unprocessable(code, format!("`{path}`: {}", e.inner())).with("field", path)
     })
 }
 
-fn spec_from(
-    model: String,
-    target: String,
-    task: Option<String>,
-    columns: BTreeMap<String, String>,
-    ignore: Vec<String>,
-    params: Value,
-    class_weight: Option<ClassWeight>,
-) -> ApiResult<JobSpec> {
-    let task = task
-        .map(|t| enum_from_str("task", &t, "classification or regression"))
-        .transpose()?;
-    let mut kinds = BTreeMap::new();
-    for (column, kind) in columns {
-        let parsed = enum_from_str(
-            &format!("columns.{column}"),
-            &kind,
-            "numeric, boolean, categorical, text or identifier",
-        )?;
-        kinds.insert(column, parsed);
+impl TrainQuery {
+    /// The query as the equivalent JSON request (without data).
+    fn into_json(self) -> ApiResult<Value> {
+        let mut object = Map::new();
+        for (key, value) in [("model", self.model), ("target", self.target)] {
+            let value = value.ok_or_else(|| {
+                ApiError::unprocessable(
+                    "missing_field",
+                    format!("query parameter `{key}` is required"),
+                )
+                .with("field", key)
+            })?;
+            object.insert(key.into(), Value::String(value));
+        }
+        if let Some(task) = self.task {
+            object.insert("task".into(), Value::String(task));
+        }
+        if let Some(class_weight) = self.class_weight {
+            object.insert("class_weight".into(), Value::String(class_weight));
+        }
+        if let Some(ignore) = self.ignore {
+            let columns = ignore
+                .split(',')
+                .map(|c| c.trim())
+                .filter(|c| !c.is_empty())
+                .map(|c| Value::String(c.to_string()))
+                .collect();
+            object.insert("ignore".into(), Value::Array(columns));
+        }
+        for (key, value) in [("params", self.params), ("pipeline", self.pipeline)] {
+            if let Some(text) = value {
+                let parsed: Value = serde_json::from_str(&text).map_err(|e| {
+                    ApiError::unprocessable(
+                        "invalid_parameter",
+                        format!("query parameter `{key}` is not JSON: {e}"),
+                    )
+                    .with("field", key)
+                })?;
+                object.insert(key.into(), parsed);
+            }
+        }
+        Ok(Value::Object(object))
     }
-    let params = match params {
-        Value::Null => Default::default(),
-        other => serde_json::from_value(other).map_err(|e| {
-            ApiError::unprocessable("invalid_parameter", format!("`params`: {e}"))
-                .with("field", "params")
-        })?,
-    };
-    Ok(JobSpec {
-        model,
-        target,
-        task,
-        columns: kinds,
-        ignore,
-        params,
-        class_weight,
-        source: String::new(),
-    })
 }
 
 /// Start a training job.
@@ -184,61 +221,19 @@ pub async fn train(
         .to_ascii_lowercase();
     let (spec, data) = match content_type.as_str() {
         "application/json" => {
-            let request: TrainRequest = serde_json::from_slice(&body).map_err(|e| {
-                if e.is_data() {
-                    ApiError::unprocessable("invalid_body", format!("invalid training request: {e}"))
-                } else {
-                    ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
-                }
-            })?;
-            let sources = [request.data.is_some(), request.csv.is_some(), request.dataset.is_some()];
-            if sources.iter().filter(|s| **s).count() != 1 {
-                return Err(ApiError::unprocessable(
+            let value: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
+            let (spec, data) = parse_request(value)?.into_spec();
+            let data = data.ok_or_else(|| {
+                ApiError::unprocessable(
                     "invalid_data_source",
                     "give the data as exactly one of `data`, `csv` or `dataset`",
-                ));
-            }
-            let data = if let Some(rows) = request.data {
-                TrainData::Rows(rows)
-            } else if let Some(csv) = request.csv {
-                TrainData::Csv(csv.into_bytes())
-            } else {
-                TrainData::Dataset(request.dataset.unwrap_or_default())
-            };
-            let spec = spec_from(
-                request.model,
-                request.target,
-                request.task,
-                request.columns,
-                request.ignore,
-                request.params,
-                request.class_weight,
-            )?;
+                )
+            })?;
             (spec, data)
         }
         "text/csv" | "application/x-ndjson" => {
-            let model = query
-                .model
-                .ok_or_else(|| ApiError::unprocessable("missing_field", "query parameter `model` is required").with("field", "model"))?;
-            let target = query
-                .target
-                .ok_or_else(|| ApiError::unprocessable("missing_field", "query parameter `target` is required").with("field", "target"))?;
-            let params = match query.params {
-                Some(p) => serde_json::from_str(&p).map_err(|e| {
-                    ApiError::unprocessable("invalid_parameter", format!("query parameter `params` is not a JSON object: {e}"))
-                        .with("field", "params")
-                })?,
-                None => Value::Null,
-            };
-            let class_weight = query
-                .class_weight
-                .map(|c| enum_from_str("class_weight", &c, "none or balanced"))
-                .transpose()?;
-            let ignore = query
-                .ignore
-                .map(|s| s.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect())
-                .unwrap_or_default();
-            let spec = spec_from(model, target, query.task, BTreeMap::new(), ignore, params, class_weight)?;
+            let (spec, _) = parse_request(query.into_json()?)?.into_spec();
             let bytes = body.to_vec();
             let data = if content_type == "text/csv" {
                 TrainData::Csv(bytes)

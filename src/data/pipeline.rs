@@ -36,6 +36,9 @@ pub const MAX_ONE_HOT_LIMIT: usize = 1_000;
 /// Largest accepted `hash_buckets`.
 pub const MAX_HASH_BUCKETS: usize = 4_096;
 
+/// Largest accepted `numeric_bins`.
+pub const MAX_NUMERIC_BINS: usize = 256;
+
 /// Options for fitting a [`FeaturePipeline`].
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -47,6 +50,10 @@ pub struct PipelineOptions {
     pub hash_buckets: usize,
     /// Standardize numeric features (default true).
     pub standardize: bool,
+    /// Quantile bins of the piecewise-linear encoding added for each numeric
+    /// column (default 16; 0 turns it off). Each bin contributes one feature
+    /// in [0, 1]: how far the value has advanced through the bin.
+    pub numeric_bins: usize,
 }
 
 impl Default for PipelineOptions {
@@ -55,6 +62,7 @@ impl Default for PipelineOptions {
             max_one_hot: 64,
             hash_buckets: 32,
             standardize: true,
+            numeric_bins: 16,
         }
     }
 }
@@ -66,6 +74,14 @@ impl PipelineOptions {
                 reason: format!(
                     "max_one_hot is {}, the limit is {MAX_ONE_HOT_LIMIT}",
                     self.max_one_hot
+                ),
+            });
+        }
+        if self.numeric_bins > MAX_NUMERIC_BINS {
+            return Err(DataError::InvalidOptions {
+                reason: format!(
+                    "numeric_bins is {}, the limit is {MAX_NUMERIC_BINS}",
+                    self.numeric_bins
                 ),
             });
         }
@@ -122,6 +138,9 @@ enum Encoder {
         mean: f64,
         std: f64,
         missing_indicator: bool,
+        /// Ascending quantile edges of the piecewise-linear encoding (empty: none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        bin_edges: Vec<f64>,
     },
     Boolean {
         fill: f64,
@@ -144,9 +163,11 @@ impl Encoder {
     fn width(&self) -> usize {
         match self {
             Encoder::Numeric {
-                missing_indicator, ..
-            }
-            | Encoder::Boolean {
+                missing_indicator,
+                bin_edges,
+                ..
+            } => 1 + usize::from(*missing_indicator) + bin_edges.len().saturating_sub(1),
+            Encoder::Boolean {
                 missing_indicator, ..
             } => 1 + usize::from(*missing_indicator),
             Encoder::OneHot { vocabulary, .. } => vocabulary.len() + 2,
@@ -172,6 +193,7 @@ impl Encoder {
                 mean,
                 std,
                 missing_indicator,
+                bin_edges,
             } => {
                 let value = match raw {
                     Raw::Missing => None,
@@ -179,9 +201,15 @@ impl Encoder {
                     Raw::Text(s) => Some(parse_number(s).ok_or(())?),
                     Raw::Number(_) | Raw::Bool(_) => return Err(()),
                 };
-                out[0] = to_f32((value.unwrap_or(*median) - mean) / std);
+                let x = value.unwrap_or(*median);
+                out[0] = to_f32((x - mean) / std);
+                let mut next = 1;
                 if *missing_indicator {
                     out[1] = if value.is_none() { 1.0 } else { 0.0 };
+                    next = 2;
+                }
+                for (slot, edge) in out[next..].iter_mut().zip(bin_edges.windows(2)) {
+                    *slot = to_f32(((x - edge[0]) / (edge[1] - edge[0])).clamp(0.0, 1.0));
                 }
             }
             Encoder::Boolean {
@@ -364,7 +392,12 @@ impl FeaturePipeline {
                             raw => return Err(invalid(r, raw, EXPECT_NUMBER)),
                         }
                     }
-                    fit_numeric(values, rows.len(), options.standardize)
+                    fit_numeric(
+                        values,
+                        rows.len(),
+                        options.standardize,
+                        options.numeric_bins,
+                    )
                 }
                 ColumnKind::Boolean => {
                     let (mut trues, mut present) = (0usize, 0usize);
@@ -452,9 +485,17 @@ impl FeaturePipeline {
             let name = &column.name;
             match &column.encoder {
                 Encoder::Numeric {
-                    missing_indicator, ..
+                    missing_indicator,
+                    bin_edges,
+                    ..
+                } => {
+                    names.push(name.clone());
+                    if *missing_indicator {
+                        names.push(format!("{name}__missing"));
+                    }
+                    names.extend((1..bin_edges.len()).map(|k| format!("{name}#bin{k}")));
                 }
-                | Encoder::Boolean {
+                Encoder::Boolean {
                     missing_indicator, ..
                 } => {
                     names.push(name.clone());
@@ -596,9 +637,10 @@ fn check_rows(n: usize, rows: &[usize]) -> Result<(), DataError> {
     }
 }
 
-fn fit_numeric(mut values: Vec<f64>, rows: usize, standardize: bool) -> Encoder {
+fn fit_numeric(mut values: Vec<f64>, rows: usize, standardize: bool, bins: usize) -> Encoder {
     let missing = rows - values.len();
     let median = median(&mut values);
+    let bin_edges = quantile_edges(&mut values, bins);
     let (mut mean, mut std) = (0.0, 1.0);
     if standardize {
         let n = rows as f64;
@@ -619,7 +661,26 @@ fn fit_numeric(mut values: Vec<f64>, rows: usize, standardize: bool) -> Encoder 
         mean,
         std,
         missing_indicator: missing > 0,
+        bin_edges,
     }
+}
+
+/// Distinct quantile edges at 0, 1/bins, ..., 1 of `values`; fewer than two
+/// distinct edges (or `bins` 0) gives none.
+fn quantile_edges(values: &mut [f64], bins: usize) -> Vec<f64> {
+    if bins == 0 || values.is_empty() {
+        return Vec::new();
+    }
+    values.sort_unstable_by(f64::total_cmp);
+    let last = values.len() - 1;
+    let mut edges: Vec<f64> = (0..=bins)
+        .map(|i| values[(i * last + bins / 2) / bins])
+        .collect();
+    edges.dedup();
+    if edges.len() < 2 {
+        edges.clear();
+    }
+    edges
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -699,6 +760,7 @@ age,workclass,hours,smoker,y
             "y",
             &PipelineOptions {
                 standardize: false,
+                numeric_bins: 0,
                 ..Default::default()
             },
         );
@@ -713,11 +775,35 @@ age,workclass,hours,smoker,y
             "y",
             &PipelineOptions {
                 standardize: false,
+                numeric_bins: 0,
                 ..Default::default()
             },
         );
         assert_eq!(p.feature_names(), ["x"]);
         assert_eq!(via_record(&p, r#"{"x": null}"#).unwrap(), [2.0]);
+    }
+
+    #[test]
+    fn piecewise_linear_bins_encode_progress_through_training_quantiles() {
+        let t = csv("x,y\n0,a\n10,b\n20,a\n30,b\n40,a\n");
+        let p = fit_all(
+            &t,
+            "y",
+            &PipelineOptions {
+                numeric_bins: 2,
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.feature_names(), ["x", "x#bin1", "x#bin2"]);
+        let row = |x: &str| via_record(&p, &format!(r#"{{"x": {x}}}"#)).unwrap()[1..].to_vec();
+        assert_eq!(row("0"), [0.0, 0.0]);
+        assert_eq!(row("10"), [0.5, 0.0]);
+        assert_eq!(row("30"), [1.0, 0.5]);
+        assert_eq!(row("99"), [1.0, 1.0]);
+        assert_eq!(row("-5"), [0.0, 0.0]);
+        let constant = csv("x,y\n5,a\n5,b\n5,a\n");
+        let p = fit_all(&constant, "y", &PipelineOptions::default());
+        assert_eq!(p.feature_names(), ["x"]);
     }
 
     #[test]

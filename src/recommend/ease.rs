@@ -27,7 +27,12 @@ impl Ease {
     /// autoencoder closed form (Steck 2020, DLAE): `Λ = λI + p/(1−p)·diag(G)`,
     /// `B = I − (G + Λ)⁻¹Λ`, without the zero-diagonal constraint (history items are
     /// excluded at serving anyway).
-    pub fn fit(data: &Dataset, lambda: f32, dropout: f32, cancel: &dyn Fn() -> bool) -> Option<Ease> {
+    pub fn fit(
+        data: &Dataset,
+        lambda: f32,
+        dropout: f32,
+        cancel: &dyn Fn() -> bool,
+    ) -> Option<Ease> {
         let n = data.n_items();
         let mut gram = Array2::<f64>::zeros((n, n));
         for user in 0..data.n_users() {

@@ -22,6 +22,8 @@ use super::topk::top_k;
 const SPLIT_STREAM: u64 = 20;
 /// Blend weights tried on the validation split.
 const BLEND_GRID: [f32; 11] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+/// Recency exponents tried on a `last` validation split when `recency_power` is `None`.
+const RECENCY_GRID: [f32; 4] = [0.0, 0.5, 1.0, 1.5];
 /// Name of the validation metric in epoch reports.
 const METRIC: &str = "ndcg@10";
 
@@ -103,6 +105,18 @@ fn split(data: &Dataset, params: &RecommenderParams) -> Option<Holdout> {
         users,
         targets,
     })
+}
+
+/// Recency used while selecting autoencoder epochs: the fixed value, else 1 on a `last`
+/// split and 0 on a `random` one.
+fn provisional_recency(params: &RecommenderParams, holdout: &Holdout) -> f32 {
+    params.recency_power.unwrap_or(
+        if holdout.kind == HoldoutKind::Last && holdout.train.times.is_some() {
+            1.0
+        } else {
+            0.0
+        },
+    )
 }
 
 /// The scorers being validated.
@@ -221,7 +235,7 @@ fn train_dae(
                 dae: Some(&trainer.model),
                 ease: None,
             };
-            validate(h, &scorers, params.recency_power, &[1.0])[0].ndcg_at_10
+            validate(h, &scorers, provisional_recency(params, h), &[1.0])[0].ndcg_at_10
         });
         let report = EpochReport {
             epoch: first_epoch + epoch,
@@ -301,13 +315,19 @@ pub fn fit(
         _ => params.blend.unwrap_or(0.5),
     };
     let mut epochs = params.epochs;
+    let mut recency = params.recency_power.unwrap_or(0.0);
     let mut metrics = None;
     let mut trained: Option<(Option<Dae>, Option<Ease>)> = None;
     if let Some(holdout) = &holdout {
         let ease = if uses_ease {
             Some(
-                Ease::fit(&holdout.train, params.ease_lambda, params.ease_dropout, &cancelled)
-                    .ok_or(RecommendError::Cancelled)?,
+                Ease::fit(
+                    &holdout.train,
+                    params.ease_lambda,
+                    params.ease_dropout,
+                    &cancelled,
+                )
+                .ok_or(RecommendError::Cancelled)?,
             )
         } else {
             None
@@ -332,24 +352,30 @@ pub fn fit(
             dae: dae.as_ref(),
             ease: ease.as_ref(),
         };
-        let model_metrics = if component == Component::Blend && params.blend.is_none() {
-            let results = validate(holdout, &scorers, params.recency_power, &BLEND_GRID);
-            let (best, _) =
-                results
-                    .iter()
-                    .enumerate()
-                    .fold((0, f64::NEG_INFINITY), |(bi, bs), (i, m)| {
-                        if m.ndcg_at_10 > bs {
-                            (i, m.ndcg_at_10)
-                        } else {
-                            (bi, bs)
-                        }
-                    });
-            blend = BLEND_GRID[best];
-            results[best].clone()
+        let alphas: &[f32] = if component == Component::Blend && params.blend.is_none() {
+            &BLEND_GRID
         } else {
-            validate(holdout, &scorers, params.recency_power, &[blend]).remove(0)
+            &[blend]
         };
+        let recencies: &[f32] = match params.recency_power {
+            Some(power) => &[power],
+            None if holdout.kind == HoldoutKind::Last && full.times.is_some() => &RECENCY_GRID,
+            None => &[0.0],
+        };
+        // Joint choice of recency and blend weight by validation NDCG@10 + Recall@20.
+        let mut best: Option<(f64, f32, f32, RankingMetrics)> = None;
+        for &power in recencies {
+            let results = validate(holdout, &scorers, power, alphas);
+            for (&alpha, m) in alphas.iter().zip(results) {
+                let score = m.ndcg_at_10 + m.recall_at_20;
+                if best.as_ref().is_none_or(|b| score > b.0) {
+                    best = Some((score, power, alpha, m));
+                }
+            }
+        }
+        let (_, power, alpha, model_metrics) = best.expect("at least one candidate");
+        recency = power;
+        blend = alpha;
         metrics = Some(HoldoutMetrics {
             holdout: holdout.kind,
             model: model_metrics,
@@ -398,7 +424,7 @@ pub fn fit(
     let mut weights = Vec::with_capacity(full.items.len());
     let mut buf = Vec::new();
     for user in 0..full.n_users() {
-        full.weighted_history(user, params.recency_power, &mut buf);
+        full.weighted_history(user, recency, &mut buf);
         for &(i, w) in &buf {
             items.push(i);
             weights.push(w);
@@ -412,7 +438,7 @@ pub fn fit(
         n_users: full.n_users(),
         hidden: if uses_dae { params.hidden } else { 0 },
         blend,
-        recency_power: params.recency_power,
+        recency_power: recency,
         timestamps: full.times.is_some(),
         max_k: caps.max_k,
         epochs_trained: if uses_dae { epochs } else { 0 },

@@ -63,19 +63,20 @@ pub struct RecommenderParams {
     pub learning_rate: f32,
     /// Decoupled weight decay on the autoencoder weights, `>= 0`. Default 0.
     pub weight_decay: f32,
-    /// Ridge strength of the item-item model, `> 0`. Default 300.
+    /// Ridge strength of the item-item model, `> 0`. Default 200.
     pub ease_lambda: f32,
     /// Dropout emphasis `p` of the item-item model in `[0, 0.9]`: `0` is EASE (zero
     /// diagonal, uniform ridge); `p > 0` adds `p/(1−p)·G_jj` to item `j`'s ridge and
-    /// drops the diagonal constraint (DLAE). Default 0.
+    /// drops the diagonal constraint (DLAE). Default 0.5.
     pub ease_dropout: f32,
     /// Weight of the autoencoder in `[0, 1]` when blending; `None` picks it on the
     /// validation split (0.5 without one). Default `None`.
     pub blend: Option<f32>,
     /// History weight `value · (1 + r)^-recency_power` where `r` is the interaction's
     /// recency rank in the user's history (0 = most recent); needs timestamps, `0` turns it
-    /// off. In `[0, 4]`. Default 0.
-    pub recency_power: f32,
+    /// off. In `[0, 4]`. `None` (default) picks it from `{0, 0.5, 1, 1.5}` on a `last`
+    /// validation split (next-item setting) and uses 0 otherwise.
+    pub recency_power: Option<f32>,
     /// Use `value` as the interaction weight (repeated pairs add up); otherwise every
     /// interaction counts 1. Default `false`.
     pub use_values: bool,
@@ -108,10 +109,10 @@ impl Default for RecommenderParams {
             batch_size: 128,
             learning_rate: 1e-3,
             weight_decay: 0.0,
-            ease_lambda: 300.0,
-            ease_dropout: 0.0,
+            ease_lambda: 200.0,
+            ease_dropout: 0.5,
             blend: None,
-            recency_power: 0.0,
+            recency_power: None,
             use_values: false,
             popularity_half_life_days: Some(30.0),
             holdout: HoldoutKind::Auto,
@@ -217,7 +218,9 @@ impl RecommenderParams {
         if let Some(blend) = self.blend {
             within("blend", blend, 0.0, 1.0, "[0, 1]")?;
         }
-        within("recency_power", self.recency_power, 0.0, 4.0, "[0, 4]")?;
+        if let Some(power) = self.recency_power {
+            within("recency_power", power, 0.0, 4.0, "[0, 4]")?;
+        }
         if let Some(days) = self.popularity_half_life_days {
             positive("popularity_half_life_days", days)?;
         }
@@ -370,7 +373,7 @@ mod tests {
             ),
             (
                 RecommenderParams {
-                    recency_power: -1.0,
+                    recency_power: Some(-1.0),
                     ..Default::default()
                 },
                 "recency_power",

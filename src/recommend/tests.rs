@@ -199,7 +199,7 @@ fn unknown_user_is_served_from_a_posted_history() {
 #[test]
 fn recency_weighting_favours_recent_items() {
     let params = RecommenderParams {
-        recency_power: 1.0,
+        recency_power: Some(1.0),
         ..small_params(Component::Ease)
     };
     let model = train(&params).model;

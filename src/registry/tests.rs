@@ -14,7 +14,11 @@ fn churn_csv() -> String {
         let tenure = (i * 7) % 60;
         let plan = ["basic", "pro", "team"][i % 3];
         let monthly = 20.0 + (i % 9) as f64 * 10.0;
-        let churned = if tenure < 20 && plan == "basic" { "yes" } else { "no" };
+        let churned = if tenure < 20 && plan == "basic" {
+            "yes"
+        } else {
+            "no"
+        };
         csv.push_str(&format!("{tenure},{plan},{monthly},{churned}\n"));
     }
     csv
@@ -38,10 +42,13 @@ fn trained_card(name: &str) -> (ModelCard, Vec<u8>, crate::tabular::TabularModel
 }
 
 fn records() -> Vec<Map<String, Value>> {
-    [json!({"tenure": 3, "plan": "basic", "monthly": 30}), json!({"tenure": 50, "plan": "team", "monthly": 90})]
-        .into_iter()
-        .map(|v| v.as_object().cloned().unwrap())
-        .collect()
+    [
+        json!({"tenure": 3, "plan": "basic", "monthly": 30}),
+        json!({"tenure": 50, "plan": "team", "monthly": 90}),
+    ]
+    .into_iter()
+    .map(|v| v.as_object().cloned().unwrap())
+    .collect()
 }
 
 #[test]
@@ -54,7 +61,10 @@ fn a_saved_version_loads_and_predicts_exactly_as_before_saving() {
     assert_eq!(version, 1);
     let loaded = registry.load("churn", 1).unwrap();
     let ServingModel::Tabular(reloaded) = &loaded.model;
-    assert_eq!(reloaded.predict_records(&records()).unwrap().predictions, before);
+    assert_eq!(
+        reloaded.predict_records(&records()).unwrap().predictions,
+        before
+    );
     assert_eq!(loaded.card.version, 1);
     assert_eq!(loaded.card.fingerprint.sha256.len(), 64);
 }
@@ -108,7 +118,10 @@ fn a_failed_write_leaves_no_version_and_no_temporary_directory() {
         })
     });
     assert!(result.is_err());
-    assert!(matches!(registry.versions("churn"), Err(RegistryError::ModelNotFound(_))));
+    assert!(matches!(
+        registry.versions("churn"),
+        Err(RegistryError::ModelNotFound(_))
+    ));
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("churn"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -140,14 +153,20 @@ fn a_corrupt_weights_file_is_an_error_not_a_panic() {
     let (card, weights, _) = trained_card("churn");
     registry.save(&card, &weights).unwrap();
     std::fs::write(dir.path().join("churn/1").join(WEIGHTS_FILE), b"garbage").unwrap();
-    assert!(matches!(registry.load("churn", 1), Err(RegistryError::Corrupt(_))));
+    assert!(matches!(
+        registry.load("churn", 1),
+        Err(RegistryError::Corrupt(_))
+    ));
 }
 
 #[test]
 fn weights_are_stored_by_layer_name_in_pytorch_layout() {
     let (_, weights, model) = trained_card("churn");
     let tensors = tensors_from_bytes(&weights, std::path::Path::new("w")).unwrap();
-    let first = tensors.iter().find(|t| t.name == "layers.0.weight").unwrap();
+    let first = tensors
+        .iter()
+        .find(|t| t.name == "layers.0.weight")
+        .unwrap();
     assert_eq!(first.shape, vec![8, model.pipeline.width()]);
     assert!(tensors.iter().any(|t| t.name == "layers.1.bias"));
 }

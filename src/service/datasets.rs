@@ -291,6 +291,10 @@ fn scan(path: &Path, format: &str, limits: &ReadLimits) -> Result<(Table, usize)
             let mut reader =
                 csv::ReaderBuilder::new().from_reader(BufReader::with_capacity(1 << 20, file));
             let headers = reader.headers().map_err(|e| csv_error(&e))?.clone();
+            if headers.is_empty() {
+                // An empty file: no header row at all.
+                return Err(DataError::Empty.into());
+            }
             let mut head = Vec::new();
             let mut wtr = csv::Writer::from_writer(&mut head);
             wtr.write_record(&headers).map_err(|e| csv_error(&e))?;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::Settings;
-use crate::data::{self, ColumnKind, DataError, ReadLimits, Table, Task};
+use crate::data::{self, ColumnKind, DataError, PipelineOptions, ReadLimits, Table, Task};
 use crate::jobs::{
     JobControl, JobError, JobInput, JobRecord, JobStatus, RunFailure, RunOutcome, Runner,
 };
@@ -47,6 +47,10 @@ pub struct JobSpec {
     /// `none`, `balanced`, or a weight per label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weight: Option<ClassWeight>,
+    /// Feature pipeline options: `max_one_hot`, `hash_buckets`, `standardize`, `numeric_bins`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub pipeline: PipelineOptions,
     /// Where the data came from: `rows`, `csv`, `body` or `dataset:<id>`.
     #[serde(default)]
     pub source: String,
@@ -60,7 +64,7 @@ impl JobSpec {
             overrides: self.columns.clone(),
             ignore: self.ignore.clone(),
             params: self.params.clone(),
-            pipeline: Default::default(),
+            pipeline: self.pipeline.clone(),
             class_weight: self.class_weight.clone(),
         }
     }

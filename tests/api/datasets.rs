@@ -19,7 +19,10 @@ async fn uploading_a_csv_dataset_answers_201_with_id_rows_and_schema() {
     let response = app.post_raw("/datasets", "text/csv", csv).await;
     let meta = json_ok(response, StatusCode::CREATED).await;
 
-    assert!(meta["id"].as_str().is_some_and(|id| !id.is_empty()), "{meta:#}");
+    assert!(
+        meta["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{meta:#}"
+    );
     assert_eq!(meta["format"], "csv");
     assert_eq!(meta["rows"], 250);
     assert_eq!(meta["bytes"], size);
@@ -45,7 +48,9 @@ async fn uploading_a_csv_dataset_answers_201_with_id_rows_and_schema() {
 async fn an_ndjson_dataset_can_be_uploaded() {
     let app = spawn_app().await;
     let body = to_ndjson(&regression_rows(120, 12));
-    let response = app.post_raw("/datasets", "application/x-ndjson", body).await;
+    let response = app
+        .post_raw("/datasets", "application/x-ndjson", body)
+        .await;
     let meta = json_ok(response, StatusCode::CREATED).await;
     assert_eq!(meta["format"], "ndjson");
     assert_eq!(meta["rows"], 120);

@@ -13,7 +13,13 @@ async fn malformed_json_is_400_malformed_json() {
             .post_raw(path, "application/json", r#"{"model": "churn", "#)
             .await;
         let problem = assert_problem(response, 400, Some("malformed_json")).await;
-        assert!(problem["type"].as_str().unwrap().ends_with("malformed_json"), "{problem:#}");
+        assert!(
+            problem["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("malformed_json"),
+            "{problem:#}"
+        );
         assert_eq!(problem["title"], "Bad Request");
     }
     let response = app
@@ -55,9 +61,14 @@ async fn a_body_over_the_limit_is_413() {
         s.limits.max_upload_bytes = 2048;
     })
     .await;
-    let instances: Vec<_> = (0..100).map(|i| churn_instance(i, "basic", true, 50.0)).collect();
+    let instances: Vec<_> = (0..100)
+        .map(|i| churn_instance(i, "basic", true, 50.0))
+        .collect();
     let response = app
-        .post_json("/predict", &json!({"model": "churn", "instances": instances}))
+        .post_json(
+            "/predict",
+            &json!({"model": "churn", "instances": instances}),
+        )
         .await;
     assert_problem(response, 413, Some("body_too_large")).await;
 
@@ -92,7 +103,10 @@ async fn an_unknown_model_or_version_is_404() {
     let app = spawn_app().await;
     let instance = churn_instance(1, "pro", true, 20.0);
     let response = app
-        .post_json("/predict", &json!({"model": "ghost", "instances": [instance]}))
+        .post_json(
+            "/predict",
+            &json!({"model": "ghost", "instances": [instance]}),
+        )
         .await;
     let problem = assert_problem(response, 404, Some("model_not_found")).await;
     assert_eq!(problem["model"], "ghost");
@@ -104,7 +118,10 @@ async fn an_unknown_model_or_version_is_404() {
 
     train_churn(&app, "churn", 63).await;
     let response = app
-        .post_json("/predict", &json!({"model": "churn", "version": 7, "instances": [instance]}))
+        .post_json(
+            "/predict",
+            &json!({"model": "churn", "version": 7, "instances": [instance]}),
+        )
         .await;
     let problem = assert_problem(response, 404, Some("version_not_found")).await;
     assert_eq!(problem["version"], 7);
@@ -129,12 +146,25 @@ async fn an_invalid_model_name_is_422_invalid_name() {
     }
     let response = app.get("/models/Churn").await;
     assert_problem(response, 422, Some("invalid_name")).await;
+    train_churn(&app, "churn", 68).await;
+    let response = app
+        .put_json("/models/churn/aliases/Production", &json!({"version": 1}))
+        .await;
+    assert_problem(response, 422, Some("invalid_name")).await;
+    let response = app
+        .put_json(
+            "/models/churn/aliases/production",
+            &json!({"version": 1, "extra": true}),
+        )
+        .await;
+    assert_problem(response, 422, Some("invalid_body")).await;
+    assert_eq!(app.get_ok("/models/churn").await["aliases"], json!({}));
     let response = app
         .post_json("/predict", &json!({"model": "UPPER", "instances": [{}]}))
         .await;
     assert_problem(response, 422, Some("invalid_name")).await;
-    // Nothing was written outside the store or inside it.
-    assert_eq!(app.get_ok("/jobs").await["total"], 0);
+    // No job was queued for an invalid name, and nothing escaped the store.
+    assert_eq!(app.get_ok("/jobs").await["total"], 1);
     assert!(!app.store_path.parent().unwrap().join("escape").exists());
 }
 
@@ -196,22 +226,29 @@ async fn bad_parameters_are_422_naming_the_parameter() {
 async fn empty_training_data_is_422() {
     let app = spawn_app().await;
     let response = app
-        .post_json("/train", &json!({"model": "churn", "target": "churned", "data": []}))
+        .post_json(
+            "/train",
+            &json!({"model": "churn", "target": "churned", "data": []}),
+        )
         .await;
-    assert_problem(response, 422, None).await;
+    assert_problem(response, 422, Some("empty_data")).await;
     let response = app
         .post_json(
             "/train",
             &json!({"model": "churn", "target": "churned", "csv": "tenure,plan,churned\n"}),
         )
         .await;
-    assert_problem(response, 422, None).await;
+    assert_problem(response, 422, Some("empty_data")).await;
     let response = app
-        .post_raw("/train?model=churn&target=churned", "application/x-ndjson", "")
+        .post_raw(
+            "/train?model=churn&target=churned",
+            "application/x-ndjson",
+            "",
+        )
         .await;
-    assert_problem(response, 422, None).await;
+    assert_problem(response, 422, Some("empty_data")).await;
     let response = app.post_raw("/datasets", "text/csv", "").await;
-    assert_problem(response, 422, None).await;
+    assert_problem(response, 422, Some("empty_data")).await;
     let response = app.post_raw("/datasets", "text/csv", "a,b\n").await;
     assert_problem(response, 422, Some("empty_data")).await;
     assert_eq!(app.get_ok("/jobs").await["total"], 0);
@@ -232,7 +269,10 @@ async fn a_training_request_must_name_exactly_one_data_source() {
         .await;
     assert_problem(response, 422, Some("invalid_data_source")).await;
     let response = app
-        .post_json("/train", &json!({"model": "churn", "target": "churned", "data": [], "colour": 1}))
+        .post_json(
+            "/train",
+            &json!({"model": "churn", "target": "churned", "data": [], "colour": 1}),
+        )
         .await;
     let problem = assert_problem(response, 422, Some("invalid_body")).await;
     assert!(detail(&problem).contains("colour"), "{problem:#}");
@@ -249,7 +289,10 @@ async fn a_single_class_target_is_422() {
         })
         .collect();
     let response = app
-        .post_json("/train", &train_request("churn", "churned", rows, tiny_params(1)))
+        .post_json(
+            "/train",
+            &train_request("churn", "churned", rows, tiny_params(1)),
+        )
         .await;
     let problem = assert_problem(response, 422, Some("single_class")).await;
     assert!(detail(&problem).contains("churned"), "{problem:#}");

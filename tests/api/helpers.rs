@@ -199,7 +199,7 @@ impl TestApp {
 
     /// Polls GET /jobs/{id} until the job reaches a terminal status.
     pub async fn wait_for_job(&self, id: &str) -> Value {
-        self.wait_for_job_until(id, |job| is_terminal(job)).await
+        self.wait_for_job_until(id, is_terminal).await
     }
 
     /// Polls GET /jobs/{id} until `done` holds for the record.
@@ -221,7 +221,10 @@ impl TestApp {
     /// Waits until a job is running and has finished at least one epoch.
     pub async fn wait_until_training(&self, id: &str) -> Value {
         self.wait_for_job_until(id, |job| {
-            assert!(!is_terminal(job), "job ended before it was observed: {job:#}");
+            assert!(
+                !is_terminal(job),
+                "job ended before it was observed: {job:#}"
+            );
             job["status"] == "running" && job["epoch"].as_u64().unwrap_or(0) >= 1
         })
         .await
@@ -274,7 +277,10 @@ pub async fn assert_problem(response: Response, status: u16, code: Option<&str>)
     let problem: Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("problem is not JSON ({e}): {text}"));
     assert_eq!(problem["status"], status, "{problem:#}");
-    assert!(problem["code"].is_string(), "problem without code: {problem:#}");
+    assert!(
+        problem["code"].is_string(),
+        "problem without code: {problem:#}"
+    );
     assert!(
         problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
         "problem without detail: {problem:#}"
@@ -317,7 +323,9 @@ pub struct Lcg(u64);
 
 impl Lcg {
     pub fn new(seed: u64) -> Lcg {
-        Lcg(seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407))
+        Lcg(seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407))
     }
 
     /// Uniform in [0, 1).
@@ -353,7 +361,11 @@ pub fn churn_rows(n: usize, seed: u64) -> Vec<Value> {
             let plan = plans[rng.below(3) as usize];
             let autopay = rng.next_f64() < 0.5;
             let monthly = (20.0 + rng.next_f64() * 100.0 * 100.0).round() / 100.0;
-            let churned = if churns(tenure, plan, autopay) { "yes" } else { "no" };
+            let churned = if churns(tenure, plan, autopay) {
+                "yes"
+            } else {
+                "no"
+            };
             json!({
                 "tenure": tenure,
                 "plan": plan,

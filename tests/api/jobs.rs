@@ -8,6 +8,12 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
+/// Parameters whose updates overflow at once.
+fn diverging_params() -> Value {
+    json!({"hidden_layers": [4], "epochs": 5, "learning_rate": 1e30,
+           "optimizer": "sgd", "early_stopping_patience": null})
+}
+
 const TERMINAL: [&str; 4] = ["succeeded", "failed", "cancelled", "interrupted"];
 
 /// Reads server-sent events until a terminal status event or the end of the
@@ -56,7 +62,12 @@ async fn job_events_yield_one_epoch_event_per_epoch_and_end_with_succeeded() {
     let blocker = submit_long(&app, "blocker").await;
     app.wait_until_training(job_id(&blocker)).await;
     let job = app
-        .submit(&train_request("churn", "churned", churn_rows(200, 21), tiny_params(5)))
+        .submit(&train_request(
+            "churn",
+            "churned",
+            churn_rows(200, 21),
+            tiny_params(5),
+        ))
         .await;
     let id = job_id(&job).to_string();
     assert_eq!(job["status"], "queued");
@@ -67,7 +78,10 @@ async fn job_events_yield_one_epoch_event_per_epoch_and_end_with_succeeded() {
         .to_str()
         .unwrap()
         .to_string();
-    assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
     let cancel = app.delete(&format!("/jobs/{}", job_id(&blocker))).await;
     assert_eq!(cancel.status(), StatusCode::OK);
 
@@ -75,7 +89,16 @@ async fn job_events_yield_one_epoch_event_per_epoch_and_end_with_succeeded() {
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["queued", "running", "epoch", "epoch", "epoch", "epoch", "epoch", "succeeded"],
+        [
+            "queued",
+            "running",
+            "epoch",
+            "epoch",
+            "epoch",
+            "epoch",
+            "epoch",
+            "succeeded"
+        ],
         "{events:#?}"
     );
     let epochs: Vec<u64> = events
@@ -105,7 +128,12 @@ async fn stopping_the_app_ends_the_event_streams_of_running_and_queued_jobs() {
     let running = submit_long(&app, "long").await;
     app.wait_until_training(job_id(&running)).await;
     let queued = app
-        .submit(&train_request("later", "churned", churn_rows(100, 24), tiny_params(2)))
+        .submit(&train_request(
+            "later",
+            "churned",
+            churn_rows(100, 24),
+            tiny_params(2),
+        ))
         .await;
     let running_stream = app.get(&format!("/jobs/{}/events", job_id(&running))).await;
     let queued_stream = app.get(&format!("/jobs/{}/events", job_id(&queued))).await;
@@ -152,7 +180,12 @@ async fn cancelling_a_queued_job_cancels_it_at_once() {
     let blocker = submit_long(&app, "blocker").await;
     app.wait_until_training(job_id(&blocker)).await;
     let queued = app
-        .submit(&train_request("waiting", "churned", churn_rows(100, 22), tiny_params(3)))
+        .submit(&train_request(
+            "waiting",
+            "churned",
+            churn_rows(100, 22),
+            tiny_params(3),
+        ))
         .await;
     let id = job_id(&queued);
     assert_eq!(queued["status"], "queued");
@@ -201,7 +234,10 @@ async fn a_full_queue_answers_429_with_retry_after() {
         }
         let job = json_ok(response, StatusCode::ACCEPTED).await;
         accepted.push(job_id(&job).to_string());
-        assert!(accepted.len() <= 2, "one running and one queued job fill the queue");
+        assert!(
+            accepted.len() <= 2,
+            "one running and one queued job fill the queue"
+        );
     };
     let retry_after = refused.headers()[reqwest::header::RETRY_AFTER]
         .to_str()
@@ -216,7 +252,10 @@ async fn a_full_queue_answers_429_with_retry_after() {
     let response = app.delete(&format!("/jobs/{queued}")).await;
     assert_eq!(response.status(), StatusCode::OK);
     let freed = app
-        .post_json("/train", &train_request("next", "churned", churn_rows(100, 1), tiny_params(2)))
+        .post_json(
+            "/train",
+            &train_request("next", "churned", churn_rows(100, 1), tiny_params(2)),
+        )
         .await;
     assert_eq!(freed.status(), StatusCode::ACCEPTED);
 }
@@ -231,13 +270,13 @@ async fn listing_jobs_filters_by_status_and_model_and_pages() {
     let failed = app
         .submit(&train_request(
             "alpha",
-            "churned",
-            churn_rows(100, 34),
-            json!({"hidden_layers": [4], "epochs": 2, "learning_rate": 1e30,
-                   "early_stopping_patience": null}),
+            "y",
+            regression_rows(100, 34),
+            diverging_params(),
         ))
         .await;
     let failed = app.wait_for_job(job_id(&failed)).await;
+    assert_eq!(failed["status"], "failed", "{failed:#}");
 
     let all = app.get_ok("/jobs").await;
     assert_eq!(all["total"], 4);
@@ -246,16 +285,23 @@ async fn listing_jobs_filters_by_status_and_model_and_pages() {
 
     let alpha = app.get_ok("/jobs?model=alpha").await;
     assert_eq!(alpha["total"], 3);
-    assert!(alpha["jobs"].as_array().unwrap().iter().all(|j| j["model"] == "alpha"));
+    assert!(alpha["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|j| j["model"] == "alpha"));
 
     let succeeded = app.get_ok("/jobs?status=succeeded").await;
-    let expected_succeeded = if failed["status"] == "succeeded" { 4 } else { 3 };
-    assert_eq!(succeeded["total"], expected_succeeded, "{failed:#}");
+    assert_eq!(succeeded["total"], 3);
     assert!(succeeded["jobs"]
         .as_array()
         .unwrap()
         .iter()
         .all(|j| j["status"] == "succeeded"));
+
+    let failures = app.get_ok("/jobs?status=failed").await;
+    assert_eq!(failures["total"], 1);
+    assert_eq!(failures["jobs"][0]["id"], failed["id"]);
 
     let both = app.get_ok("/jobs?status=succeeded&model=beta").await;
     assert_eq!(both["total"], 1);
@@ -265,11 +311,21 @@ async fn listing_jobs_filters_by_status_and_model_and_pages() {
     let page1 = app.get_ok("/jobs?limit=2").await;
     assert_eq!(page1["total"], 4);
     assert_eq!(page1["limit"], 2);
-    let page1_ids: Vec<&str> = page1["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    let page1_ids: Vec<&str> = page1["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
     assert_eq!(page1_ids, [job_id(&failed), ids[2].as_str()]);
     let page2 = app.get_ok("/jobs?limit=2&offset=2").await;
     assert_eq!(page2["offset"], 2);
-    let page2_ids: Vec<&str> = page2["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    let page2_ids: Vec<&str> = page2["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
     assert_eq!(page2_ids, [ids[1].as_str(), ids[0].as_str()]);
     let beyond = app.get_ok("/jobs?limit=2&offset=10").await;
     assert_eq!(beyond["jobs"], json!([]));
@@ -287,8 +343,7 @@ async fn a_job_that_diverges_fails_with_a_reason() {
             "diverge",
             "y",
             regression_rows(100, 35),
-            json!({"hidden_layers": [4], "epochs": 5, "learning_rate": 1e30,
-                   "optimizer": "sgd", "early_stopping_patience": null}),
+            diverging_params(),
         ))
         .await;
     let done = app.wait_for_job(job_id(&job)).await;
@@ -298,4 +353,40 @@ async fn a_job_that_diverges_fails_with_a_reason() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     let response = app.get("/models/diverge").await;
     assert_problem(response, 404, Some("model_not_found")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_beyond_the_retention_are_pruned_with_their_input() {
+    let app = spawn_app_with(|s| s.jobs.retain_finished = 2).await;
+    let first = train_churn(&app, "churn", 36).await;
+    let first_id = job_id(&first).to_string();
+    let input = app
+        .store_path
+        .join(first["input"]["path"].as_str().unwrap());
+    assert!(input.is_file(), "{first:#}");
+    train_churn(&app, "churn", 37).await;
+    train_churn(&app, "churn", 38).await;
+
+    // Pruning follows the end of the job that made the records too many.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while app.get_ok("/jobs").await["total"] != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "finished jobs were not pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let response = app.get(&format!("/jobs/{first_id}")).await;
+    assert_problem(response, 404, Some("job_not_found")).await;
+    assert!(!input.exists(), "the pruned job's input is still on disk");
+    assert!(!app
+        .store_path
+        .join("_jobs")
+        .join(format!("{first_id}.json"))
+        .exists());
+    // Pruning jobs never touches the versions they produced.
+    assert_eq!(
+        app.get_ok("/models/churn").await["versions"],
+        json!([1, 2, 3])
+    );
 }

@@ -32,15 +32,17 @@ async fn metrics_count_requests_and_predictions() {
     let text = response.text().await.unwrap();
     assert!(text.contains("myelin_http_requests_total"), "{text}");
     assert!(
-        text.lines().any(|l| l.starts_with("myelin_http_requests_total")
-            && l.contains("route=\"/predict\"")
-            && l.contains("status=\"200\"")),
+        text.lines()
+            .any(|l| l.starts_with("myelin_http_requests_total")
+                && l.contains("route=\"/predict\"")
+                && l.contains("status=\"200\"")),
         "{text}"
     );
     assert!(
-        text.lines().any(|l| l.starts_with("myelin_predictions_total")
-            && l.contains("model=\"metered\"")
-            && l.contains("version=\"1\"")),
+        text.lines()
+            .any(|l| l.starts_with("myelin_predictions_total")
+                && l.contains("model=\"metered\"")
+                && l.contains("version=\"1\"")),
         "{text}"
     );
     assert!(text.contains("myelin_job_queue_depth"), "{text}");
@@ -63,8 +65,16 @@ async fn the_openapi_document_is_served_and_docs_answer_200() {
     let served: Value = app.get_ok("/openapi.json").await;
     let expected: Value = serde_json::from_str(&myelin::api::openapi_json()).unwrap();
     assert_eq!(served, expected);
-    for path in ["/train", "/predict", "/jobs/{id}/events", "/models/{name}/aliases/{alias}"] {
-        assert!(served["paths"].get(path).is_some(), "{path} is not documented");
+    for path in [
+        "/train",
+        "/predict",
+        "/jobs/{id}/events",
+        "/models/{name}/aliases/{alias}",
+    ] {
+        assert!(
+            served["paths"].get(path).is_some(),
+            "{path} is not documented"
+        );
     }
 
     let response = app.get("/docs/").await;

@@ -80,7 +80,10 @@ async fn unknown_fields_in_instances_are_ignored_and_listed() {
     let answer = app
         .predict(&json!({"model": "churn", "instances": [first, second]}))
         .await;
-    assert_eq!(answer["ignored_fields"], json!(["churned", "customer_id", "zip"]));
+    assert_eq!(
+        answer["ignored_fields"],
+        json!(["churned", "customer_id", "zip"])
+    );
     assert_eq!(answer["predictions"].as_array().unwrap().len(), 2);
     // Ignored fields do not change the prediction.
     assert_eq!(answer["predictions"][0], plain["predictions"][0]);
@@ -111,7 +114,14 @@ async fn a_batch_larger_than_the_inline_limit_is_predicted_in_order() {
     let app = spawn_app_with(|s| s.limits.inline_predict_instances = 2).await;
     train_churn(&app, "churn", 56).await;
     let instances: Vec<_> = (0..20)
-        .map(|i| churn_instance(1 + i * 3, if i % 2 == 0 { "basic" } else { "pro" }, i % 3 == 0, 30.0 + i as f64))
+        .map(|i| {
+            churn_instance(
+                1 + i * 3,
+                if i % 2 == 0 { "basic" } else { "pro" },
+                i % 3 == 0,
+                30.0 + i as f64,
+            )
+        })
         .collect();
     let batch = app
         .predict(&json!({"model": "churn", "instances": instances}))
@@ -122,7 +132,16 @@ async fn a_batch_larger_than_the_inline_limit_is_predicted_in_order() {
         let one = app
             .predict(&json!({"model": "churn", "instances": [instance]}))
             .await;
-        assert_eq!(one["predictions"][0], predictions[i], "instance {i}");
+        let single = &one["predictions"][0];
+        assert_eq!(single["label"], predictions[i]["label"], "instance {i}");
+        for (label, p) in single["probabilities"].as_object().unwrap() {
+            let batched = predictions[i]["probabilities"][label].as_f64().unwrap();
+            assert!(
+                (p.as_f64().unwrap() - batched).abs() < 1e-5,
+                "instance {i}: {single} vs {}",
+                predictions[i]
+            );
+        }
     }
 }
 
@@ -135,18 +154,62 @@ async fn empty_instances_and_a_missing_model_are_422() {
         .await;
     assert_problem(response, 422, Some("no_instances")).await;
     let response = app
-        .post_json("/predict", &json!({"instances": [churn_instance(1, "pro", true, 20.0)]}))
+        .post_json(
+            "/predict",
+            &json!({"instances": [churn_instance(1, "pro", true, 20.0)]}),
+        )
         .await;
     let problem = assert_problem(response, 422, Some("missing_field")).await;
     assert_eq!(problem["field"], "model");
     let response = app
-        .post_json("/predict", &json!({"model": "churn", "instances": [], "extra": 1}))
+        .post_json(
+            "/predict",
+            &json!({"model": "churn", "instances": [], "extra": 1}),
+        )
         .await;
     assert_problem(response, 422, Some("invalid_body")).await;
-    let response = app.post_json("/models/churn/predict", &json!({"instances": "x"})).await;
+    let response = app
+        .post_json("/models/churn/predict", &json!({"instances": "x"}))
+        .await;
     assert_problem(response, 422, Some("invalid_body")).await;
     let ok = app
-        .post_json("/models/churn/predict", &json!({"instances": [churn_instance(1, "pro", true, 20.0)]}))
+        .post_json(
+            "/models/churn/predict",
+            &json!({"instances": [churn_instance(1, "pro", true, 20.0)]}),
+        )
         .await;
     assert_eq!(ok.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_values_given_as_text_predict_like_typed_values_and_unseen_categories_are_accepted() {
+    let app = spawn_app().await;
+    train_churn(&app, "churn", 58).await;
+    let typed = app
+        .predict(&json!({"model": "churn", "instances": [churn_instance(10, "basic", true, 50.0)]}))
+        .await;
+    let text = app
+        .predict(&json!({"model": "churn", "instances": [
+            {"tenure": "10", "plan": "basic", "autopay": "yes", "monthly": "50.0"}
+        ]}))
+        .await;
+    assert_eq!(text["predictions"], typed["predictions"]);
+
+    let unseen = app
+        .predict(
+            &json!({"model": "churn", "instances": [churn_instance(10, "enterprise", true, 50.0)]}),
+        )
+        .await;
+    assert!(unseen["predictions"][0]["label"].is_string(), "{unseen:#}");
+
+    let response = app
+        .post_json(
+            "/predict",
+            &json!({"model": "churn", "instances": [
+                {"tenure": 10, "plan": "basic", "autopay": "sometimes", "monthly": 50.0}
+            ]}),
+        )
+        .await;
+    let problem = assert_problem(response, 422, Some("wrong_type")).await;
+    assert_eq!(problem["field"], "autopay");
 }

@@ -16,7 +16,8 @@ async fn two_versions() -> TestApp {
 }
 
 async fn served_version(app: &TestApp, extra: Value) -> u64 {
-    let mut body = json!({"model": "churn", "instances": [churn_instance(12, "basic", true, 40.0)]});
+    let mut body =
+        json!({"model": "churn", "instances": [churn_instance(12, "basic", true, 40.0)]});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
@@ -54,7 +55,12 @@ async fn a_version_card_has_params_metrics_history_schema_and_a_sha256_fingerpri
     let app = spawn_app().await;
     let rows = churn_rows(240, 43);
     let done = app
-        .train(&train_request("churn", "churned", rows.clone(), tiny_params(4)))
+        .train(&train_request(
+            "churn",
+            "churned",
+            rows.clone(),
+            tiny_params(4),
+        ))
         .await;
     let card = app.get_ok("/models/churn/versions/1").await;
 
@@ -74,17 +80,25 @@ async fn a_version_card_has_params_metrics_history_schema_and_a_sha256_fingerpri
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     for column in CHURN_COLUMNS {
-        assert!(schema_columns.contains(&column), "{column} missing from {schema_columns:?}");
+        assert!(
+            schema_columns.contains(&column),
+            "{column} missing from {schema_columns:?}"
+        );
     }
     assert_eq!(card["schema"]["rows"], 240);
     let sha = card["fingerprint"]["sha256"].as_str().expect("no sha256");
     assert_eq!(sha.len(), 64);
-    assert!(sha.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{sha}");
+    assert!(
+        sha.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "{sha}"
+    );
     assert_eq!(card["fingerprint"]["rows"], 240);
     assert_eq!(card["fingerprint"]["columns"], 5);
 
     // The same data gives the same fingerprint.
-    app.train(&train_request("churn", "churned", rows, tiny_params(2))).await;
+    app.train(&train_request("churn", "churned", rows, tiny_params(2)))
+        .await;
     let card2 = app.get_ok("/models/churn/versions/2").await;
     assert_eq!(card2["fingerprint"]["sha256"], sha);
 }
@@ -98,12 +112,18 @@ async fn the_production_alias_rolls_serving_back_and_deleting_it_serves_the_late
         .put_json("/models/churn/aliases/production", &json!({"version": 1}))
         .await;
     let alias = json_ok(response, StatusCode::OK).await;
-    assert_eq!(alias, json!({"model": "churn", "alias": "production", "version": 1}));
+    assert_eq!(
+        alias,
+        json!({"model": "churn", "alias": "production", "version": 1})
+    );
     assert_eq!(served_version(&app, json!({})).await, 1);
     let model = app.get_ok("/models/churn").await;
     assert_eq!(model["serving_version"], 1);
     assert_eq!(model["latest_version"], 2);
-    assert_eq!(served_version(&app, json!({"alias": "production"})).await, 1);
+    assert_eq!(
+        served_version(&app, json!({"alias": "production"})).await,
+        1
+    );
 
     let response = app.delete("/models/churn/aliases/production").await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);

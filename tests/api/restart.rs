@@ -24,7 +24,9 @@ async fn wait_for_serving_version(app: &TestApp, model: &str, version: u64) -> D
     let deadline = start + Duration::from_secs(5);
     loop {
         let answer = app
-            .predict(&json!({"model": model, "instances": [churn_instance(10, "basic", true, 50.0)]}))
+            .predict(
+                &json!({"model": model, "instances": [churn_instance(10, "basic", true, 50.0)]}),
+            )
             .await;
         if answer["version"] == version {
             return start.elapsed();
@@ -67,7 +69,12 @@ async fn a_new_app_on_the_same_store_keeps_versions_aliases_and_job_history() {
 
     let jobs = second.get_ok("/jobs").await;
     assert_eq!(jobs["total"], 2);
-    let ids: Vec<&str> = jobs["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, [job_id(&job2), job_id(&job1)]);
     let reloaded = second.get_ok(&format!("/jobs/{}", job_id(&job1))).await;
     assert_eq!(reloaded["status"], "succeeded");
@@ -98,7 +105,11 @@ async fn a_job_record_left_running_on_disk_is_interrupted_after_restart() {
     for key in ["version", "metrics", "finished_at", "eta_secs"] {
         object.remove(key);
     }
-    std::fs::write(record_path(store.path(), &id), serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    std::fs::write(
+        record_path(store.path(), &id),
+        serde_json::to_vec_pretty(&record).unwrap(),
+    )
+    .unwrap();
 
     let second = spawn_app_on(store.path(), |_| {}).await;
     let job = second.get_ok(&format!("/jobs/{id}")).await;
@@ -122,7 +133,12 @@ async fn stopping_the_app_mid_training_records_the_job_as_interrupted_and_keeps_
     let running_id = job_id(&running).to_string();
     first.wait_until_training(&running_id).await;
     let queued = first
-        .submit(&train_request("later", "churned", churn_rows(200, 85), tiny_params(3)))
+        .submit(&train_request(
+            "later",
+            "churned",
+            churn_rows(200, 85),
+            tiny_params(3),
+        ))
         .await;
     let queued_id = job_id(&queued).to_string();
     assert_eq!(queued["status"], "queued");

@@ -104,7 +104,12 @@ async fn predict_on_raw_records_returns_a_label_and_probabilities_for_each_insta
 async fn a_regression_model_predicts_a_value_for_each_instance() {
     let app = spawn_app().await;
     let done = app
-        .train(&train_request("price", "y", regression_rows(300, 3), tiny_params(8)))
+        .train(&train_request(
+            "price",
+            "y",
+            regression_rows(300, 3),
+            tiny_params(8),
+        ))
         .await;
     assert!(done["metrics"]["rmse"].is_number(), "{done:#}");
     assert!(done["metrics"]["r2"].is_number(), "{done:#}");
@@ -122,7 +127,10 @@ async fn a_regression_model_predicts_a_value_for_each_instance() {
     let low = predictions[0]["value"].as_f64().expect("no value");
     let high = predictions[1]["value"].as_f64().expect("no value");
     assert!(predictions[0].get("label").is_none(), "{answer:#}");
-    assert!(high > low, "y = 3·x1 − 2·x2 + region: expected {high} > {low}");
+    assert!(
+        high > low,
+        "y = 3·x1 − 2·x2 + region: expected {high} > {low}"
+    );
 
     let card = app.get_ok("/models/price/versions/1").await;
     assert_eq!(card["task"], "regression");
@@ -144,7 +152,9 @@ async fn training_from_inline_csv_succeeds() {
     assert_eq!(card["fingerprint"]["rows"], 240);
     assert_eq!(card["fingerprint"]["columns"], 5);
     let answer = app
-        .predict(&json!({"model": "churn-csv", "instances": [churn_instance(10, "basic", true, 50.0)]}))
+        .predict(
+            &json!({"model": "churn-csv", "instances": [churn_instance(10, "basic", true, 50.0)]}),
+        )
         .await;
     assert!(answer["predictions"][0]["label"].is_string(), "{answer:#}");
 }
@@ -157,7 +167,11 @@ async fn training_from_a_raw_csv_body_takes_model_and_target_from_the_query() {
     let response = app
         .client
         .post(app.url("/train"))
-        .query(&[("model", "churn-body"), ("target", "churned"), ("params", &params)])
+        .query(&[
+            ("model", "churn-body"),
+            ("target", "churned"),
+            ("params", &params),
+        ])
         .header(reqwest::header::CONTENT_TYPE, "text/csv; charset=utf-8")
         .body(csv)
         .send()
@@ -195,7 +209,9 @@ async fn training_from_an_ndjson_body_succeeds() {
     assert_eq!(done["request"]["source"], "body");
 
     let answer = app
-        .predict(&json!({"model": "price-nd", "instances": [{"x1": 2.0, "x2": 1.0, "region": "east"}]}))
+        .predict(
+            &json!({"model": "price-nd", "instances": [{"x1": 2.0, "x2": 1.0, "region": "east"}]}),
+        )
         .await;
     assert!(answer["predictions"][0]["value"].is_number(), "{answer:#}");
 }
@@ -207,4 +223,48 @@ async fn a_raw_body_without_model_in_the_query_is_422_naming_it() {
     let response = app.post_raw("/train?target=churned", "text/csv", csv).await;
     let problem = assert_problem(response, 422, Some("missing_field")).await;
     assert_eq!(problem["field"], "model");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_overrides_ignored_columns_and_class_weight_are_applied() {
+    let app = spawn_app().await;
+    let done = app
+        .train(&json!({
+            "model": "churn",
+            "target": "churned",
+            "columns": {"tenure": "categorical"},
+            "ignore": ["monthly"],
+            "class_weight": "balanced",
+            "params": tiny_params(3),
+            "data": churn_rows(240, 8),
+        }))
+        .await;
+    assert_eq!(done["request"]["columns"], json!({"tenure": "categorical"}));
+    assert_eq!(done["request"]["class_weight"], "balanced");
+
+    let card = app.get_ok("/models/churn/versions/1").await;
+    let column = |name: &str| {
+        card["schema"]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
+    assert_eq!(column("tenure")["kind"], "categorical");
+    assert_eq!(column("tenure")["inferred"], false);
+    assert_eq!(column("monthly")["excluded"], "ignored");
+    assert_eq!(column("plan")["inferred"], true);
+
+    // The ignored column is not needed to predict, and is reported when sent.
+    let without = app
+        .predict(&json!({"model": "churn", "instances": [{"tenure": 5, "plan": "basic", "autopay": false}]}))
+        .await;
+    assert_eq!(without["ignored_fields"], json!([]));
+    let with = app
+        .predict(&json!({"model": "churn", "instances": [churn_instance(5, "basic", false, 99.0)]}))
+        .await;
+    assert_eq!(with["ignored_fields"], json!(["monthly"]));
+    assert_eq!(with["predictions"], without["predictions"]);
 }
