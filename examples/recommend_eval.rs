@@ -91,6 +91,7 @@ struct Outcome {
     fit_secs: f64,
     score_ms_per_user: f64,
     blend: f32,
+    recency: f32,
     epochs: usize,
     validation: Option<(f64, f64)>,
 }
@@ -211,6 +212,7 @@ fn evaluate(
         fit_secs,
         score_ms_per_user: score_secs * 1e3 / users.len().max(1) as f64,
         blend: model.spec().blend,
+        recency: model.spec().recency_power,
         epochs: model.spec().epochs_trained,
         validation: report
             .metrics
@@ -245,15 +247,26 @@ fn print_row(name: &str, m: &RankingMetrics) {
     );
 }
 
+fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
 fn timing(sizes: &[usize], hidden: usize, history_len: usize) {
-    println!("| items | component | ms per user (score + top-10) |");
-    println!("|---|---|---|");
+    println!("| items | component | wall ms per user (score + top-10) | CPU ms per user |");
+    println!("|---|---|---|---|");
     for &n in sizes {
-        let mut variants = vec![("dae", false)];
+        let mut variants = vec![("dae", hidden, false)];
         if n <= 10_000 {
-            variants.push(("blend", true));
+            variants.push(("item-item", 0, true));
+            variants.push(("blend", hidden, true));
         }
-        for (name, item_item) in variants {
+        for (name, hidden, item_item) in variants {
             let model = Recommender::benchmark_model(n, hidden, item_item);
             let history: Vec<(u32, f32)> = (0..history_len)
                 .map(|i| (((i * 7919) % n) as u32, 1.0))
@@ -266,17 +279,19 @@ fn timing(sizes: &[usize], hidden: usize, history_len: usize) {
                     .expect("recommend")
             };
             run(&mut scratch);
-            // Best of five rounds (the machine is shared), each ~0.2 s.
+            // Best of five rounds (the machine may be shared), each ~0.2 s; wall time and
+            // this thread's CPU time (which excludes time spent descheduled).
             let reps = (200_000_000 / (n * hidden.max(1) + n * history_len)).clamp(3, 100_000);
-            let mut ms = f64::INFINITY;
+            let (mut wall, mut cpu) = (f64::INFINITY, f64::INFINITY);
             for _ in 0..5 {
-                let t = Instant::now();
+                let (t, c) = (Instant::now(), thread_cpu_secs());
                 for _ in 0..reps {
                     std::hint::black_box(run(&mut scratch));
                 }
-                ms = ms.min(t.elapsed().as_secs_f64() * 1e3 / reps as f64);
+                wall = wall.min(t.elapsed().as_secs_f64() * 1e3 / reps as f64);
+                cpu = cpu.min((thread_cpu_secs() - c) * 1e3 / reps as f64);
             }
-            println!("| {n} | {name} (hidden {hidden}, |h| = {history_len}) | {ms:.4} |");
+            println!("| {n} | {name} (hidden {hidden}, |h| = {history_len}) | {wall:.4} | {cpu:.4} |");
         }
     }
 }
@@ -322,8 +337,14 @@ fn main() {
         );
         let out = evaluate(&ratings, &test, &params, verbose, pop_penalty);
         println!(
-            "\n## protocol {protocol} ({} users, fit {:.1}s, {:.4} ms/user scoring, blend {}, epochs {}, validation ndcg@10/recall@20 {:?})",
-            out.model.users, out.fit_secs, out.score_ms_per_user, out.blend, out.epochs, out.validation
+            "\n## protocol {protocol} ({} users, fit {:.1}s, {:.4} ms/user scoring, blend {}, recency {}, epochs {}, validation ndcg@10/recall@20 {:?})",
+            out.model.users,
+            out.fit_secs,
+            out.score_ms_per_user,
+            out.blend,
+            out.recency,
+            out.epochs,
+            out.validation
         );
         println!("| model                        | HR@10  | NDCG@10 | Recall@20 | Cov@10 |");
         println!("|---|---|---|---|---|");

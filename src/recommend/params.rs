@@ -51,7 +51,7 @@ pub enum HoldoutKind {
 pub struct RecommenderParams {
     /// Default `auto`.
     pub component: Component,
-    /// Autoencoder hidden width, `1..=caps.max_hidden`. Default 600.
+    /// Autoencoder hidden width, `1..=caps.max_hidden`. Default 300.
     pub hidden: usize,
     /// Dropout on the input history during training, in `[0, 1)`. Default 0.5.
     pub input_dropout: f32,
@@ -103,7 +103,7 @@ impl Default for RecommenderParams {
     fn default() -> Self {
         RecommenderParams {
             component: Component::Auto,
-            hidden: 600,
+            hidden: 300,
             input_dropout: 0.5,
             epochs: 60,
             batch_size: 128,

@@ -217,8 +217,9 @@ async fn bad_parameters_are_422_naming_the_parameter() {
             &json!({"model": "churn", "target": "churned", "task": "clustering", "data": churn_rows(30, 66)}),
         )
         .await;
-    let problem = assert_problem(response, 422, Some("invalid_field")).await;
+    let problem = assert_problem(response, 422, Some("invalid_body")).await;
     assert_eq!(problem["field"], "task");
+    assert!(detail(&problem).contains("clustering"), "{problem:#}");
     assert_eq!(app.get_ok("/jobs").await["total"], 0);
 }
 
