@@ -291,7 +291,9 @@ fn timing(sizes: &[usize], hidden: usize, history_len: usize) {
                 wall = wall.min(t.elapsed().as_secs_f64() * 1e3 / reps as f64);
                 cpu = cpu.min((thread_cpu_secs() - c) * 1e3 / reps as f64);
             }
-            println!("| {n} | {name} (hidden {hidden}, |h| = {history_len}) | {wall:.4} | {cpu:.4} |");
+            println!(
+                "| {n} | {name} (hidden {hidden}, |h| = {history_len}) | {wall:.4} | {cpu:.4} |"
+            );
         }
     }
 }

@@ -121,11 +121,27 @@ pub async fn get(
 
 /// Delete a dataset.
 #[utoipa::path(delete, path = "/datasets/{id}", tag = "datasets", params(("id" = String, Path, description = "Dataset id")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Deleted"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A queued or running job uses the dataset", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
+    if let Some(meta) = state.datasets.get(&id) {
+        if state
+            .jobs
+            .input_in_use(&state.datasets.relative_path(&meta))
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "dataset_in_use",
+                format!(
+                    "dataset `{id}` is the input of a queued or running job; cancel it or wait"
+                ),
+            )
+            .with("dataset", id));
+        }
+    }
     match state.datasets.delete(&id) {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(not_found(&id)),

@@ -94,7 +94,14 @@ struct Live {
     cancel: Arc<AtomicBool>,
     events: broadcast::Sender<JobEvent>,
     started: Option<Instant>,
+    /// When the previous epoch ended (or the job started).
+    last_epoch: Option<Instant>,
+    /// When progress was last written to disk.
+    persisted: Option<Instant>,
 }
+
+/// Progress is written to disk at most this often; the final record always is.
+const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 struct Inner {
     records: HashMap<String, JobRecord>,
@@ -267,6 +274,14 @@ impl JobSystem {
         Some((record, rx))
     }
 
+    /// Whether a queued or running job reads the input at `path`.
+    pub fn input_in_use(&self, path: &str) -> bool {
+        self.lock()
+            .records
+            .values()
+            .any(|r| !r.status.is_terminal() && r.input.path == path)
+    }
+
     /// Jobs waiting in the queue.
     pub fn queue_depth(&self) -> usize {
         self.lock().queue.len()
@@ -361,6 +376,7 @@ impl JobSystem {
             let record = record.clone();
             let live = inner.live.entry(id.clone()).or_insert_with(Live::new);
             live.started = Some(Instant::now());
+            live.last_epoch = live.started;
             (record, live.cancel.clone())
         };
         self.persist_and_announce(&record);
@@ -417,7 +433,21 @@ impl JobSystem {
 
     fn on_epoch(&self, id: &str, report: &EpochReport) {
         let mut inner = self.lock();
-        let started = inner.live.get(id).and_then(|l| l.started);
+        let now = Instant::now();
+        let (started, epoch_secs, persist) = match inner.live.get_mut(id) {
+            Some(live) => {
+                let epoch_secs = live.last_epoch.map(|t| now.duration_since(t).as_secs_f64());
+                live.last_epoch = Some(now);
+                let persist = live
+                    .persisted
+                    .is_none_or(|t| now.duration_since(t) >= PERSIST_EVERY);
+                if persist {
+                    live.persisted = Some(now);
+                }
+                (live.started, epoch_secs, persist)
+            }
+            None => (None, None, true),
+        };
         let Some(record) = inner.records.get_mut(id) else {
             return;
         };
@@ -438,10 +468,13 @@ impl JobSystem {
             let _ = live.events.send(event);
         }
         drop(inner);
-        metrics::histogram!("myelin_training_epoch_seconds")
-            .record(report.elapsed_secs / report.epoch.max(1) as f64);
-        if let Err(e) = self.store.save(&snapshot) {
-            tracing::warn!(job_id = %id, error = %e, "could not persist job progress");
+        if let Some(secs) = epoch_secs {
+            metrics::histogram!("myelin_training_epoch_seconds").record(secs);
+        }
+        if persist {
+            if let Err(e) = self.store.save(&snapshot) {
+                tracing::warn!(job_id = %id, error = %e, "could not persist job progress");
+            }
         }
     }
 
@@ -526,6 +559,8 @@ impl Live {
             cancel: Arc::new(AtomicBool::new(false)),
             events: broadcast::channel(256).0,
             started: None,
+            last_epoch: None,
+            persisted: None,
         }
     }
 }

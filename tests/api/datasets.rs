@@ -130,3 +130,25 @@ async fn an_unreadable_csv_upload_is_422_naming_the_line_and_is_not_kept() {
     let list = app.get_ok("/datasets").await;
     assert_eq!(list["datasets"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_a_waiting_job_reads_cannot_be_deleted_until_the_job_ends() {
+    let app = spawn_app().await;
+    let blocker = submit_long(&app, "blocker").await;
+    let meta = upload_churn(&app, 240).await;
+    let id = meta["id"].as_str().unwrap();
+    let queued = app
+        .submit(&json!({"model": "churn-ds", "target": "churned", "params": tiny_params(3), "dataset": id}))
+        .await;
+    assert_eq!(queued["status"], "queued");
+
+    let response = app.delete(&format!("/datasets/{id}")).await;
+    let problem = assert_problem(response, 409, Some("dataset_in_use")).await;
+    assert_eq!(problem["dataset"], id);
+
+    app.delete(&format!("/jobs/{}", job_id(&queued))).await;
+    app.delete(&format!("/jobs/{}", job_id(&blocker))).await;
+    app.wait_for_job(job_id(&queued)).await;
+    let response = app.delete(&format!("/datasets/{id}")).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
