@@ -55,7 +55,7 @@ pub struct RecommenderParams {
     pub hidden: usize,
     /// Dropout on the input history during training, in `[0, 1)`. Default 0.5.
     pub input_dropout: f32,
-    /// Maximum autoencoder epochs, `1..=caps.max_epochs`. Default 60.
+    /// Maximum autoencoder epochs, `1..=caps.max_epochs`. Default 100.
     pub epochs: usize,
     /// Users per mini-batch, `1..=4096`. Default 128.
     pub batch_size: usize,
@@ -105,7 +105,7 @@ impl Default for RecommenderParams {
             component: Component::Auto,
             hidden: 300,
             input_dropout: 0.5,
-            epochs: 60,
+            epochs: 100,
             batch_size: 128,
             learning_rate: 1e-3,
             weight_decay: 0.0,
