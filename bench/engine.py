@@ -71,6 +71,8 @@ MYELIN_SPEED_PARAMS = [
     "epochs=20",
     "early_stopping_patience=null",
     "validation_fraction=0",
+    # The peers' 108 one-hot + standardized inputs: no piecewise-linear bins.
+    "pipeline.numeric_bins=0",
 ]
 
 ONE_THREAD_ENV = {
@@ -469,7 +471,10 @@ class Bench:
             cmd = [exe, "train", "--data", train, "--target", spec["target"],
                    "--name", name, "--models", self.models, "--report", report]
             for p in params:
-                cmd += ["--param", p]
+                if p.startswith("pipeline."):
+                    cmd += ["--pipeline", p[len("pipeline."):]]
+                else:
+                    cmd += ["--param", p]
             if r == 0:
                 self.note_cmd(cmd)
             log = self.logs / f"myelin_{name}_train_{r}.log"
