@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example recommend_eval -- --ratings PATH [--protocol loo|random|both]
-//!     [--params JSON] [--seed N]
+//!     [--params JSON] [--pop-penalty BETA] [--verbose]
 //! cargo run --release --example recommend_eval -- --timing [--hidden 600] [--sizes 1000,10000]
 //! ```
 //!
@@ -16,6 +16,9 @@
 //!   NDCG@10 and Recall@20 (hits in the top 20 / test items) over all unseen items.
 //!
 //! Popularity (interaction counts on the same training data) is evaluated in the same run.
+//! `--params` overrides fields of the protocol's default [`RecommenderParams`];
+//! `--pop-penalty` subtracts `BETA·ln(1 + count)` from the model's scores (an experiment
+//! recorded in `bench/recommend/RESULTS.md`); `--verbose` prints every epoch.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;

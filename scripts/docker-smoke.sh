@@ -56,10 +56,22 @@ cleanup() {
         echo "kept: containers $CTR $ALT_CTR, volume $VOL"
         return
     fi
-    $ENGINE rm -f "$CTR" "$ALT_CTR" >/dev/null 2>&1
+    $ENGINE rm -f -v "$CTR" "$ALT_CTR" >/dev/null 2>&1
     $ENGINE volume rm -f "$VOL" >/dev/null 2>&1
 }
 trap cleanup EXIT
+
+# quiet CMD...: run CMD, show its stderr only when it fails (podman without
+# systemd logs an error per container about health check timers).
+quiet() {
+    local err rc
+    err="$(mktemp)"
+    "$@" >/dev/null 2>"$err"
+    rc=$?
+    [ "$rc" = 0 ] || cat "$err" >&2
+    rm -f "$err"
+    return "$rc"
+}
 
 # wait_http URL SECONDS: wait until URL answers 200.
 wait_http() {
@@ -82,7 +94,7 @@ health() {
         $ENGINE healthcheck run "$ctr" >/dev/null 2>&1 && return 0
         # the first probe may land before the listener is up: try once more
         sleep 2
-        $ENGINE healthcheck run "$ctr"
+        quiet $ENGINE healthcheck run "$ctr"
         return
     fi
     for ((i = 0; i < 60; i++)); do
@@ -109,7 +121,7 @@ info "image size: $($ENGINE image inspect --format '{{.Size}}' "$IMAGE") bytes"
 
 # --- start ------------------------------------------------------------------
 $ENGINE volume create "$VOL" >/dev/null
-if $ENGINE run -d --name "$CTR" "${RUN_OPTS[@]}" -p "$PORT:8080" -v "$VOL:/models" "$IMAGE" >/dev/null; then
+if quiet $ENGINE run -d --name "$CTR" ${RUN_OPTS[@]+"${RUN_OPTS[@]}"} -p "$PORT:8080" -v "$VOL:/models" "$IMAGE"; then
     pass "container started ($CTR)"
 else
     fail "container did not start"; exit 1
@@ -191,13 +203,18 @@ else
 fi
 
 # --- restart: the version is still in the volume ----------------------------
-$ENGINE restart "$CTR" >/dev/null
+quiet $ENGINE restart "$CTR"
 if wait_http "$BASE/healthz" 30; then
     MODEL_JSON="$(curl -s "$BASE/models/$MODEL")"
     OUT="$(predict)"
-    if grep -q "\"version\":$VERSION" <<<"$MODEL_JSON" &&
+    if grep -Eq "\"versions\":\[([0-9]+,)*$VERSION[],]" <<<"$MODEL_JSON" &&
         [ "$(tail -n 1 <<<"$OUT")" = 200 ] && grep -q "\"version\":$VERSION" <<<"$OUT"; then
         pass "after restart: model $MODEL version $VERSION listed and served from the volume"
+        if [ "$(curl -s "$BASE/jobs/$JOB_ID" | json_field status)" = succeeded ]; then
+            pass "after restart: job record $JOB_ID kept"
+        else
+            fail "after restart: job record $JOB_ID missing"
+        fi
     else
         fail "after restart: model $MODEL_JSON / predict $OUT"
     fi
@@ -206,7 +223,7 @@ else
 fi
 
 # --- MYELIN_SERVER__PORT ------------------------------------------------------
-if $ENGINE run -d --name "$ALT_CTR" "${RUN_OPTS[@]}" -e MYELIN_SERVER__PORT=9000 -p "$ALT_PORT:9000" "$IMAGE" >/dev/null &&
+if quiet $ENGINE run -d --name "$ALT_CTR" ${RUN_OPTS[@]+"${RUN_OPTS[@]}"} -e MYELIN_SERVER__PORT=9000 -p "$ALT_PORT:9000" "$IMAGE" &&
     wait_http "http://127.0.0.1:$ALT_PORT/healthz" 30; then
     pass "MYELIN_SERVER__PORT=9000: GET /healthz on port 9000 -> 200"
     if health "$ALT_CTR"; then pass "HEALTHCHECK follows MYELIN_SERVER__PORT"; else fail "HEALTHCHECK on port 9000"; fi
@@ -222,3 +239,38 @@ else
     echo "$FAILED check(s) failed"
     exit 1
 fi
+
+# ---------------------------------------------------------------------------
+# Building without a registry: a local stand-in for the builder image.
+# The Dockerfile builds FROM rust:1.95-slim-bookworm. Where that cannot be
+# pulled, make an equivalent from Debian packages and a local Rust 1.95
+# toolchain (rustc, cargo, rust-std; no docs) and tag it with the same name
+# (as root, with debootstrap and podman installed):
+#
+#   debootstrap --variant=minbase --include=gcc,libc6-dev,ca-certificates \
+#       bookworm /tmp/rust-rootfs http://deb.debian.org/debian
+#   R=/tmp/rust-rootfs
+#   rm -rf $R/var/cache/apt/archives/*.deb $R/var/lib/apt/lists/* \
+#       $R/usr/share/doc/* $R/usr/share/man/* $R/usr/share/info/*
+#   # only if TLS to crates.io goes through a proxy with its own CA:
+#   #   cp /usr/local/share/ca-certificates/*.crt $R/usr/local/share/ca-certificates/
+#   #   chroot $R update-ca-certificates
+#   T=$(rustup +1.95.0 show home)/toolchains/$(rustup +1.95.0 show active-toolchain | cut -d' ' -f1)
+#   D=$R/usr/local/rustup/toolchains/1.95.0-x86_64-unknown-linux-gnu
+#   mkdir -p $D/bin $R/usr/local/cargo/bin
+#   cp -a $T/bin/cargo $T/bin/rustc $T/bin/rustdoc $D/bin/
+#   cp -a $T/lib $D/
+#   for b in cargo rustc rustdoc; do
+#       ln -sf ../../rustup/toolchains/1.95.0-x86_64-unknown-linux-gnu/bin/$b $R/usr/local/cargo/bin/$b
+#   done
+#   tar -C $R -c . | podman import \
+#       --change 'ENV RUSTUP_HOME=/usr/local/rustup' --change 'ENV CARGO_HOME=/usr/local/cargo' \
+#       --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+#       --change 'ENV RUST_VERSION=1.95.0' --change 'CMD ["bash"]' \
+#       - docker.io/library/rust:1.95-slim-bookworm
+#
+# Then build and test (podman needs --format docker, or the OCI image format
+# drops the HEALTHCHECK):
+#
+#   podman build --format docker -t myelin .
+#   scripts/docker-smoke.sh myelin

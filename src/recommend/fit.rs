@@ -281,8 +281,9 @@ fn train_dae(
 ///
 /// With a validation split (`params.holdout` not `none`): the components are trained on
 /// the interactions minus the held-out ones, the autoencoder's epoch count is chosen by
-/// validation NDCG@10 (early stopping), the blend weight (unless fixed) by NDCG@10 over
-/// [`BLEND_GRID`], metrics are recorded for the model and for popularity, and with
+/// validation NDCG@10 (early stopping), the blend weight (unless fixed, from 0, 0.1, …, 1)
+/// and, on a `last` split with `recency_power = None`, the recency exponent (from 0, 0.5,
+/// 1, 1.5) jointly by validation NDCG@10 + Recall@20, metrics are recorded for the model and for popularity, and with
 /// `params.refit` the selected configuration is trained again on all interactions.
 /// Deterministic for a given seed.
 ///

@@ -11,14 +11,19 @@
 //!   items trained with the multinomial log-likelihood. The first layer is a sum of
 //!   weight rows over the history (never a dense multi-hot product); the decoder is one
 //!   GEMV of `hidden × n_items`;
-//! * an item-item linear model with the closed-form EASE solution (Steck 2019), when the
-//!   catalog is small enough for its `n_items²` matrix; scoring sums one row per history
-//!   item.
+//! * an item-item linear model solved in closed form (EASE, Steck 2019; by default its
+//!   dropout-emphasised variant DLAE, Steck 2020), when the catalog is small enough for
+//!   its `n_items²` matrix; scoring sums one row per history item.
 //!
 //! Scores of both components are standardised per user and mixed with a weight chosen on
-//! a validation split at fit time. Users unknown at training are served from a posted
+//! a validation split at fit time. For next-item use (timestamps, `last` validation
+//! split) the history is recency-weighted, `w / (1 + rank from most recent)^power`, with
+//! `power` chosen on validation. Users unknown at training are served from a posted
 //! history alone. Popularity (time-decayed when timestamps exist) is the fallback for
 //! empty histories.
+//!
+//! Serving cost per user: `O(|h|·hidden + hidden·n_items)` (autoencoder) +
+//! `O(|h|·n_items)` (item-item) + `O(n_items + k log k)` (standardise, top-k).
 //!
 //! Pure and synchronous apart from [`Recommender::save`] / [`Recommender::load`], which
 //! write and read one version directory.

@@ -223,12 +223,21 @@ fn recency_is_chosen_on_a_last_item_split_and_plain_ease_learns_too() {
     };
     let report = train(&params);
     let metrics = report.metrics.expect("metrics");
-    assert_eq!(metrics.holdout, HoldoutKind::Last, "timestamps make auto pick `last`");
+    assert_eq!(
+        metrics.holdout,
+        HoldoutKind::Last,
+        "timestamps make auto pick `last`"
+    );
     assert!([0.0, 0.5, 1.0, 1.5].contains(&report.model.spec().recency_power));
     let model = report.model;
     let given = model.item_index(&item(3, 1)).unwrap();
-    let top = model.recommend(&[(given, 1.0)], 4, &|i| i == given, None).unwrap();
-    assert!(top.iter().all(|(i, _)| cluster_of(&model, *i) == 3), "{top:?}");
+    let top = model
+        .recommend(&[(given, 1.0)], 4, &|i| i == given, None)
+        .unwrap();
+    assert!(
+        top.iter().all(|(i, _)| cluster_of(&model, *i) == 3),
+        "{top:?}"
+    );
 }
 
 #[test]
