@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 # Build: docker build -t myelin .
+#        (podman: podman build --format docker -t myelin . — the default OCI
+#        image format has no HEALTHCHECK and podman drops it)
 # Run:   docker run -p 8080:8080 -v myelin-models:/models myelin
+# Test:  scripts/docker-smoke.sh myelin
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src

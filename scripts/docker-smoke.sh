@@ -56,8 +56,8 @@ cleanup() {
         echo "kept: containers $CTR $ALT_CTR, volume $VOL"
         return
     fi
-    $ENGINE rm -f -v "$CTR" "$ALT_CTR" >/dev/null 2>&1
-    $ENGINE volume rm -f "$VOL" >/dev/null 2>&1
+    "$ENGINE" rm -f -v "$CTR" "$ALT_CTR" >/dev/null 2>&1
+    "$ENGINE" volume rm -f "$VOL" >/dev/null 2>&1
 }
 trap cleanup EXIT
 
@@ -91,14 +91,14 @@ health() {
     local ctr="$1" status="" i
     if [ "$ENGINE" = podman ]; then
         # periodic checks need systemd timers under podman; run one directly
-        $ENGINE healthcheck run "$ctr" >/dev/null 2>&1 && return 0
+        "$ENGINE" healthcheck run "$ctr" >/dev/null 2>&1 && return 0
         # the first probe may land before the listener is up: try once more
         sleep 2
-        quiet $ENGINE healthcheck run "$ctr"
+        quiet "$ENGINE" healthcheck run "$ctr"
         return
     fi
     for ((i = 0; i < 60; i++)); do
-        status="$($ENGINE inspect --format '{{.State.Health.Status}}' "$ctr" 2>/dev/null)"
+        status="$("$ENGINE" inspect --format '{{.State.Health.Status}}' "$ctr" 2>/dev/null)"
         [ "$status" = healthy ] && return 0
         [ "$status" = unhealthy ] && break
         sleep 1
@@ -113,15 +113,15 @@ json_field() {
 }
 
 echo "engine: $ENGINE, image: $IMAGE"
-if ! $ENGINE image inspect "$IMAGE" >/dev/null 2>&1; then
+if ! "$ENGINE" image inspect "$IMAGE" >/dev/null 2>&1; then
     echo "image $IMAGE not found; build it first" >&2
     exit 2
 fi
-info "image size: $($ENGINE image inspect --format '{{.Size}}' "$IMAGE") bytes"
+info "image size: $("$ENGINE" image inspect --format '{{.Size}}' "$IMAGE") bytes"
 
 # --- start ------------------------------------------------------------------
-$ENGINE volume create "$VOL" >/dev/null
-if quiet $ENGINE run -d --name "$CTR" ${RUN_OPTS[@]+"${RUN_OPTS[@]}"} -p "$PORT:8080" -v "$VOL:/models" "$IMAGE"; then
+"$ENGINE" volume create "$VOL" >/dev/null
+if quiet "$ENGINE" run -d --name "$CTR" ${RUN_OPTS[@]+"${RUN_OPTS[@]}"} -p "$PORT:8080" -v "$VOL:/models" "$IMAGE"; then
     pass "container started ($CTR)"
 else
     fail "container did not start"; exit 1
@@ -132,17 +132,17 @@ if wait_http "$BASE/healthz" 30; then
     pass "GET /healthz -> 200 ($(curl -s "$BASE/healthz"))"
 else
     fail "GET /healthz did not answer 200 within 30 s"
-    $ENGINE logs "$CTR" 2>&1 | tail -n 20
+    "$ENGINE" logs "$CTR" 2>&1 | tail -n 20
     exit 1
 fi
 if health "$CTR"; then pass "HEALTHCHECK (myelin healthcheck) healthy"; else fail "HEALTHCHECK not healthy"; fi
 
 # --- non-root ---------------------------------------------------------------
-CFG_USER="$($ENGINE inspect --format '{{.Config.User}}' "$CTR")"
+CFG_USER="$("$ENGINE" inspect --format '{{.Config.User}}' "$CTR")"
 if [ "$ENGINE" = podman ]; then
-    PROC_USER="$($ENGINE top "$CTR" user | tail -n +2 | head -n 1 | tr -d ' ')"
+    PROC_USER="$("$ENGINE" top "$CTR" user | tail -n +2 | head -n 1 | tr -d ' ')"
 else
-    PROC_USER="$($ENGINE top "$CTR" -o uid | tail -n +2 | head -n 1 | tr -d ' ')"
+    PROC_USER="$("$ENGINE" top "$CTR" -o uid | tail -n +2 | head -n 1 | tr -d ' ')"
 fi
 if [ -n "$CFG_USER" ] && [ "${CFG_USER%%:*}" != 0 ] && [ "${CFG_USER%%:*}" != root ] &&
     [ -n "$PROC_USER" ] && [ "$PROC_USER" != 0 ] && [ "$PROC_USER" != root ]; then
@@ -151,10 +151,10 @@ else
     fail "root check: image user '$CFG_USER', process user '$PROC_USER'"
 fi
 
-if $ENGINE logs "$CTR" 2>&1 | head -n 1 | grep -q '^{'; then
+if "$ENGINE" logs "$CTR" 2>&1 | head -n 1 | grep -q '^{'; then
     pass "logs are JSON"
 else
-    fail "logs are not JSON: $($ENGINE logs "$CTR" 2>&1 | head -n 1)"
+    fail "logs are not JSON: $("$ENGINE" logs "$CTR" 2>&1 | head -n 1)"
 fi
 
 # --- train ------------------------------------------------------------------
@@ -203,11 +203,11 @@ else
 fi
 
 # --- restart: the version is still in the volume ----------------------------
-quiet $ENGINE restart "$CTR"
+quiet "$ENGINE" restart "$CTR"
 if wait_http "$BASE/healthz" 30; then
     MODEL_JSON="$(curl -s "$BASE/models/$MODEL")"
     OUT="$(predict)"
-    if grep -Eq "\"versions\":\[([0-9]+,)*$VERSION[],]" <<<"$MODEL_JSON" &&
+    if grep -Eq "\"versions\":\[([0-9]+,)*${VERSION}[],]" <<<"$MODEL_JSON" &&
         [ "$(tail -n 1 <<<"$OUT")" = 200 ] && grep -q "\"version\":$VERSION" <<<"$OUT"; then
         pass "after restart: model $MODEL version $VERSION listed and served from the volume"
         if [ "$(curl -s "$BASE/jobs/$JOB_ID" | json_field status)" = succeeded ]; then
@@ -223,13 +223,13 @@ else
 fi
 
 # --- MYELIN_SERVER__PORT ------------------------------------------------------
-if quiet $ENGINE run -d --name "$ALT_CTR" ${RUN_OPTS[@]+"${RUN_OPTS[@]}"} -e MYELIN_SERVER__PORT=9000 -p "$ALT_PORT:9000" "$IMAGE" &&
+if quiet "$ENGINE" run -d --name "$ALT_CTR" ${RUN_OPTS[@]+"${RUN_OPTS[@]}"} -e MYELIN_SERVER__PORT=9000 -p "$ALT_PORT:9000" "$IMAGE" &&
     wait_http "http://127.0.0.1:$ALT_PORT/healthz" 30; then
     pass "MYELIN_SERVER__PORT=9000: GET /healthz on port 9000 -> 200"
     if health "$ALT_CTR"; then pass "HEALTHCHECK follows MYELIN_SERVER__PORT"; else fail "HEALTHCHECK on port 9000"; fi
 else
     fail "MYELIN_SERVER__PORT=9000 container did not answer"
-    $ENGINE logs "$ALT_CTR" 2>&1 | tail -n 20
+    "$ENGINE" logs "$ALT_CTR" 2>&1 | tail -n 20
 fi
 
 echo
@@ -255,7 +255,7 @@ fi
 #   # only if TLS to crates.io goes through a proxy with its own CA:
 #   #   cp /usr/local/share/ca-certificates/*.crt $R/usr/local/share/ca-certificates/
 #   #   chroot $R update-ca-certificates
-#   T=$(rustup +1.95.0 show home)/toolchains/$(rustup +1.95.0 show active-toolchain | cut -d' ' -f1)
+#   T=$(rustc +1.95.0 --print sysroot)
 #   D=$R/usr/local/rustup/toolchains/1.95.0-x86_64-unknown-linux-gnu
 #   mkdir -p $D/bin $R/usr/local/cargo/bin
 #   cp -a $T/bin/cargo $T/bin/rustc $T/bin/rustdoc $D/bin/

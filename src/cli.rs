@@ -339,7 +339,9 @@ fn records_of(table: &Table) -> Vec<Map<String, Value>> {
 /// `myelin predict`.
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let loaded = load_tabular(&args.models, &args.name, args.version)?;
-    let ServingModel::Tabular(model) = &loaded.model;
+    let ServingModel::Tabular(model) = &loaded.model else {
+        bail!("{} is a {} model, not a tabular one", args.name, loaded.model.kind());
+    };
     let (table, _) = read_table(&args.data, &ReadLimits::default())?;
     let records = records_of(&table);
     let batch = model.predict_records(&records)?;
@@ -399,7 +401,9 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
 /// `myelin eval`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let loaded = load_tabular(&args.models, &args.name, args.version)?;
-    let ServingModel::Tabular(model) = &loaded.model;
+    let ServingModel::Tabular(model) = &loaded.model else {
+        bail!("{} is a {} model, not a tabular one", args.name, loaded.model.kind());
+    };
     let (table, _) = read_table(&args.data, &ReadLimits::default())?;
     let rows = data::rows_with_target(&table, &model.target);
     if rows.is_empty() {

@@ -59,6 +59,11 @@ impl From<PredictError> for ApiError {
             }
             PredictError::NoInstances => ApiError::unprocessable("no_instances", detail),
             PredictError::VersionAndAlias => ApiError::unprocessable("version_and_alias", detail),
+            PredictError::WrongModelKind { model, kind, .. } => {
+                ApiError::unprocessable("wrong_model_kind", detail)
+                    .with("model", model)
+                    .with("kind", kind)
+            }
             PredictError::Internal(m) => ApiError::internal(m),
         }
     }

@@ -9,6 +9,7 @@ pub mod health;
 pub mod jobs;
 pub mod models;
 pub mod predict;
+pub mod recommend;
 pub mod train;
 
 use std::sync::Arc;
@@ -41,6 +42,8 @@ use error::ApiError;
         models::list_models, models::get_model, models::get_version, models::delete_version,
         models::put_alias, models::delete_alias,
         predict::predict, predict::predict_named,
+        recommend::recommend_get, recommend::recommend_post, recommend::log_interactions,
+        recommend::similar,
         health::healthz, health::readyz, health::metrics,
     ),
     tags(
@@ -49,6 +52,7 @@ use error::ApiError;
         (name = "datasets", description = "Upload datasets for training"),
         (name = "models", description = "The versioned model registry"),
         (name = "prediction", description = "Predictions on raw records"),
+        (name = "recommendation", description = "Item recommendations and logged interactions"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -103,6 +107,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/models/{name}/predict", post(predict::predict_named))
         .route("/predict", post(predict::predict))
+        .route(
+            "/recommend",
+            get(recommend::recommend_get).post(recommend::recommend_post),
+        )
+        .route("/interactions", post(recommend::log_interactions))
+        .route(
+            "/models/{name}/items/{item}/similar",
+            get(recommend::similar),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::max(limits.max_request_bytes))

@@ -14,10 +14,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::ApiQuery;
-use crate::data::{ColumnKind, PipelineOptions, Task};
+use crate::data::{ColumnKind, PipelineOptions};
 use crate::jobs::JobRecord;
-use crate::nn::TrainParams;
-use crate::service::training::{self, JobSpec, TrainData};
+use crate::recommend::InteractionColumns;
+use crate::service::training::{self, JobSpec, TaskKind, TrainData};
 use crate::service::AppState;
 use crate::tabular::ClassWeight;
 
@@ -36,12 +36,14 @@ use crate::tabular::ClassWeight;
 pub struct TrainRequest {
     /// Model name, `[a-z0-9][a-z0-9._-]{0,63}`; each successful job adds a version.
     pub model: String,
-    /// Column to predict.
-    pub target: String,
-    /// `classification` or `regression`; inferred from the target when absent.
+    /// Column to predict; required for classification and regression.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// `classification`, `regression` or `recommendation`; classification or regression
+    /// is inferred from the target when absent.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub task: Option<Task>,
+    pub task: Option<TaskKind>,
     /// Column kind overrides: column → numeric | boolean | categorical | text | identifier.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, String>)]
@@ -49,10 +51,10 @@ pub struct TrainRequest {
     /// Columns never used as features.
     #[serde(default)]
     pub ignore: Vec<String>,
-    /// Training parameters; every key is optional (see the README).
+    /// Training parameters of the task; every key is optional (see the README).
     #[serde(default)]
     #[schema(value_type = Object)]
-    pub params: TrainParams,
+    pub params: Option<Value>,
     /// `none`, `balanced`, or a weight per label.
     #[serde(default)]
     pub class_weight: Option<ClassWeight>,
@@ -60,6 +62,14 @@ pub struct TrainRequest {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub pipeline: PipelineOptions,
+    /// Recommendation: interaction column names `{user, item, value, timestamp}`
+    /// (defaults `user_id`, `item_id`, `value`, `timestamp`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub interaction_columns: Option<InteractionColumns>,
+    /// Recommendation: also train on the interactions logged with `POST /interactions`.
+    #[serde(default)]
+    pub include_logged_interactions: bool,
     /// Inline rows: JSON objects of raw values.
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
@@ -86,9 +96,11 @@ impl TrainRequest {
             task: self.task,
             columns: self.columns,
             ignore: self.ignore,
-            params: self.params,
+            params: self.params.unwrap_or_else(|| Value::Object(Map::new())),
             class_weight: self.class_weight,
             pipeline: self.pipeline,
+            interaction_columns: self.interaction_columns,
+            include_logged_interactions: self.include_logged_interactions,
             source: String::new(),
         };
         (spec, data)
@@ -118,7 +130,7 @@ pub struct TrainQuery {
 
 /// Parses a training request, naming the offending field on error.
 fn parse_request(value: Value) -> ApiResult<TrainRequest> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let request: TrainRequest = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let code = if path.starts_with("params") || path.starts_with("pipeline") {
             "invalid_parameter"
@@ -126,6 +138,21 @@ fn parse_request(value: Value) -> ApiResult<TrainRequest> {
             "invalid_body"
         };
         ApiError::unprocessable(code, format!("`{path}`: {}", e.inner())).with("field", path)
+    })?;
+    if request.task != Some(TaskKind::Recommendation) && request.target.is_none() {
+        return Err(ApiError::unprocessable(
+            "missing_field",
+            "`target` is required for classification and regression",
+        )
+        .with("field", "target"));
+    }
+    Ok(request)
+}
+
+/// Checks that `params` parse for the task, naming the offending field.
+fn check_params(spec: &JobSpec) -> ApiResult<()> {
+    spec.check_params().map_err(|e| {
+        ApiError::unprocessable("invalid_parameter", e.message).with("field", e.field)
     })
 }
 
@@ -133,7 +160,11 @@ impl TrainQuery {
     /// The query as the equivalent JSON request (without data).
     fn into_json(self) -> ApiResult<Value> {
         let mut object = Map::new();
+        let recommendation = self.task.as_deref() == Some("recommendation");
         for (key, value) in [("model", self.model), ("target", self.target)] {
+            if key == "target" && recommendation && value.is_none() {
+                continue;
+            }
             let value = value.ok_or_else(|| {
                 ApiError::unprocessable(
                     "missing_field",
@@ -250,6 +281,7 @@ pub async fn train(
             ))
         }
     };
+    check_params(&spec)?;
     let retry_after = state.settings.jobs.retry_after_secs;
     let state2 = state.clone();
     let record = tokio::task::spawn_blocking(move || training::submit(&state2, spec, data))

@@ -10,8 +10,9 @@ use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Fingerprint, Schema};
-use crate::nn::{Architecture, EpochReport, Mlp, NamedTensor, TrainParams};
-use crate::tabular::{Metrics, TabularModel, TabularSpec, TrainingTiming};
+use crate::nn::{Architecture, EpochReport, Mlp, NamedTensor};
+use crate::recommend::{Recommender, RecommenderSpec};
+use crate::tabular::{TabularModel, TabularSpec, TrainingTiming};
 
 /// Version of the `model.json` layout.
 pub const FORMAT_VERSION: u32 = 1;
@@ -26,6 +27,7 @@ pub const CARD_FILE: &str = "model.json";
 pub enum ModelSpec {
     /// A tabular classifier or regressor on raw records.
     Tabular(TabularSpec),
+    Recommender(RecommenderSpec),
 }
 
 impl ModelSpec {
@@ -33,6 +35,7 @@ impl ModelSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             ModelSpec::Tabular(_) => "tabular",
+            ModelSpec::Recommender(_) => "recommender",
         }
     }
 }
@@ -44,19 +47,27 @@ pub struct ModelCard {
     pub name: String,
     pub version: u32,
     pub created_at: DateTime<Utc>,
-    /// `classification` or `regression` (tabular models).
+    /// `classification`, `regression` or `recommendation`.
     pub task: String,
     #[serde(flatten)]
     pub spec: ModelSpec,
-    pub architecture: Architecture,
-    pub params: TrainParams,
-    /// Metrics on the validation rows.
-    pub metrics: Metrics,
+    /// Network layout (tabular models only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<Architecture>,
+    /// Training parameters of the model's kind.
+    pub params: serde_json::Value,
+    /// Metrics on the validation split (tabular) or the holdout users (recommender).
+    pub metrics: serde_json::Value,
+    #[serde(default)]
     pub history: Vec<EpochReport>,
+    #[serde(default)]
     pub best_epoch: usize,
-    pub schema: Schema,
+    /// Input schema (tabular models only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
     pub fingerprint: Fingerprint,
-    pub timing: TrainingTiming,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<TrainingTiming>,
     /// The job that trained it, when trained by the service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
@@ -73,6 +84,16 @@ pub struct LoadedModel {
 #[derive(Debug)]
 pub enum ServingModel {
     Tabular(TabularModel),
+    Recommender(Recommender),
+}
+
+impl ServingModel {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServingModel::Tabular(_) => "tabular",
+            ServingModel::Recommender(_) => "recommender",
+        }
+    }
 }
 
 /// Errors reading an artifact; the message names the file and what is wrong.
@@ -149,14 +170,25 @@ pub fn load_dir(dir: &Path) -> Result<LoadedModel, ArtifactError> {
             ),
         ));
     }
-    let weights_path = dir.join(WEIGHTS_FILE);
-    let weights = std::fs::read(&weights_path).map_err(|e| artifact_err(&weights_path, e))?;
-    let tensors = tensors_from_bytes(&weights, &weights_path)?;
-    let mlp = Mlp::from_tensors(&card.architecture, &tensors)
-        .map_err(|e| artifact_err(&weights_path, e))?;
     let model = match &card.spec {
-        ModelSpec::Tabular(spec) => ServingModel::Tabular(
-            TabularModel::from_parts(spec.clone(), mlp).map_err(|e| artifact_err(&card_path, e))?,
+        ModelSpec::Tabular(spec) => {
+            let architecture = card
+                .architecture
+                .as_ref()
+                .ok_or_else(|| artifact_err(&card_path, "`architecture` is missing"))?;
+            let weights_path = dir.join(WEIGHTS_FILE);
+            let weights =
+                std::fs::read(&weights_path).map_err(|e| artifact_err(&weights_path, e))?;
+            let tensors = tensors_from_bytes(&weights, &weights_path)?;
+            let mlp = Mlp::from_tensors(architecture, &tensors)
+                .map_err(|e| artifact_err(&weights_path, e))?;
+            ServingModel::Tabular(
+                TabularModel::from_parts(spec.clone(), mlp)
+                    .map_err(|e| artifact_err(&card_path, e))?,
+            )
+        }
+        ModelSpec::Recommender(spec) => ServingModel::Recommender(
+            Recommender::load(spec, dir).map_err(|e| artifact_err(dir, e))?,
         ),
     };
     Ok(LoadedModel { card, model })

@@ -60,7 +60,9 @@ fn a_saved_version_loads_and_predicts_exactly_as_before_saving() {
     let version = registry.save(&card, &weights).unwrap();
     assert_eq!(version, 1);
     let loaded = registry.load("churn", 1).unwrap();
-    let ServingModel::Tabular(reloaded) = &loaded.model;
+    let ServingModel::Tabular(reloaded) = &loaded.model else {
+        panic!("expected a tabular model");
+    };
     assert_eq!(
         reloaded.predict_records(&records()).unwrap().predictions,
         before

@@ -3,6 +3,7 @@
 
 pub mod datasets;
 pub mod predict;
+pub mod recommend;
 pub mod training;
 
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub jobs: Arc<JobSystem>,
     pub datasets: Arc<DatasetStore>,
+    /// Logged interactions of recommenders.
+    pub interactions: Arc<recommend::InteractionLogs>,
     pub metrics: PrometheusHandle,
 }
 
@@ -70,6 +73,7 @@ impl AppState {
             registry,
             jobs,
             datasets,
+            interactions: Arc::new(recommend::InteractionLogs::new(root.clone())),
             metrics,
         }))
     }
@@ -93,14 +97,14 @@ pub fn card_for(
             crate::data::Task::Regression => "regression".into(),
         },
         spec: ModelSpec::Tabular(trained.model.spec()),
-        architecture: trained.model.mlp.architecture(),
-        params: spec.params.clone(),
-        metrics: trained.metrics.clone(),
+        architecture: Some(trained.model.mlp.architecture()),
+        params: serde_json::to_value(&spec.params).unwrap_or_default(),
+        metrics: serde_json::to_value(&trained.metrics).unwrap_or_default(),
         history: trained.history.clone(),
         best_epoch: trained.best_epoch,
-        schema: trained.schema.clone(),
+        schema: Some(trained.schema.clone()),
         fingerprint,
-        timing: trained.timing.clone(),
+        timing: Some(trained.timing.clone()),
         job_id,
     }
 }

@@ -31,6 +31,12 @@ pub enum PredictError {
     NoInstances,
     #[error("give either `version` or `alias`, not both")]
     VersionAndAlias,
+    #[error("model `{model}` is a {kind} model; {hint}")]
+    WrongModelKind {
+        model: String,
+        kind: &'static str,
+        hint: &'static str,
+    },
     #[error("prediction task failed: {0}")]
     Internal(String),
 }
@@ -112,5 +118,10 @@ fn run(
 ) -> Result<crate::tabular::PredictionBatch, PredictError> {
     match &loaded.model {
         ServingModel::Tabular(model) => Ok(model.predict_records(instances)?),
+        ServingModel::Recommender(_) => Err(PredictError::WrongModelKind {
+            model: loaded.card.name.clone(),
+            kind: "recommender",
+            hint: "use /recommend instead of /predict",
+        }),
     }
 }

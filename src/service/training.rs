@@ -16,7 +16,13 @@ use crate::jobs::{
     JobControl, JobError, JobInput, JobRecord, JobStatus, RunFailure, RunOutcome, Runner,
 };
 use crate::nn::{Control, TrainError, TrainParams};
-use crate::registry::{check_name, fsops, weights_bytes, Registry};
+use crate::recommend::{
+    self, InteractionColumns, Interactions, RecommendCaps, RecommendError, RecommenderParams,
+};
+use crate::registry::{
+    check_name, fsops, weights_bytes, ArtifactError, ModelCard, ModelSpec, Registry,
+    RegistryError, CARD_FILE, FORMAT_VERSION,
+};
 use crate::tabular::{self, ClassWeight, TabularError, TrainSpec};
 
 use super::AppState;
@@ -27,12 +33,14 @@ use super::AppState;
 pub struct JobSpec {
     /// Model name; each successful job adds a version.
     pub model: String,
-    /// Column to predict.
-    pub target: String,
-    /// `classification` or `regression`; inferred from the target when absent.
+    /// Column to predict (tabular tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `classification`, `regression` or `recommendation`; inferred from the target when
+    /// absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
-    pub task: Option<Task>,
+    pub task: Option<TaskKind>,
     /// Column kind overrides: column → numeric | boolean | categorical | text | identifier.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, String>)]
@@ -40,10 +48,10 @@ pub struct JobSpec {
     /// Columns never used as features.
     #[serde(default)]
     pub ignore: Vec<String>,
-    /// Training parameters (see the README); every key is optional.
-    #[serde(default)]
+    /// Training parameters of the task (see the README); every key is optional.
+    #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
-    pub params: TrainParams,
+    pub params: Value,
     /// `none`, `balanced`, or a weight per label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weight: Option<ClassWeight>,
@@ -51,22 +59,112 @@ pub struct JobSpec {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub pipeline: PipelineOptions,
+    /// Recommendation: the interaction column names (`user`, `item`, `value`,
+    /// `timestamp`; defaults `user_id`, `item_id`, `value`, `timestamp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub interaction_columns: Option<InteractionColumns>,
+    /// Recommendation: also train on the interactions logged with `POST /interactions`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_logged_interactions: bool,
     /// Where the data came from: `rows`, `csv`, `body` or `dataset:<id>`.
     #[serde(default)]
     pub source: String,
 }
 
+/// What a training job learns.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    Classification,
+    Regression,
+    Recommendation,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Map::new())
+}
+
+/// A `params` parsing error: the dotted field path and the message.
+#[derive(Debug)]
+pub struct ParamsError {
+    pub field: String,
+    pub message: String,
+}
+
+fn parse_params<T: serde::de::DeserializeOwned>(params: &Value) -> Result<T, ParamsError> {
+    let value = if params.is_null() {
+        empty_object()
+    } else {
+        params.clone()
+    };
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let field = if inner == "." || inner.is_empty() {
+            "params".to_string()
+        } else {
+            format!("params.{inner}")
+        };
+        ParamsError {
+            message: format!("`{field}`: {}", e.inner()),
+            field,
+        }
+    })
+}
+
+/// The recommendation caps used by the service.
+pub fn recommend_caps() -> RecommendCaps {
+    RecommendCaps::default()
+}
+
 impl JobSpec {
-    fn train_spec(&self) -> TrainSpec {
-        TrainSpec {
-            target: self.target.clone(),
-            task: self.task,
+    /// Whether this is a recommendation job.
+    pub fn is_recommendation(&self) -> bool {
+        self.task == Some(TaskKind::Recommendation)
+    }
+
+    /// Checks that `params` parse for the task, naming the offending field.
+    ///
+    /// # Errors
+    /// The field path and message of the first parse error.
+    pub fn check_params(&self) -> Result<(), ParamsError> {
+        if self.is_recommendation() {
+            parse_params::<RecommenderParams>(&self.params).map(|_| ())
+        } else {
+            parse_params::<TrainParams>(&self.params).map(|_| ())
+        }
+    }
+
+    fn recommender_params(&self) -> Result<RecommenderParams, SubmitTrainError> {
+        parse_params(&self.params).map_err(|e| invalid("invalid_parameter", e.message))
+    }
+
+    fn columns_of_interactions(&self) -> InteractionColumns {
+        self.interaction_columns.clone().unwrap_or_default()
+    }
+
+    fn train_spec(&self) -> Result<TrainSpec, SubmitTrainError> {
+        let target = self.target.clone().ok_or_else(|| {
+            invalid(
+                "missing_field",
+                "`target` is required for classification and regression",
+            )
+        })?;
+        let params: TrainParams =
+            parse_params(&self.params).map_err(|e| invalid("invalid_parameter", e.message))?;
+        Ok(TrainSpec {
+            target,
+            task: match self.task {
+                Some(TaskKind::Classification) => Some(Task::Classification),
+                Some(TaskKind::Regression) => Some(Task::Regression),
+                _ => None,
+            },
             overrides: self.columns.clone(),
             ignore: self.ignore.clone(),
-            params: self.params.clone(),
+            params,
             pipeline: self.pipeline.clone(),
             class_weight: self.class_weight.clone(),
-        }
+        })
     }
 }
 
@@ -123,7 +221,33 @@ pub fn submit(
     let limits = state.settings.read_limits();
     let id = uuid::Uuid::now_v7().to_string();
     let root = state.settings.store.path.clone();
-    let train_spec = spec.train_spec();
+    let recommendation = spec.is_recommendation();
+    let train_spec = if recommendation {
+        None
+    } else {
+        Some(spec.train_spec()?)
+    };
+    let rparams = if recommendation {
+        let params = spec.recommender_params()?;
+        params
+            .check(&recommend_caps())
+            .map_err(|e| invalid("invalid_parameter", e.to_string()))?;
+        Some(params)
+    } else {
+        None
+    };
+    let precheck = |table: &Table| -> Result<(), SubmitTrainError> {
+        match &train_spec {
+            Some(ts) => {
+                tabular::precheck(table, ts, caps)?;
+            }
+            None => {
+                Interactions::from_table(table, &spec.columns_of_interactions())
+                    .map_err(recommend_error)?;
+            }
+        }
+        Ok(())
+    };
     let input = match data {
         TrainData::Dataset(dataset_id) => {
             let meta = state
@@ -131,7 +255,7 @@ pub fn submit(
                 .get(&dataset_id)
                 .ok_or_else(|| SubmitTrainError::DatasetNotFound(dataset_id.clone()))?;
             let sample = state.datasets.sample(&meta, &limits)?;
-            tabular::precheck(&sample, &train_spec, caps)?;
+            precheck(&sample)?;
             spec.source = format!("dataset:{dataset_id}");
             JobInput {
                 path: state.datasets.relative_path(&meta),
@@ -165,7 +289,7 @@ pub fn submit(
             if table.rows() == 0 {
                 return Err(invalid("empty_dataset", "the dataset has no rows"));
             }
-            tabular::precheck(&table, &train_spec, caps)?;
+            precheck(&table)?;
             spec.source = source.to_string();
             let relative = format!("_jobs/{id}-input.{format}");
             fsops::write_atomic(&root.join(&relative), &bytes).map_err(|e| {
@@ -187,7 +311,11 @@ pub fn submit(
         status: JobStatus::Queued,
         progress: 0.0,
         epoch: 0,
-        epochs: spec.params.epochs,
+        epochs: match (&rparams, &train_spec) {
+            (Some(p), _) => p.epochs,
+            (None, Some(ts)) => ts.params.epochs,
+            (None, None) => 0,
+        },
         history: Vec::new(),
         eta_secs: None,
         metrics: None,
@@ -250,7 +378,10 @@ fn run_job(
         .map_err(|e| failed("invalid_job", format!("unreadable job request: {e}")))?;
     let (table, bytes) = read_input(root, &record.input, &settings.read_limits())
         .map_err(|e| failed(e.code(), e.to_string()))?;
-    let train_spec = spec.train_spec();
+    if spec.is_recommendation() {
+        return run_recommendation(registry, root, &spec, &table, &bytes, record, control);
+    }
+    let train_spec = spec.train_spec().map_err(|e| failed("invalid_job", e.to_string()))?;
     let mut on_epoch = |r: &crate::nn::EpochReport| control.epoch(r);
     let trained = tabular::train(
         &table,
@@ -286,4 +417,108 @@ fn run_job(
     })?;
     let metrics = serde_json::to_value(&trained.metrics).unwrap_or(Value::Null);
     Ok(RunOutcome { version, metrics })
+}
+
+/// Maps an engine error to a submit refusal with a stable code.
+fn recommend_error(e: RecommendError) -> SubmitTrainError {
+    invalid(recommend_code(&e), e.to_string())
+}
+
+fn recommend_code(e: &RecommendError) -> &'static str {
+    match e {
+        RecommendError::Params(_) => "invalid_parameter",
+        RecommendError::MissingColumn { .. } => "unknown_column",
+        RecommendError::BadCell { .. } => "invalid_value",
+        RecommendError::Data(_) => "invalid_data",
+        RecommendError::Request(_) => "invalid_request",
+        RecommendError::Cancelled => "cancelled",
+        RecommendError::NonFinite { .. } => "training_diverged",
+        RecommendError::Artifact(_) => "store_write_failed",
+    }
+}
+
+fn run_recommendation(
+    registry: &Registry,
+    root: &Path,
+    spec: &JobSpec,
+    table: &Table,
+    bytes: &[u8],
+    record: &JobRecord,
+    control: &JobControl,
+) -> Result<RunOutcome, RunFailure> {
+    let params = spec
+        .recommender_params()
+        .map_err(|e| failed("invalid_parameter", e.to_string()))?;
+    let mut interactions = Interactions::from_table(table, &spec.columns_of_interactions())
+        .map_err(|e| failed(recommend_code(&e), e.to_string()))?;
+    if spec.include_logged_interactions {
+        let logged = super::recommend::read_log(&root.join(&spec.model))
+            .map_err(|e| failed("store_read_failed", e.to_string()))?;
+        super::recommend::append_logged(&mut interactions, &logged);
+    }
+    let mut on_epoch = |r: &crate::nn::EpochReport| control.epoch(r);
+    let report = recommend::fit(
+        &interactions,
+        &params,
+        &recommend_caps(),
+        Control {
+            on_epoch: &mut on_epoch,
+            cancel: &control.cancel,
+        },
+    )
+    .map_err(|e| match e {
+        RecommendError::Cancelled => RunFailure::Cancelled,
+        other => failed(recommend_code(&other), other.to_string()),
+    })?;
+    if control.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(RunFailure::Cancelled);
+    }
+    let metrics = serde_json::to_value(&report.metrics).unwrap_or(Value::Null);
+    let model = &report.model;
+    let card = ModelCard {
+        format: FORMAT_VERSION,
+        name: spec.model.clone(),
+        version: 0,
+        created_at: chrono::Utc::now(),
+        task: "recommendation".into(),
+        spec: ModelSpec::Recommender(model.spec().clone()),
+        architecture: None,
+        params: serde_json::to_value(&params).unwrap_or(Value::Null),
+        metrics: metrics.clone(),
+        history: report.history.clone(),
+        best_epoch: model.spec().epochs_trained,
+        schema: None,
+        fingerprint: data::fingerprint(bytes, table.rows(), table.columns.len()),
+        timing: None,
+        job_id: Some(record.id.clone()),
+    };
+    let version = registry
+        .save_with(&spec.model, |dir, version| {
+            model
+                .save(dir)
+                .map_err(|e| RegistryError::Corrupt(artifact_error(dir, e)))?;
+            let mut card = card.clone();
+            card.version = version;
+            let json = serde_json::to_vec_pretty(&card)
+                .map_err(|e| RegistryError::Corrupt(artifact_error(dir, e)))?;
+            let path = dir.join(CARD_FILE);
+            fsops::write_synced(&path, &json).map_err(|source| RegistryError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        })
+        .map_err(|e| {
+            failed(
+                "store_write_failed",
+                format!("could not write the model version: {e}"),
+            )
+        })?;
+    Ok(RunOutcome { version, metrics })
+}
+
+fn artifact_error(dir: &Path, e: impl std::fmt::Display) -> ArtifactError {
+    ArtifactError {
+        file: dir.display().to_string(),
+        reason: e.to_string(),
+    }
 }

@@ -8,6 +8,7 @@ mod jobs;
 mod openapi;
 mod operations;
 mod predict;
+mod recommend;
 mod registry;
 mod restart;
 mod training;

@@ -1,0 +1,483 @@
+//! Serving recommendations: resolve a recommender version, build the user's history
+//! (stored training history, logged interactions, posted items), score inline with a
+//! reused per-thread scratch, and keep the durable per-model interaction log.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::predict::{resolve_and_load, PredictError, VersionSelector};
+use super::AppState;
+use crate::recommend::{recency_weights, Interactions, ItemSet, Recommender, ScoreScratch};
+use crate::registry::{LoadedModel, RegistryError, ServingModel};
+
+/// File of logged interactions inside a model's directory.
+pub const LOG_FILE: &str = "interactions.ndjson";
+
+thread_local! {
+    static SCRATCH: RefCell<ScoreScratch> = RefCell::new(ScoreScratch::default());
+}
+
+/// One logged interaction, as stored (one JSON object per line).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LoggedInteraction {
+    pub user: String,
+    pub item: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f32>,
+    /// Unix seconds; the logging time when the caller gave none.
+    pub timestamp: i64,
+}
+
+/// Why a recommendation request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecommendServeError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("model `{model}` is a {kind} model, not a recommender")]
+    WrongModelKind { model: String, kind: &'static str },
+    #[error("`k` = {k} must be in 1..={max}")]
+    InvalidK { k: usize, max: usize },
+    #[error("model `{model}` has no item `{item}`")]
+    ItemNotFound { model: String, item: String },
+    #[error("`interactions` has {found} items; the limit is {limit}")]
+    TooMany { found: usize, limit: usize },
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        field: String,
+        message: String,
+    },
+    #[error("give either `version` or `alias`, not both")]
+    VersionAndAlias,
+    #[error("interaction log: {0}")]
+    Io(String),
+    #[error("recommendation failed: {0}")]
+    Internal(String),
+}
+
+impl From<PredictError> for RecommendServeError {
+    fn from(e: PredictError) -> Self {
+        match e {
+            PredictError::Registry(r) => RecommendServeError::Registry(r),
+            PredictError::VersionAndAlias => RecommendServeError::VersionAndAlias,
+            other => RecommendServeError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A recommendation request, with ids as given by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct RecommendQuery {
+    pub model: String,
+    pub version: Option<u32>,
+    pub user: Option<String>,
+    pub history: Vec<String>,
+    pub k: usize,
+    pub exclude_seen: bool,
+    pub exclude: Vec<String>,
+    pub candidates: Option<Vec<String>>,
+}
+
+/// How the answer was produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// A user known at training, with their stored and logged history.
+    Personalized,
+    /// A user unknown at training, from a posted or logged history.
+    History,
+    /// No history: most popular items.
+    Popular,
+}
+
+/// A recommendation answer.
+#[derive(Debug)]
+pub struct RecommendOutput {
+    pub model: String,
+    pub version: u32,
+    pub user: Option<String>,
+    pub strategy: Strategy,
+    pub items: Vec<(String, f32)>,
+    pub unknown_items: Vec<String>,
+}
+
+/// Similar items.
+#[derive(Debug)]
+pub struct SimilarOutput {
+    pub model: String,
+    pub version: u32,
+    pub item: String,
+    pub items: Vec<(String, f32)>,
+}
+
+/// Loads the version to serve and checks that it is a recommender.
+async fn load_recommender(
+    state: &AppState,
+    model: &str,
+    version: Option<u32>,
+) -> Result<Arc<LoadedModel>, RecommendServeError> {
+    let selector = VersionSelector {
+        version,
+        alias: None,
+    };
+    let loaded = resolve_and_load(state, model, &selector).await?;
+    match &loaded.model {
+        ServingModel::Recommender(_) => Ok(loaded),
+        other => Err(RecommendServeError::WrongModelKind {
+            model: model.to_string(),
+            kind: other.kind(),
+        }),
+    }
+}
+
+fn recommender(loaded: &LoadedModel) -> &Recommender {
+    match &loaded.model {
+        ServingModel::Recommender(r) => r,
+        ServingModel::Tabular(_) => unreachable!("checked by load_recommender"),
+    }
+}
+
+fn check_k(k: usize, model: &Recommender) -> Result<(), RecommendServeError> {
+    let max = model.spec().max_k;
+    if k == 0 || k > max {
+        return Err(RecommendServeError::InvalidK { k, max });
+    }
+    Ok(())
+}
+
+/// Top `k` items for a user and/or a posted history.
+pub async fn recommend(
+    state: &AppState,
+    query: RecommendQuery,
+) -> Result<RecommendOutput, RecommendServeError> {
+    let loaded = load_recommender(state, &query.model, query.version).await?;
+    let model = recommender(&loaded);
+    check_k(query.k, model)?;
+    let logged = match &query.user {
+        Some(user) => state.interactions.user_items(&query.model, user).await?,
+        None => Vec::new(),
+    };
+    let mut unknown_items = Vec::new();
+    let mut indices = |ids: &[String]| -> Vec<u32> {
+        ids.iter()
+            .filter_map(|id| {
+                let index = model.item_index(id);
+                if index.is_none() && !unknown_items.contains(id) {
+                    unknown_items.push(id.clone());
+                }
+                index
+            })
+            .collect()
+    };
+    let posted = indices(&query.history);
+    let excluded = indices(&query.exclude);
+    let candidates = query.candidates.as_deref().map(&mut indices);
+    let n = model.n_items();
+    let mut seen = ItemSet::new(n);
+    let known = query.user.as_deref().and_then(|u| model.user_index(u));
+    let mut history: Vec<(u32, f32)> = match known {
+        Some(u) => model.user_history(u),
+        None => Vec::new(),
+    };
+    for &(item, _) in &history {
+        seen.insert(item);
+    }
+    let extra: Vec<u32> = logged
+        .iter()
+        .filter_map(|id| model.item_index(id))
+        .chain(posted)
+        .collect();
+    let strategy = if known.is_some() {
+        for item in extra {
+            if !seen.contains(item) {
+                seen.insert(item);
+                history.push((item, 1.0));
+            }
+        }
+        Strategy::Personalized
+    } else {
+        let mut ordered = Vec::new();
+        for item in extra {
+            if !seen.contains(item) {
+                seen.insert(item);
+                ordered.push((item, 1.0, ordered.len() as i64));
+            }
+        }
+        history = recency_weights(&ordered, model.spec().recency_power);
+        if history.is_empty() {
+            Strategy::Popular
+        } else {
+            Strategy::History
+        }
+    };
+    let mut exclude = if query.exclude_seen {
+        seen
+    } else {
+        ItemSet::new(n)
+    };
+    for item in excluded {
+        exclude.insert(item);
+    }
+    let ranked = SCRATCH
+        .with(|scratch| {
+            model.recommend_with(
+                &history,
+                query.k,
+                &|i| exclude.contains(i),
+                candidates.as_deref(),
+                &mut scratch.borrow_mut(),
+            )
+        })
+        .map_err(|e| RecommendServeError::Internal(e.to_string()))?;
+    let items = ranked
+        .into_iter()
+        .filter_map(|(i, s)| model.item_id(i).map(|id| (id.to_string(), s)))
+        .collect::<Vec<_>>();
+    metrics::counter!("myelin_recommendations_total", "model" => query.model.clone())
+        .increment(1);
+    Ok(RecommendOutput {
+        model: query.model,
+        version: loaded.card.version,
+        user: query.user,
+        strategy,
+        items,
+        unknown_items,
+    })
+}
+
+/// The `k` items most similar to `item`.
+pub async fn similar(
+    state: &AppState,
+    model_name: &str,
+    item: &str,
+    k: usize,
+    version: Option<u32>,
+) -> Result<SimilarOutput, RecommendServeError> {
+    let loaded = load_recommender(state, model_name, version).await?;
+    let model = recommender(&loaded);
+    check_k(k, model)?;
+    let index = model
+        .item_index(item)
+        .ok_or_else(|| RecommendServeError::ItemNotFound {
+            model: model_name.to_string(),
+            item: item.to_string(),
+        })?;
+    let ranked = model
+        .similar(index, k)
+        .map_err(|e| RecommendServeError::Internal(e.to_string()))?;
+    Ok(SimilarOutput {
+        model: model_name.to_string(),
+        version: loaded.card.version,
+        item: item.to_string(),
+        items: ranked
+            .into_iter()
+            .filter_map(|(i, s)| model.item_id(i).map(|id| (id.to_string(), s)))
+            .collect(),
+    })
+}
+
+/// One interaction as posted.
+#[derive(Clone, Debug)]
+pub struct NewInteraction {
+    pub user: String,
+    pub item: String,
+    pub value: Option<f32>,
+    pub timestamp: Option<i64>,
+}
+
+/// Logs interactions for a recommender; returns how many were stored.
+pub async fn log_interactions(
+    state: &AppState,
+    model: &str,
+    interactions: Vec<NewInteraction>,
+) -> Result<usize, RecommendServeError> {
+    let limit = state.settings.limits.max_instances;
+    if interactions.is_empty() {
+        return Err(RecommendServeError::Invalid {
+            code: "no_interactions",
+            field: "interactions".into(),
+            message: "`interactions` is empty".into(),
+        });
+    }
+    if interactions.len() > limit {
+        return Err(RecommendServeError::TooMany {
+            found: interactions.len(),
+            limit,
+        });
+    }
+    let now = chrono::Utc::now().timestamp();
+    let mut events = Vec::with_capacity(interactions.len());
+    for (i, it) in interactions.into_iter().enumerate() {
+        let bad = |field: &str, message: String| RecommendServeError::Invalid {
+            code: "invalid_value",
+            field: format!("interactions[{i}].{field}"),
+            message: format!("`interactions[{i}].{field}`: {message}"),
+        };
+        let user = it.user.trim().to_string();
+        let item = it.item.trim().to_string();
+        if user.is_empty() {
+            return Err(bad("user", "must not be empty".into()));
+        }
+        if item.is_empty() {
+            return Err(bad("item", "must not be empty".into()));
+        }
+        if let Some(v) = it.value {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(bad("value", format!("{v} must be finite and >= 0")));
+            }
+        }
+        events.push(LoggedInteraction {
+            user,
+            item,
+            value: it.value,
+            timestamp: it.timestamp.unwrap_or(now),
+        });
+    }
+    load_recommender(state, model, None).await?;
+    let count = events.len();
+    let logs = state.interactions.clone();
+    let name = model.to_string();
+    tokio::task::spawn_blocking(move || logs.append(&name, &events))
+        .await
+        .map_err(|e| RecommendServeError::Internal(e.to_string()))?
+        .map_err(|e| RecommendServeError::Io(e.to_string()))?;
+    metrics::counter!("myelin_interactions_logged_total", "model" => model.to_string())
+        .increment(count as u64);
+    Ok(count)
+}
+
+/// Reads a model's interaction log (`<model dir>/interactions.ndjson`); a missing file
+/// is an empty log and an unreadable (e.g. torn last) line is skipped.
+///
+/// # Errors
+/// I/O errors other than a missing file.
+pub fn read_log(model_dir: &Path) -> io::Result<Vec<LoggedInteraction>> {
+    let file = match std::fs::File::open(model_dir.join(LOG_FILE)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let line = line?;
+        if let Ok(event) = serde_json::from_str::<LoggedInteraction>(&line) {
+            out.push(event);
+        }
+    }
+    Ok(out)
+}
+
+/// Appends logged interactions to training interactions. A logged event without a
+/// value counts 1; values and timestamps are kept only when the training data has them.
+pub fn append_logged(data: &mut Interactions, logged: &[LoggedInteraction]) {
+    for event in logged {
+        data.users.push(event.user.clone());
+        data.items.push(event.item.clone());
+        if let Some(values) = &mut data.values {
+            values.push(event.value.unwrap_or(1.0));
+        }
+        if let Some(times) = &mut data.timestamps {
+            times.push(event.timestamp);
+        }
+    }
+}
+
+/// Per-user logged items of one model (in logging order).
+#[derive(Default)]
+struct ModelLog {
+    by_user: HashMap<String, Vec<String>>,
+}
+
+impl ModelLog {
+    fn add(&mut self, events: &[LoggedInteraction]) {
+        for event in events {
+            self.by_user
+                .entry(event.user.clone())
+                .or_default()
+                .push(event.item.clone());
+        }
+    }
+}
+
+/// The durable interaction logs of every model, with their in-memory per-user view
+/// (loaded from the file on first use).
+pub struct InteractionLogs {
+    root: PathBuf,
+    models: Mutex<HashMap<String, Arc<Mutex<ModelLog>>>>,
+}
+
+impl InteractionLogs {
+    pub fn new(root: impl Into<PathBuf>) -> InteractionLogs {
+        InteractionLogs {
+            root: root.into(),
+            models: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn model_log(&self, model: &str) -> io::Result<Arc<Mutex<ModelLog>>> {
+        if let Some(log) = self.lock_models().get(model) {
+            return Ok(log.clone());
+        }
+        let mut log = ModelLog::default();
+        log.add(&read_log(&self.root.join(model))?);
+        let mut models = self.lock_models();
+        Ok(models
+            .entry(model.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(log)))
+            .clone())
+    }
+
+    fn lock_models(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<ModelLog>>>> {
+        self.models.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `events` to the model's log file (fsynced) and to the in-memory view.
+    ///
+    /// # Errors
+    /// Opening, writing or syncing the log file.
+    pub fn append(&self, model: &str, events: &[LoggedInteraction]) -> io::Result<()> {
+        let log = self.model_log(model)?;
+        let mut guard = log.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bytes = Vec::new();
+        for event in events {
+            serde_json::to_writer(&mut bytes, event).map_err(io::Error::other)?;
+            bytes.push(b'\n');
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join(model).join(LOG_FILE))?;
+        file.write_all(&bytes)?;
+        file.sync_data()?;
+        guard.add(events);
+        Ok(())
+    }
+
+    /// The items logged for `user` of `model`, oldest first.
+    async fn user_items(
+        self: &Arc<Self>,
+        model: &str,
+        user: &str,
+    ) -> Result<Vec<String>, RecommendServeError> {
+        let cached = self.lock_models().get(model).cloned();
+        let log = match cached {
+            Some(log) => log,
+            None => {
+                let logs = self.clone();
+                let name = model.to_string();
+                tokio::task::spawn_blocking(move || logs.model_log(&name))
+                    .await
+                    .map_err(|e| RecommendServeError::Internal(e.to_string()))?
+                    .map_err(|e| RecommendServeError::Io(e.to_string()))?
+            }
+        };
+        let guard = log.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(guard.by_user.get(user).cloned().unwrap_or_default())
+    }
+}
