@@ -22,7 +22,7 @@ pub use dense::Dense;
 pub use loss::{Head, RegressionLoss};
 pub use mlp::{Architecture, InferenceScratch, Init, Mlp};
 pub use optim::{OptimizerKind, Schedule};
-pub use params::{Caps, ParamError, RegressionLossKind, TrainParams};
+pub use params::{invalid_param, Caps, ParamError, RegressionLossKind, TrainParams};
 pub use tensors::{NamedTensor, NnError};
 pub use train::{fit, Control, EpochReport, FitOutcome, TrainError, TrainSet};
 pub use trainer::Trainer;

@@ -19,7 +19,8 @@ pub enum ParamError {
     },
 }
 
-fn invalid(
+/// A [`ParamError::Invalid`] naming the parameter and its value.
+pub fn invalid_param(
     name: &'static str,
     value: impl std::fmt::Debug,
     reason: impl Into<String>,
@@ -30,6 +31,8 @@ fn invalid(
         reason: reason.into(),
     }
 }
+
+use invalid_param as invalid;
 
 /// Loss used by regression heads, as chosen in [`TrainParams::loss`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

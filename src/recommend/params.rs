@@ -4,17 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::nn::ParamError;
 
-fn invalid(
-    name: &'static str,
-    value: impl std::fmt::Debug,
-    reason: impl Into<String>,
-) -> ParamError {
-    ParamError::Invalid {
-        name,
-        value: format!("{value:?}"),
-        reason: reason.into(),
-    }
-}
+use crate::nn::invalid_param as invalid;
 
 /// Which scorer(s) the model uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
