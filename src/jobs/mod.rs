@@ -597,3 +597,6 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         "panic".into()
     }
 }
+
+#[cfg(test)]
+mod tests;
