@@ -340,7 +340,11 @@ fn records_of(table: &Table) -> Vec<Map<String, Value>> {
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let loaded = load_tabular(&args.models, &args.name, args.version)?;
     let ServingModel::Tabular(model) = &loaded.model else {
-        bail!("{} is a {} model, not a tabular one", args.name, loaded.model.kind());
+        bail!(
+            "{} is a {} model, not a tabular one",
+            args.name,
+            loaded.model.kind()
+        );
     };
     let (table, _) = read_table(&args.data, &ReadLimits::default())?;
     let records = records_of(&table);
@@ -402,7 +406,11 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let loaded = load_tabular(&args.models, &args.name, args.version)?;
     let ServingModel::Tabular(model) = &loaded.model else {
-        bail!("{} is a {} model, not a tabular one", args.name, loaded.model.kind());
+        bail!(
+            "{} is a {} model, not a tabular one",
+            args.name,
+            loaded.model.kind()
+        );
     };
     let (table, _) = read_table(&args.data, &ReadLimits::default())?;
     let rows = data::rows_with_target(&table, &model.target);

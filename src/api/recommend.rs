@@ -136,19 +136,19 @@ impl From<RecommendServeError> for ApiError {
                     .with("model", model)
                     .with("item", item)
             }
-            RecommendServeError::TooMany { limit, .. } => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_interactions", detail)
-                    .with("limit", limit)
-            }
+            RecommendServeError::TooMany { limit, .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_interactions",
+                detail,
+            )
+            .with("limit", limit),
             RecommendServeError::Invalid { code, field, .. } => {
                 ApiError::unprocessable(code, detail).with("field", field)
             }
             RecommendServeError::VersionAndAlias => {
                 ApiError::unprocessable("version_and_alias", detail)
             }
-            RecommendServeError::Io(m) | RecommendServeError::Internal(m) => {
-                ApiError::internal(m)
-            }
+            RecommendServeError::Io(m) | RecommendServeError::Internal(m) => ApiError::internal(m),
         }
     }
 }

@@ -139,7 +139,25 @@ fn parse_request(value: Value) -> ApiResult<TrainRequest> {
         };
         ApiError::unprocessable(code, format!("`{path}`: {}", e.inner())).with("field", path)
     })?;
-    if request.task != Some(TaskKind::Recommendation) && request.target.is_none() {
+    let recommendation = request.task == Some(TaskKind::Recommendation);
+    if !recommendation {
+        for (field, set) in [
+            ("interaction_columns", request.interaction_columns.is_some()),
+            (
+                "include_logged_interactions",
+                request.include_logged_interactions,
+            ),
+        ] {
+            if set {
+                return Err(ApiError::unprocessable(
+                    "invalid_body",
+                    format!("`{field}` applies only to `\"task\": \"recommendation\"`"),
+                )
+                .with("field", field));
+            }
+        }
+    }
+    if !recommendation && request.target.is_none() {
         return Err(ApiError::unprocessable(
             "missing_field",
             "`target` is required for classification and regression",
@@ -151,9 +169,8 @@ fn parse_request(value: Value) -> ApiResult<TrainRequest> {
 
 /// Checks that `params` parse for the task, naming the offending field.
 fn check_params(spec: &JobSpec) -> ApiResult<()> {
-    spec.check_params().map_err(|e| {
-        ApiError::unprocessable("invalid_parameter", e.message).with("field", e.field)
-    })
+    spec.check_params()
+        .map_err(|e| ApiError::unprocessable("invalid_parameter", e.message).with("field", e.field))
 }
 
 impl TrainQuery {

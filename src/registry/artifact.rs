@@ -27,7 +27,34 @@ pub const CARD_FILE: &str = "model.json";
 pub enum ModelSpec {
     /// A tabular classifier or regressor on raw records.
     Tabular(TabularSpec),
+    /// Stored nested under `recommender`: its fields (`format`, `params`, `metrics`)
+    /// would otherwise collide with the card's.
+    #[serde(with = "nested_recommender")]
     Recommender(RecommenderSpec),
+}
+
+mod nested_recommender {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::recommend::RecommenderSpec;
+
+    #[derive(Serialize)]
+    struct Out<'a> {
+        recommender: &'a RecommenderSpec,
+    }
+
+    #[derive(Deserialize)]
+    struct In {
+        recommender: RecommenderSpec,
+    }
+
+    pub fn serialize<S: Serializer>(spec: &RecommenderSpec, s: S) -> Result<S::Ok, S::Error> {
+        Out { recommender: spec }.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RecommenderSpec, D::Error> {
+        In::deserialize(d).map(|i| i.recommender)
+    }
 }
 
 impl ModelSpec {
@@ -82,6 +109,8 @@ pub struct LoadedModel {
 
 /// The servable part of a loaded model.
 #[derive(Debug)]
+// One value per loaded version, always behind an `Arc`: the size difference is moot.
+#[allow(clippy::large_enum_variant)]
 pub enum ServingModel {
     Tabular(TabularModel),
     Recommender(Recommender),

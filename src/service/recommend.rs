@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::predict::{resolve_and_load, PredictError, VersionSelector};
 use super::AppState;
 use crate::recommend::{recency_weights, Interactions, ItemSet, Recommender, ScoreScratch};
-use crate::registry::{LoadedModel, RegistryError, ServingModel};
+use crate::registry::{fsops, LoadedModel, RegistryError, ServingModel};
 
 /// File of logged interactions inside a model's directory.
 pub const LOG_FILE: &str = "interactions.ndjson";
@@ -239,8 +239,7 @@ pub async fn recommend(
         .into_iter()
         .filter_map(|(i, s)| model.item_id(i).map(|id| (id.to_string(), s)))
         .collect::<Vec<_>>();
-    metrics::counter!("myelin_recommendations_total", "model" => query.model.clone())
-        .increment(1);
+    metrics::counter!("myelin_recommendations_total", "model" => query.model.clone()).increment(1);
     Ok(RecommendOutput {
         model: query.model,
         version: loaded.card.version,
@@ -449,12 +448,15 @@ impl InteractionLogs {
             serde_json::to_writer(&mut bytes, event).map_err(io::Error::other)?;
             bytes.push(b'\n');
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.root.join(model).join(LOG_FILE))?;
+        let dir = self.root.join(model);
+        let path = dir.join(LOG_FILE);
+        let created = !path.exists();
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
         file.write_all(&bytes)?;
         file.sync_data()?;
+        if created {
+            fsops::sync_dir(&dir)?;
+        }
         guard.add(events);
         Ok(())
     }

@@ -20,8 +20,8 @@ use crate::recommend::{
     self, InteractionColumns, Interactions, RecommendCaps, RecommendError, RecommenderParams,
 };
 use crate::registry::{
-    check_name, fsops, weights_bytes, ArtifactError, ModelCard, ModelSpec, Registry,
-    RegistryError, CARD_FILE, FORMAT_VERSION,
+    check_name, fsops, weights_bytes, ArtifactError, ModelCard, ModelSpec, Registry, RegistryError,
+    CARD_FILE, FORMAT_VERSION,
 };
 use crate::tabular::{self, ClassWeight, TabularError, TrainSpec};
 
@@ -381,7 +381,9 @@ fn run_job(
     if spec.is_recommendation() {
         return run_recommendation(registry, root, &spec, &table, &bytes, record, control);
     }
-    let train_spec = spec.train_spec().map_err(|e| failed("invalid_job", e.to_string()))?;
+    let train_spec = spec
+        .train_spec()
+        .map_err(|e| failed("invalid_job", e.to_string()))?;
     let mut on_epoch = |r: &crate::nn::EpochReport| control.epoch(r);
     let trained = tabular::train(
         &table,

@@ -126,7 +126,9 @@ async fn a_recommender_trains_and_serves_every_strategy() {
     .await;
     let items = items_of(&answer);
     assert_eq!(items.len(), 3, "{answer:#}");
-    assert!(items.iter().all(|i| ["i1", "i3", "i4"].contains(&i.as_str())));
+    assert!(items
+        .iter()
+        .all(|i| ["i1", "i3", "i4"].contains(&i.as_str())));
 
     // GET form.
     let answer = app.get_ok("/recommend?model=shop&user=u2&k=3").await;
@@ -174,9 +176,7 @@ async fn logged_interactions_are_seen_at_once_and_survive_a_restart() {
         )
         .await;
     json_ok(response, reqwest::StatusCode::CREATED).await;
-    let fresh = first
-        .get_ok("/recommend?model=shop&user=fresh&k=4")
-        .await;
+    let fresh = first.get_ok("/recommend?model=shop&user=fresh&k=4").await;
     assert_eq!(fresh["strategy"], "history", "{fresh:#}");
     assert!(!items_of(&fresh).contains(&"i30".to_string()));
     first.stop().await;
