@@ -56,3 +56,16 @@ where
         }
     }
 }
+
+/// The request's media type, lowercased, without parameters (`""` if absent).
+pub fn media_type(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}

@@ -258,15 +258,7 @@ pub async fn train(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let content_type = super::extract::media_type(&headers);
     let (spec, data) = match content_type.as_str() {
         "application/json" => {
             let value: Value = serde_json::from_slice(&body)
