@@ -172,3 +172,22 @@ fn weights_are_stored_by_layer_name_in_pytorch_layout() {
     assert_eq!(first.shape, vec![8, model.pipeline.width()]);
     assert!(tensors.iter().any(|t| t.name == "layers.1.bias"));
 }
+
+#[test]
+fn concurrent_requests_for_a_cold_version_load_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = std::sync::Arc::new(Registry::open(dir.path(), 0, 4).unwrap());
+    let (card, weights, _) = trained_card("churn");
+    registry.save(&card, &weights).unwrap();
+    let loads_before = registry.loaded_count();
+    assert_eq!(loads_before, 0);
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let registry = registry.clone();
+            std::thread::spawn(move || registry.load("churn", 1).unwrap())
+        })
+        .collect();
+    let loaded: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(loaded.iter().all(|m| std::sync::Arc::ptr_eq(m, &loaded[0])));
+    assert_eq!(registry.loaded_count(), 1);
+}
