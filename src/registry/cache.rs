@@ -97,7 +97,7 @@ impl ModelCache {
 }
 
 /// What serving needs to pick a version of one model.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(super) struct Resolution {
     pub(super) versions: Vec<u32>,
     pub(super) aliases: BTreeMap<String, u32>,
@@ -126,12 +126,15 @@ pub(super) struct ResolutionCache {
 const RECHECK: Duration = Duration::from_millis(500);
 
 impl ResolutionCache {
-    pub(super) fn get_or_refresh<F>(
+    /// Applies `pick` to the model's resolution, re-reading it with `read`
+    /// when it is missing or the model directory changed.
+    pub(super) fn with_resolution<F, T>(
         &self,
         dir: &Path,
         name: &str,
         read: F,
-    ) -> Result<Resolution, RegistryError>
+        pick: impl FnOnce(&Resolution) -> T,
+    ) -> Result<T, RegistryError>
     where
         F: FnOnce() -> Result<(Vec<u32>, BTreeMap<String, u32>), RegistryError>,
     {
@@ -140,12 +143,12 @@ impl ResolutionCache {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(r) = entries.get_mut(name) {
                 if now.duration_since(r.checked) < RECHECK {
-                    return Ok(r.clone());
+                    return Ok(pick(r));
                 }
                 let mtime = dir_mtime(dir);
                 if mtime.is_some() && mtime == r.dir_mtime {
                     r.checked = now;
-                    return Ok(r.clone());
+                    return Ok(pick(r));
                 }
             }
         }
@@ -157,9 +160,10 @@ impl ResolutionCache {
             dir_mtime: mtime,
             checked: now,
         };
+        let picked = pick(&resolution);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.insert(name.to_string(), resolution.clone());
-        Ok(resolution)
+        entries.insert(name.to_string(), resolution);
+        Ok(picked)
     }
 
     pub(super) fn invalidate(&self, name: &str) {

@@ -365,15 +365,21 @@ impl Registry {
     /// this process are seen at once, by other processes within a second.
     pub fn resolve(&self, name: &str, version: Option<u32>) -> Result<u32, RegistryError> {
         check_name("model name", name)?;
-        let resolved = self
-            .resolutions
-            .get_or_refresh(&self.model_dir(name), name, || {
+        let (known, serving) = self.resolutions.with_resolution(
+            &self.model_dir(name),
+            name,
+            || {
                 let versions = self.versions(name)?;
                 let aliases = self.aliases(name)?;
                 Ok((versions, aliases))
-            })?;
+            },
+            |r| {
+                let known = version.is_some_and(|v| r.versions.binary_search(&v).is_ok());
+                (known, r.serving_version())
+            },
+        )?;
         match version {
-            Some(v) if resolved.versions.binary_search(&v).is_ok() => Ok(v),
+            Some(v) if known => Ok(v),
             Some(v) => {
                 // Written by another process since the last refresh?
                 if self.versions(name)?.contains(&v) {
@@ -386,7 +392,7 @@ impl Registry {
                     })
                 }
             }
-            None => Ok(resolved.serving_version()),
+            None => Ok(serving),
         }
     }
 
