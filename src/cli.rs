@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 
 use crate::data::{self, ColumnKind, ReadLimits, Table, Task};
 use crate::nn::{Caps, Control, EpochReport, TrainParams};
-use crate::registry::{Registry, ServingModel};
-use crate::tabular::{self, Prediction, TrainSpec};
+use crate::registry::{LoadedModel, Registry, ServingModel};
+use crate::tabular::{self, Prediction, TabularModel, TrainSpec};
 
 /// Myelin: train small neural networks and serve them over HTTP.
 #[derive(Parser, Debug)]
@@ -115,8 +115,9 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
+/// Which stored model version a command uses.
 #[derive(Args, Debug)]
-pub struct PredictArgs {
+pub struct StoredModelArgs {
     /// Model name.
     #[arg(long)]
     pub name: String,
@@ -126,6 +127,12 @@ pub struct PredictArgs {
     /// Model store directory.
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub model: StoredModelArgs,
     /// Input file: .csv, .json or .ndjson/.jsonl.
     #[arg(long)]
     pub data: PathBuf,
@@ -136,15 +143,8 @@ pub struct PredictArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Model name.
-    #[arg(long)]
-    pub name: String,
-    /// Version (default: the `production` alias, else the latest).
-    #[arg(long)]
-    pub version: Option<u32>,
-    /// Model store directory.
-    #[arg(long, default_value = "models")]
-    pub models: PathBuf,
+    #[command(flatten)]
+    pub model: StoredModelArgs,
     /// Labelled file (must contain the target column).
     #[arg(long)]
     pub data: PathBuf,
@@ -312,15 +312,17 @@ fn print_metrics(metrics: &Value) {
     }
 }
 
-fn load_tabular(
-    models: &Path,
-    name: &str,
-    version: Option<u32>,
-) -> anyhow::Result<std::sync::Arc<crate::registry::LoadedModel>> {
-    let registry = Registry::open(models, 0, 1)?;
-    let version = registry.resolve(name, version)?;
-    let loaded = registry.load(name, version)?;
-    Ok(loaded)
+fn load_stored(args: &StoredModelArgs) -> anyhow::Result<std::sync::Arc<LoadedModel>> {
+    let registry = Registry::open(&args.models, 0, 1)?;
+    let version = registry.resolve(&args.name, args.version)?;
+    Ok(registry.load(&args.name, version)?)
+}
+
+fn tabular_of<'a>(loaded: &'a LoadedModel, name: &str) -> anyhow::Result<&'a TabularModel> {
+    match &loaded.model {
+        ServingModel::Tabular(model) => Ok(model),
+        other => bail!("{name} is a {} model, not a tabular one", other.kind()),
+    }
 }
 
 fn records_of(table: &Table) -> Vec<Map<String, Value>> {
@@ -338,14 +340,8 @@ fn records_of(table: &Table) -> Vec<Map<String, Value>> {
 
 /// `myelin predict`.
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
-    let loaded = load_tabular(&args.models, &args.name, args.version)?;
-    let ServingModel::Tabular(model) = &loaded.model else {
-        bail!(
-            "{} is a {} model, not a tabular one",
-            args.name,
-            loaded.model.kind()
-        );
-    };
+    let loaded = load_stored(&args.model)?;
+    let model = tabular_of(&loaded, &args.model.name)?;
     let (table, _) = read_table(&args.data, &ReadLimits::default())?;
     let records = records_of(&table);
     let batch = model.predict_records(&records)?;
@@ -396,7 +392,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     eprintln!(
         "{} predictions with {} version {}",
         batch.predictions.len(),
-        args.name,
+        args.model.name,
         loaded.card.version
     );
     Ok(())
@@ -404,14 +400,8 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
 
 /// `myelin eval`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    let loaded = load_tabular(&args.models, &args.name, args.version)?;
-    let ServingModel::Tabular(model) = &loaded.model else {
-        bail!(
-            "{} is a {} model, not a tabular one",
-            args.name,
-            loaded.model.kind()
-        );
-    };
+    let loaded = load_stored(&args.model)?;
+    let model = tabular_of(&loaded, &args.model.name)?;
     let (table, _) = read_table(&args.data, &ReadLimits::default())?;
     let rows = data::rows_with_target(&table, &model.target);
     if rows.is_empty() {
@@ -428,7 +418,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     } else {
         println!(
             "{} version {} on {} rows:",
-            args.name,
+            args.model.name,
             loaded.card.version,
             rows.len()
         );

@@ -135,7 +135,7 @@ impl DatasetStore {
             format,
         } = upload;
         let result = (|| {
-            let (sample, rows) = scan(&tmp, &format, limits)?;
+            let (sample, rows) = scan(&tmp, &format, limits, Scan::Whole)?;
             if rows == 0 {
                 return Err(UploadError::Data(DataError::Empty));
             }
@@ -203,7 +203,7 @@ impl DatasetStore {
     /// The first rows of a dataset, parsed.
     pub fn sample(&self, meta: &DatasetMeta, limits: &ReadLimits) -> Result<Table, DataError> {
         let path = self.dir.join(format!("{}.{}", meta.id, meta.format));
-        scan(&path, &meta.format, limits)
+        scan(&path, &meta.format, limits, Scan::SampleOnly)
             .map(|(t, _)| t)
             .map_err(|e| match e {
                 UploadError::Data(d) => d,
@@ -249,9 +249,23 @@ impl Upload {
     }
 }
 
-/// Parses the whole file once, keeping the first [`SAMPLE_ROWS`] rows, and
-/// returns them with the total row count. Errors name the line.
-fn scan(path: &Path, format: &str, limits: &ReadLimits) -> Result<(Table, usize), UploadError> {
+/// How much of a file [`scan`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    /// Every row: validates and counts the whole file (at upload).
+    Whole,
+    /// Stops after [`SAMPLE_ROWS`] rows (the file was validated at upload).
+    SampleOnly,
+}
+
+/// Parses the file, keeping the first [`SAMPLE_ROWS`] rows, and returns them
+/// with the number of rows read. Errors name the line.
+fn scan(
+    path: &Path,
+    format: &str,
+    limits: &ReadLimits,
+    extent: Scan,
+) -> Result<(Table, usize), UploadError> {
     let file = fs::File::open(path)?;
     let sample_limits = ReadLimits {
         max_rows: SAMPLE_ROWS,
@@ -283,6 +297,8 @@ fn scan(path: &Path, format: &str, limits: &ReadLimits) -> Result<(Table, usize)
                     })?;
                 if sample.len() < SAMPLE_ROWS {
                     sample.push(value);
+                } else if extent == Scan::SampleOnly {
+                    break;
                 }
             }
             Ok((data::table_from_records(&sample, &sample_limits)?, rows))
@@ -310,6 +326,8 @@ fn scan(path: &Path, format: &str, limits: &ReadLimits) -> Result<(Table, usize)
                 }
                 if rows <= SAMPLE_ROWS {
                     wtr.write_record(&record).map_err(|e| csv_error(&e))?;
+                } else if extent == Scan::SampleOnly {
+                    break;
                 }
             }
             drop(wtr);

@@ -73,10 +73,11 @@ impl TabularModel {
             }
             out.clear();
             out.resize(n * outputs, 0.0);
+            // Both buffers were just resized to exactly these shapes.
             let x = ndarray::ArrayView2::from_shape((n, width), &features[..])
-                .map_err(|_| unreachable_shape())?;
+                .expect("features hold n * width values");
             let y = ndarray::ArrayViewMut2::from_shape((n, outputs), &mut out[..])
-                .map_err(|_| unreachable_shape())?;
+                .expect("outputs hold n * outputs values");
             self.mlp.predict_into(x, scratch, y);
             let predictions = (0..n)
                 .map(|i| self.decode(&out[i * outputs..(i + 1) * outputs]))
@@ -113,14 +114,5 @@ impl TabularModel {
                 }
             }
         }
-    }
-}
-
-fn unreachable_shape() -> InstanceError {
-    InstanceError {
-        index: 0,
-        error: RecordError::MissingField {
-            field: "<internal shape error>".into(),
-        },
     }
 }
