@@ -7,12 +7,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::service::recommend::{
-    self, NewInteraction, RecommendOutput, RecommendQuery, RecommendServeError, Strategy,
+    self, NewInteraction, RecommendOutput, RecommendQuery, RecommendServeError, ServedItem,
+    Strategy,
 };
 use crate::service::AppState;
 
@@ -55,6 +57,47 @@ pub struct RecommendRequest {
     /// Recommend only among these item ids.
     #[serde(default)]
     pub candidates: Option<Vec<String>>,
+    /// Item attribute filter: attribute → value or list of accepted values (strings,
+    /// numbers or booleans); an item must match every attribute. Needs a model trained
+    /// with `item_attributes`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"genre": ["Comedy", "Drama"], "brand": "acme"}))]
+    pub filter: Option<Map<String, Value>>,
+    /// Return each item's attributes (default false).
+    #[serde(default)]
+    pub include_attributes: bool,
+}
+
+/// The filter as `(attribute, accepted values)`, naming a bad entry.
+fn filter_clauses(filter: Option<Map<String, Value>>) -> ApiResult<Vec<(String, Vec<String>)>> {
+    let Some(filter) = filter else {
+        return Ok(Vec::new());
+    };
+    let scalar = |value: &Value| match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    filter
+        .into_iter()
+        .map(|(name, value)| {
+            let values = match &value {
+                Value::Array(list) => list.iter().map(scalar).collect::<Option<Vec<_>>>(),
+                other => scalar(other).map(|v| vec![v]),
+            };
+            match values {
+                Some(values) if !values.is_empty() => Ok((name, values)),
+                _ => Err(ApiError::unprocessable(
+                    "invalid_filter",
+                    format!(
+                        "`filter.{name}` must be a string, number or boolean, or a non-empty list of them"
+                    ),
+                )
+                .with("field", format!("filter.{name}"))),
+            }
+        })
+        .collect()
 }
 
 /// Query of `GET /recommend`.
@@ -78,12 +121,32 @@ pub struct ScoredItem {
     pub item: String,
     /// Higher is better; comparable only within one answer.
     pub score: f32,
+    /// With `include_attributes`: attribute → value (a list when the item has several).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Map<String, Value>>,
 }
 
-fn scored(items: Vec<(String, f32)>) -> Vec<ScoredItem> {
+fn scored(items: Vec<ServedItem>) -> Vec<ScoredItem> {
     items
         .into_iter()
-        .map(|(item, score)| ScoredItem { item, score })
+        .map(|served| ScoredItem {
+            item: served.item,
+            score: served.score,
+            attributes: served.attributes.map(|attrs| {
+                attrs
+                    .into_iter()
+                    .map(|(name, mut values)| {
+                        let value = if values.len() == 1 {
+                            Value::String(values.swap_remove(0))
+                        } else {
+                            Value::from(values)
+                        };
+                        (name, value)
+                    })
+                    .collect()
+            }),
+        })
         .collect()
 }
 
@@ -162,7 +225,7 @@ impl From<RecommendServeError> for ApiError {
     responses((status = 200, body = RecommendResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown model or version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid `k`, or not a recommender", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Invalid `k` or `filter`, or not a recommender", body = Problem, content_type = "application/problem+json")))]
 pub async fn recommend_post(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<RecommendRequest>,
@@ -176,6 +239,8 @@ pub async fn recommend_post(
         exclude_seen: request.exclude_seen,
         exclude: request.exclude,
         candidates: request.candidates,
+        filter: filter_clauses(request.filter)?,
+        include_attributes: request.include_attributes,
     };
     Ok(Json(recommend::recommend(&state, query).await?.into()))
 }

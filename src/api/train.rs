@@ -17,7 +17,9 @@ use super::extract::ApiQuery;
 use crate::data::{ColumnKind, PipelineOptions};
 use crate::jobs::JobRecord;
 use crate::recommend::InteractionColumns;
-use crate::service::training::{self, JobSpec, TaskKind, TrainData};
+use crate::service::training::{
+    self, AttributeColumnsIn, AttributeInputs, JobSpec, TaskKind, TrainData,
+};
 use crate::service::AppState;
 use crate::tabular::ClassWeight;
 
@@ -70,6 +72,14 @@ pub struct TrainRequest {
     /// Recommendation: also train on the interactions logged with `POST /interactions`.
     #[serde(default)]
     pub include_logged_interactions: bool,
+    /// Recommendation: item attributes — filters, `include_attributes`, and cold-start
+    /// items (ids without interactions, scored from items with similar attributes).
+    #[serde(default)]
+    pub item_attributes: Option<AttributeTable>,
+    /// Recommendation: user attributes — users without history get the popular items of
+    /// their segments (users sharing an attribute value).
+    #[serde(default)]
+    pub user_attributes: Option<AttributeTable>,
     /// Inline rows: JSON objects of raw values.
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
@@ -82,14 +92,78 @@ pub struct TrainRequest {
     pub dataset: Option<String>,
 }
 
-impl TrainRequest {
-    fn into_spec(self) -> (JobSpec, Option<TrainData>) {
-        let data = match (self.data, self.csv, self.dataset) {
-            (Some(rows), None, None) => Some(TrainData::Rows(rows)),
-            (None, Some(csv), None) => Some(TrainData::Csv(csv.into_bytes())),
-            (None, None, Some(id)) => Some(TrainData::Dataset(id)),
-            _ => None,
+/// A table of item or user attributes: give the rows as exactly one of `data`, `csv` or
+/// `dataset`. Every column other than the id is a categorical attribute unless `columns`
+/// lists them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"id": "item_id", "separator": "|", "data": [{"item_id": "i7", "genre": "Action|Comedy", "brand": "acme"}]}))]
+pub struct AttributeTable {
+    /// Id column; default: the interaction column of the same kind (`item_id`, `user_id`).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Attribute columns; default: every other column.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// Splits cells into several values (e.g. `|`); default none.
+    #[serde(default)]
+    pub separator: Option<String>,
+    /// Inline rows.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub data: Option<Vec<Map<String, Value>>>,
+    /// Inline CSV text with a header row.
+    #[serde(default)]
+    pub csv: Option<String>,
+    /// Id of a dataset uploaded with `POST /datasets`.
+    #[serde(default)]
+    pub dataset: Option<String>,
+}
+
+fn one_source(
+    data: Option<Vec<Map<String, Value>>>,
+    csv: Option<String>,
+    dataset: Option<String>,
+) -> Option<TrainData> {
+    match (data, csv, dataset) {
+        (Some(rows), None, None) => Some(TrainData::Rows(rows)),
+        (None, Some(csv), None) => Some(TrainData::Csv(csv.into_bytes())),
+        (None, None, Some(id)) => Some(TrainData::Dataset(id)),
+        _ => None,
+    }
+}
+
+impl AttributeTable {
+    fn into_input(self, field: &str) -> ApiResult<(TrainData, AttributeColumnsIn)> {
+        let data = one_source(self.data, self.csv, self.dataset).ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_body",
+                format!("`{field}`: give the rows as exactly one of `data`, `csv` or `dataset`"),
+            )
+            .with("field", field.to_string())
+        })?;
+        let columns = AttributeColumnsIn {
+            id: self.id,
+            columns: self.columns,
+            separator: self.separator,
         };
+        Ok((data, columns))
+    }
+}
+
+impl TrainRequest {
+    fn into_spec(self) -> ApiResult<(JobSpec, Option<TrainData>, AttributeInputs)> {
+        let attributes = AttributeInputs {
+            items: self
+                .item_attributes
+                .map(|t| t.into_input("item_attributes"))
+                .transpose()?,
+            users: self
+                .user_attributes
+                .map(|t| t.into_input("user_attributes"))
+                .transpose()?,
+        };
+        let data = one_source(self.data, self.csv, self.dataset);
         let spec = JobSpec {
             model: self.model,
             target: self.target,
@@ -101,9 +175,11 @@ impl TrainRequest {
             pipeline: self.pipeline,
             interaction_columns: self.interaction_columns,
             include_logged_interactions: self.include_logged_interactions,
+            item_attributes: None,
+            user_attributes: None,
             source: String::new(),
         };
-        (spec, data)
+        Ok((spec, data, attributes))
     }
 }
 
@@ -259,28 +335,28 @@ pub async fn train(
     body: Bytes,
 ) -> ApiResult<Response> {
     let content_type = super::extract::media_type(&headers);
-    let (spec, data) = match content_type.as_str() {
+    let (spec, data, attributes) = match content_type.as_str() {
         "application/json" => {
             let value: Value = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
-            let (spec, data) = parse_request(value)?.into_spec();
+            let (spec, data, attributes) = parse_request(value)?.into_spec()?;
             let data = data.ok_or_else(|| {
                 ApiError::unprocessable(
                     "invalid_data_source",
                     "give the data as exactly one of `data`, `csv` or `dataset`",
                 )
             })?;
-            (spec, data)
+            (spec, data, attributes)
         }
         "text/csv" | "application/x-ndjson" => {
-            let (spec, _) = parse_request(query.into_json()?)?.into_spec();
+            let (spec, _, attributes) = parse_request(query.into_json()?)?.into_spec()?;
             let bytes = body.to_vec();
             let data = if content_type == "text/csv" {
                 TrainData::Csv(bytes)
             } else {
                 TrainData::Ndjson(bytes)
             };
-            (spec, data)
+            (spec, data, attributes)
         }
         other => {
             return Err(ApiError::new(
@@ -293,17 +369,18 @@ pub async fn train(
     check_params(&spec)?;
     let retry_after = state.settings.jobs.retry_after_secs;
     let state2 = state.clone();
-    let record = tokio::task::spawn_blocking(move || training::submit(&state2, spec, data))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| {
-            let err = ApiError::from(e);
-            if err.code == "queue_full" {
-                err.retry_after(retry_after)
-            } else {
-                err
-            }
-        })?;
+    let record =
+        tokio::task::spawn_blocking(move || training::submit(&state2, spec, data, attributes))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| {
+                let err = ApiError::from(e);
+                if err.code == "queue_full" {
+                    err.retry_after(retry_after)
+                } else {
+                    err
+                }
+            })?;
     let location = format!("/jobs/{}", record.id);
     let mut response = (StatusCode::ACCEPTED, axum::Json(record)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {

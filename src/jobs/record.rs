@@ -109,4 +109,8 @@ pub struct JobInput {
     pub format: String,
     /// Whether the file belongs to the job (deleted with it) or to a dataset.
     pub owned: bool,
+    /// Further files owned by the job (e.g. attribute tables), relative to the store root;
+    /// deleted with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<String>,
 }

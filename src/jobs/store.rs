@@ -68,5 +68,8 @@ impl JobStore {
         if record.input.owned {
             let _ = fs::remove_file(root.join(&record.input.path));
         }
+        for extra in &record.input.extra {
+            let _ = fs::remove_file(root.join(extra));
+        }
     }
 }

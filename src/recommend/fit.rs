@@ -446,6 +446,9 @@ pub fn fit(
         interactions: full.items.len(),
         params: params.clone(),
         metrics: metrics.clone(),
+        cold_items: 0,
+        item_attributes: Vec::new(),
+        user_attributes: Vec::new(),
     };
     let model = Recommender::from_parts(Parts {
         spec,

@@ -28,6 +28,7 @@
 //! Pure and synchronous apart from [`Recommender::save`] / [`Recommender::load`], which
 //! write and read one version directory.
 
+mod attributes;
 mod dae;
 mod data;
 mod ease;
@@ -40,13 +41,14 @@ mod params;
 mod persist;
 mod topk;
 
+pub use attributes::{AttributeColumns, Attributes, ItemFilter, COLD_NEIGHBOURS};
 pub use data::{recency_weights, InteractionColumns, Interactions};
 pub use error::RecommendError;
 pub use fit::{fit, FitReport};
 pub use metrics::{HoldoutMetrics, RankingAccumulator, RankingMetrics};
 pub use model::{ItemSet, Recommender, RecommenderSpec, ScoreScratch};
 pub use params::{Component, HoldoutKind, RecommendCaps, RecommenderParams};
-pub use persist::{VOCAB_FILE, WEIGHTS_FILE};
+pub use persist::{ATTRIBUTES_FILE, VOCAB_FILE, WEIGHTS_FILE};
 pub use topk::top_k;
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+use super::attributes::{cold_neighbours, Attributes, ItemFilter, UserSegments};
 use super::dae::Dae;
 use super::ease::Ease;
 use super::error::RecommendError;
@@ -42,7 +43,21 @@ pub struct RecommenderSpec {
     pub interactions: usize,
     pub params: RecommenderParams,
     pub metrics: Option<HoldoutMetrics>,
+    /// Items known only from the item attributes (indices `n_items..`), scored from their
+    /// content neighbours.
+    #[serde(default)]
+    pub cold_items: usize,
+    /// Names of the item attributes (filters, `include_attributes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub item_attributes: Vec<String>,
+    /// Names of the user attributes (segment popularity for users without history).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_attributes: Vec<String>,
 }
+
+/// Popularity given to a cold item relative to its content neighbours' (it has none of
+/// its own yet).
+const COLD_POPULARITY_DISCOUNT: f32 = 0.5;
 
 /// A set of item indices (bitset), e.g. the items to exclude from a recommendation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -92,6 +107,7 @@ impl ItemSet {
 #[derive(Clone, Debug, Default)]
 pub struct ScoreScratch {
     hidden: Vec<f32>,
+    expanded: Vec<(u32, f32)>,
     first: Vec<f32>,
     second: Vec<f32>,
     scores: Vec<f32>,
@@ -123,6 +139,12 @@ pub struct Recommender {
     pub(crate) ease: Option<Ease>,
     /// Unit-norm item embeddings for `similar` (decoder columns), when an autoencoder exists.
     embeddings: Option<Array2<f32>>,
+    /// Item attributes, one row per item index (warm and cold).
+    items: Option<Attributes>,
+    /// Content neighbours `(warm item, weight)` of each cold item `n_warm + c`.
+    cold: Vec<Vec<(u32, f32)>>,
+    /// User attributes and per-segment popularity.
+    segments: Option<UserSegments>,
 }
 
 /// Parts of a recommender, checked by [`Recommender::from_parts`].
@@ -248,7 +270,185 @@ impl Recommender {
             dae,
             ease,
             embeddings,
+            items: None,
+            cold: Vec::new(),
+            segments: None,
         })
+    }
+
+    /// Adds item and/or user attributes. Item ids of `items` unknown to the model become
+    /// cold-start items (indices after the trained ones), scored from the
+    /// [`super::attributes::COLD_NEIGHBOURS`] warm items with the most similar
+    /// attributes; their popularity is half their neighbours'. User attributes give users
+    /// without history the popularity within their segments.
+    ///
+    /// # Errors
+    /// [`RecommendError::Data`] when the catalog would exceed `max_items`.
+    pub fn with_attributes(
+        mut self,
+        items: Option<Attributes>,
+        users: Option<Attributes>,
+        max_items: usize,
+    ) -> Result<Recommender, RecommendError> {
+        let n_warm = self.spec.n_items;
+        if let Some(items) = items {
+            self.item_ids.truncate(n_warm);
+            self.item_index.retain(|_, &mut i| (i as usize) < n_warm);
+            for id in &items.ids {
+                if !self.item_index.contains_key(id) {
+                    self.item_index
+                        .insert(id.clone(), self.item_ids.len() as u32);
+                    self.item_ids.push(id.clone());
+                }
+            }
+            if self.item_ids.len() > max_items {
+                return Err(RecommendError::Data(format!(
+                    "{} items with the attribute table's new ones; the limit is {max_items}",
+                    self.item_ids.len()
+                )));
+            }
+            let aligned = items.aligned(&self.item_ids);
+            let cold = cold_neighbours(&aligned, n_warm);
+            self.popularity.truncate(n_warm);
+            for neighbours in &cold {
+                let p: f32 = neighbours
+                    .iter()
+                    .map(|&(j, w)| w * self.popularity[j as usize])
+                    .sum();
+                self.popularity.push(p * COLD_POPULARITY_DISCOUNT);
+            }
+            self.spec.cold_items = cold.len();
+            self.spec.item_attributes = aligned.names.clone();
+            self.items = Some(aligned);
+            self.cold = cold;
+        }
+        if let Some(users) = users {
+            self.spec.user_attributes = users.names.clone();
+            let segments = UserSegments::new(users, |id| match self.user_index.get(id) {
+                Some(&u) => {
+                    let u = u as usize;
+                    &self.history_items[self.history_offsets[u]..self.history_offsets[u + 1]]
+                }
+                None => &[],
+            });
+            self.segments = Some(segments);
+        }
+        Ok(self)
+    }
+
+    /// The item attributes, one row per item index, when the model has them.
+    pub fn item_attributes(&self) -> Option<&Attributes> {
+        self.items.as_ref()
+    }
+
+    /// The user attributes, when the model has them.
+    pub fn user_attributes(&self) -> Option<&Attributes> {
+        self.segments.as_ref().map(|s| &s.users)
+    }
+
+    /// Compiles an item filter (attribute name → accepted values).
+    ///
+    /// # Errors
+    /// [`RecommendError::Request`] when the model has no item attributes or lacks one of
+    /// the named attributes.
+    pub fn item_filter(
+        &self,
+        clauses: &[(String, Vec<String>)],
+    ) -> Result<ItemFilter, RecommendError> {
+        let items = self.items.as_ref().ok_or_else(|| {
+            RecommendError::Request(
+                "`filter` needs item attributes; this model was trained without them".into(),
+            )
+        })?;
+        ItemFilter::new(items, clauses)
+    }
+
+    /// Whether `item` passes `filter` (compiled by [`Recommender::item_filter`]).
+    pub fn filter_matches(&self, filter: &ItemFilter, item: u32) -> bool {
+        self.items
+            .as_ref()
+            .is_some_and(|items| filter.matches(items, item))
+    }
+
+    /// Segment popularity for a user without history known from the user attributes:
+    /// scores into `scratch` when the user's segments have interactions.
+    pub fn segment_scores<'s>(
+        &self,
+        user: &str,
+        scratch: &'s mut ScoreScratch,
+    ) -> Option<&'s [f32]> {
+        let segments = self.segments.as_ref()?;
+        let row = segments.row_of(user)?;
+        scratch.scores.resize(self.n_items(), 0.0);
+        segments
+            .score_into(row, &self.popularity, &mut scratch.scores)
+            .then_some(&scratch.scores[..])
+    }
+
+    /// Top `k` of the segment popularity of a user without history known from the user
+    /// attributes (see [`Recommender::segment_scores`]); `None` when the model has no
+    /// segment for the user.
+    ///
+    /// # Errors
+    /// [`RecommendError::Request`] for `k` outside `1..=max_k` or out-of-range candidates.
+    pub fn recommend_for_segment(
+        &self,
+        user: &str,
+        k: usize,
+        exclude: &dyn Fn(u32) -> bool,
+        candidates: Option<&[u32]>,
+        scratch: &mut ScoreScratch,
+    ) -> Result<Option<Vec<(u32, f32)>>, RecommendError> {
+        self.check_k(k)?;
+        self.check_candidates(candidates)?;
+        if self.segment_scores(user, scratch).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(top_k(
+            &scratch.scores,
+            k,
+            exclude,
+            candidates,
+            &mut scratch.select,
+        )))
+    }
+
+    /// Trained (warm) items: indices `0..n_warm()` have learned parameters.
+    pub fn n_warm(&self) -> usize {
+        self.spec.n_items
+    }
+
+    /// Writes each cold item's score as the weighted sum of its neighbours' scores (below
+    /// every warm score when it has no neighbour).
+    fn score_cold(&self, scores: &mut [f32]) {
+        let n = self.n_warm();
+        if self.cold.is_empty() {
+            return;
+        }
+        let floor = scores[..n].iter().copied().fold(f32::INFINITY, f32::min) - 1.0;
+        for (c, neighbours) in self.cold.iter().enumerate() {
+            scores[n + c] = if neighbours.is_empty() {
+                floor
+            } else {
+                neighbours
+                    .iter()
+                    .map(|&(j, w)| w * scores[j as usize])
+                    .sum()
+            };
+        }
+    }
+
+    /// `history` with every cold item replaced by its weighted warm neighbours.
+    fn expand_history(&self, history: &[(u32, f32)], out: &mut Vec<(u32, f32)>) {
+        let n = self.n_warm() as u32;
+        out.clear();
+        for &(item, w) in history {
+            if item < n {
+                out.push((item, w));
+            } else if let Some(neighbours) = self.cold.get((item - n) as usize) {
+                out.extend(neighbours.iter().map(|&(j, wj)| (j, w * wj)));
+            }
+        }
     }
 
     /// The serialisable description (no tensors).
@@ -256,8 +456,9 @@ impl Recommender {
         &self.spec
     }
 
+    /// Items of the catalog: the trained ones plus cold-start items.
     pub fn n_items(&self) -> usize {
-        self.spec.n_items
+        self.item_ids.len()
     }
 
     pub fn n_users(&self) -> usize {
@@ -353,26 +554,30 @@ impl Recommender {
         scratch: &'s mut ScoreScratch,
     ) -> Result<&'s [f32], RecommendError> {
         self.check_history(history)?;
-        let n = self.n_items();
+        let n = self.n_warm();
         let ScoreScratch {
             hidden,
+            expanded,
             first,
             second,
             scores,
             ..
         } = scratch;
-        scores.resize(n, 0.0);
+        scores.resize(self.n_items(), 0.0);
+        self.expand_history(history, expanded);
+        let history = &expanded[..];
         if history.iter().all(|&(_, w)| w == 0.0) {
             scores.copy_from_slice(&self.popularity);
             return Ok(scores);
         }
+        let warm = &mut scores[..n];
         match (&self.dae, &self.ease) {
             (Some(dae), None) => {
                 hidden.resize(dae.hidden(), 0.0);
                 dae.encode_into(history, hidden);
-                dae.decode_into(hidden, scores);
+                dae.decode_into(hidden, warm);
             }
-            (None, Some(ease)) => ease.score_into(history, scores),
+            (None, Some(ease)) => ease.score_into(history, warm),
             (Some(dae), Some(ease)) => {
                 hidden.resize(dae.hidden(), 0.0);
                 first.resize(n, 0.0);
@@ -380,10 +585,11 @@ impl Recommender {
                 dae.encode_into(history, hidden);
                 dae.decode_into(hidden, first);
                 ease.score_into(history, second);
-                blend_into(first, second, self.spec.blend, scores);
+                blend_into(first, second, self.spec.blend, warm);
             }
-            (None, None) => scores.copy_from_slice(&self.popularity),
+            (None, None) => warm.copy_from_slice(&self.popularity[..n]),
         }
+        self.score_cold(scores);
         Ok(scores)
     }
 
@@ -458,11 +664,22 @@ impl Recommender {
                 "item index {item} is out of range (catalog has {n} items)"
             )));
         }
-        let scores: Vec<f32> = match (&self.embeddings, &self.ease) {
-            (Some(e), _) => e.dot(&e.row(item as usize)).to_vec(),
-            (None, Some(ease)) => ease.weights.row(item as usize).to_vec(),
-            (None, None) => self.popularity.clone(),
-        };
+        let mut query = Vec::new();
+        self.expand_history(&[(item, 1.0)], &mut query);
+        let mut scores = vec![0.0; n];
+        let warm = &mut scores[..self.n_warm()];
+        match (&self.embeddings, &self.ease) {
+            (Some(e), _) => {
+                for &(j, w) in &query {
+                    warm.iter_mut()
+                        .zip(e.dot(&e.row(j as usize)))
+                        .for_each(|(s, v)| *s += w * v);
+                }
+            }
+            (None, Some(ease)) => ease.score_into(&query, warm),
+            (None, None) => warm.copy_from_slice(&self.popularity[..self.n_warm()]),
+        }
+        self.score_cold(&mut scores);
         Ok(top_k(&scores, k, &|i| i == item, None, &mut Vec::new()))
     }
 }
@@ -527,6 +744,9 @@ impl Recommender {
             interactions: 0,
             params: RecommenderParams::default(),
             metrics: None,
+            cold_items: 0,
+            item_attributes: Vec::new(),
+            user_attributes: Vec::new(),
         };
         Recommender::from_parts(Parts {
             spec,

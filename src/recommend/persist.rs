@@ -10,6 +10,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
+use super::attributes::Attributes;
 use super::dae::Dae;
 use super::ease::Ease;
 use super::error::RecommendError;
@@ -19,6 +20,16 @@ use super::model::{Parts, Recommender, RecommenderSpec, SPEC_FORMAT};
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 /// File holding the item and user ids, in index order.
 pub const VOCAB_FILE: &str = "vocab.json";
+/// File holding the item and user attributes, when the model has them.
+pub const ATTRIBUTES_FILE: &str = "attributes.json";
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredAttributes {
+    /// One row per item index, cold-start items after the trained ones.
+    items: Option<Attributes>,
+    users: Option<Attributes>,
+}
 
 #[derive(Serialize, Deserialize)]
 struct Vocab {
@@ -49,9 +60,9 @@ impl Recommender {
     /// # Errors
     /// [`RecommendError::Artifact`] on serialisation or I/O failure.
     pub fn save(&self, dir: &Path) -> Result<(), RecommendError> {
-        let n = self.n_items();
+        let n = self.n_warm();
         let mut raws = vec![
-            f32_tensor("popularity", vec![n], self.popularity.iter().copied()),
+            f32_tensor("popularity", vec![n], self.popularity[..n].iter().copied()),
             Raw {
                 name: "histories.offsets",
                 dtype: Dtype::I64,
@@ -121,13 +132,26 @@ impl Recommender {
         std::fs::write(dir.join(WEIGHTS_FILE), bytes)
             .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
         let vocab = Vocab {
-            items: self.item_ids.clone(),
+            items: self.item_ids[..n].to_vec(),
             users: self.user_ids.clone(),
         };
         let json =
             serde_json::to_vec(&vocab).map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
         std::fs::write(dir.join(VOCAB_FILE), json)
-            .map_err(|e| RecommendError::artifact(VOCAB_FILE, e))
+            .map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
+        let items = self.item_attributes();
+        let users = self.user_attributes();
+        if items.is_some() || users.is_some() {
+            let stored = StoredAttributes {
+                items: items.cloned(),
+                users: users.cloned(),
+            };
+            let json = serde_json::to_vec(&stored)
+                .map_err(|e| RecommendError::artifact(ATTRIBUTES_FILE, e))?;
+            std::fs::write(dir.join(ATTRIBUTES_FILE), json)
+                .map_err(|e| RecommendError::artifact(ATTRIBUTES_FILE, e))?;
+        }
+        Ok(())
     }
 
     /// Rebuilds a recommender saved by [`Recommender::save`] with its spec.
@@ -225,7 +249,7 @@ impl Recommender {
         } else {
             None
         };
-        Recommender::from_parts(Parts {
+        let model = Recommender::from_parts(Parts {
             spec: spec.clone(),
             item_ids: vocab.items,
             user_ids: vocab.users,
@@ -235,6 +259,30 @@ impl Recommender {
             popularity: f32s("popularity", Some(&[n]))?,
             dae,
             ease,
-        })
+        })?;
+        let wants_attributes = spec.cold_items > 0
+            || !spec.item_attributes.is_empty()
+            || !spec.user_attributes.is_empty();
+        if !wants_attributes {
+            return Ok(model);
+        }
+        let bytes = std::fs::read(dir.join(ATTRIBUTES_FILE))
+            .map_err(|e| RecommendError::artifact(ATTRIBUTES_FILE, e))?;
+        let stored: StoredAttributes = serde_json::from_slice(&bytes)
+            .map_err(|e| RecommendError::artifact(ATTRIBUTES_FILE, e))?;
+        for attrs in stored.items.iter().chain(&stored.users) {
+            attrs
+                .check()
+                .map_err(|e| RecommendError::artifact(ATTRIBUTES_FILE, e))?;
+        }
+        let model = model.with_attributes(stored.items, stored.users, usize::MAX)?;
+        if model.spec().cold_items != spec.cold_items {
+            return Err(RecommendError::Artifact(format!(
+                "{ATTRIBUTES_FILE} gives {} cold-start items, the spec {}",
+                model.spec().cold_items,
+                spec.cold_items
+            )));
+        }
+        Ok(model)
     }
 }

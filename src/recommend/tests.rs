@@ -347,3 +347,79 @@ fn cancel_stops_training() {
     assert!(matches!(err, RecommendError::Cancelled));
     assert_eq!(epochs, 1);
 }
+
+fn attribute_table(id: &str, column: &str, rows: &[(String, String)]) -> Attributes {
+    let table = crate::data::Table {
+        columns: vec![id.to_string(), column.to_string()],
+        cells: vec![
+            rows.iter()
+                .map(|(k, _)| crate::data::Cell::Text(k.clone()))
+                .collect(),
+            rows.iter()
+                .map(|(_, v)| crate::data::Cell::Text(v.clone()))
+                .collect(),
+        ],
+    };
+    let columns = AttributeColumns {
+        id: id.to_string(),
+        columns: Vec::new(),
+        separator: None,
+    };
+    Attributes::from_table(&table, &columns).unwrap()
+}
+
+#[test]
+fn attributes_survive_a_save_load_round_trip_with_cold_items() {
+    let mut items: Vec<(String, String)> = (0..CLUSTERS)
+        .flat_map(|c| (0..PER_CLUSTER).map(move |i| (item(c, i), format!("g{c}"))))
+        .collect();
+    items.push(("fresh_c2".into(), "g2".into()));
+    let users: Vec<(String, String)> = (0..40)
+        .map(|u| (format!("u{u}"), format!("s{}", u % CLUSTERS)))
+        .chain([("new_user".to_string(), "s1".to_string())])
+        .collect();
+    let model = train(&small_params(Component::Blend))
+        .model
+        .with_attributes(
+            Some(attribute_table("item_id", "genre", &items)),
+            Some(attribute_table("user_id", "segment", &users)),
+            usize::MAX,
+        )
+        .unwrap();
+    assert_eq!(model.spec().cold_items, 1);
+    assert_eq!(model.n_items(), model.n_warm() + 1);
+    let cold = model.item_index("fresh_c2").unwrap();
+    // The cold item ranks with its genre: above every other cluster's items for a
+    // cluster-2 history.
+    let history = [(model.item_index(&item(2, 0)).unwrap(), 1.0)];
+    let ranked = model.recommend(&history, 12, &|_| false, None).unwrap();
+    let position = ranked.iter().position(|&(i, _)| i == cold);
+    assert!(position.is_some_and(|p| p < PER_CLUSTER), "{ranked:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let spec: RecommenderSpec =
+        serde_json::from_str(&serde_json::to_string(model.spec()).unwrap()).unwrap();
+    let loaded = Recommender::load(&spec, dir.path()).unwrap();
+    assert_eq!(loaded.item_index("fresh_c2"), Some(cold));
+    assert_eq!(
+        loaded.recommend(&history, 12, &|_| false, None).unwrap(),
+        ranked
+    );
+    let mut a = ScoreScratch::default();
+    let mut b = ScoreScratch::default();
+    let from_model = model
+        .recommend_for_segment("new_user", 5, &|_| false, None, &mut a)
+        .unwrap()
+        .expect("a segment");
+    assert!(from_model.iter().all(|&(i, _)| cluster_of(&model, i) == 1));
+    assert_eq!(
+        loaded
+            .recommend_for_segment("new_user", 5, &|_| false, None, &mut b)
+            .unwrap(),
+        Some(from_model)
+    );
+    // A damaged attribute file is an error, not a panic.
+    std::fs::write(dir.path().join(ATTRIBUTES_FILE), b"{\"items\": 3}").unwrap();
+    assert!(Recommender::load(&spec, dir.path()).is_err());
+}

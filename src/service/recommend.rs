@@ -82,6 +82,55 @@ pub struct RecommendQuery {
     pub exclude_seen: bool,
     pub exclude: Vec<String>,
     pub candidates: Option<Vec<String>>,
+    /// Item attribute → accepted values; every clause must match.
+    pub filter: Vec<(String, Vec<String>)>,
+    /// Return each item's attributes.
+    pub include_attributes: bool,
+}
+
+/// One served item: id, score and, when asked for, its attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedItem {
+    pub item: String,
+    pub score: f32,
+    /// `(attribute, values)`; `None` unless requested.
+    pub attributes: Option<Vec<(String, Vec<String>)>>,
+}
+
+/// The served form of ranked `(index, score)` pairs.
+fn served(
+    model: &Recommender,
+    ranked: Vec<(u32, f32)>,
+    include_attributes: bool,
+) -> Vec<ServedItem> {
+    ranked
+        .into_iter()
+        .filter_map(|(i, score)| {
+            let item = model.item_id(i)?.to_string();
+            let attributes = include_attributes.then(|| {
+                model
+                    .item_attributes()
+                    .map(|attrs| {
+                        attrs
+                            .describe(i as usize)
+                            .into_iter()
+                            .map(|(name, values)| {
+                                (
+                                    name.to_string(),
+                                    values.into_iter().map(str::to_string).collect(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            });
+            Some(ServedItem {
+                item,
+                score,
+                attributes,
+            })
+        })
+        .collect()
 }
 
 /// How the answer was produced.
@@ -103,7 +152,7 @@ pub struct RecommendOutput {
     pub version: u32,
     pub user: Option<String>,
     pub strategy: Strategy,
-    pub items: Vec<(String, f32)>,
+    pub items: Vec<ServedItem>,
     pub unknown_items: Vec<String>,
 }
 
@@ -113,7 +162,7 @@ pub struct SimilarOutput {
     pub model: String,
     pub version: u32,
     pub item: String,
-    pub items: Vec<(String, f32)>,
+    pub items: Vec<ServedItem>,
 }
 
 /// Loads the version to serve and checks that it is a recommender.
@@ -224,21 +273,41 @@ pub async fn recommend(
     for item in excluded {
         exclude.insert(item);
     }
-    let ranked = SCRATCH
-        .with(|scratch| {
-            model.recommend_with(
-                &history,
-                query.k,
-                &|i| exclude.contains(i),
-                candidates.as_deref(),
-                &mut scratch.borrow_mut(),
-            )
-        })
-        .map_err(|e| RecommendServeError::Internal(e.to_string()))?;
-    let items = ranked
-        .into_iter()
-        .filter_map(|(i, s)| model.item_id(i).map(|id| (id.to_string(), s)))
-        .collect::<Vec<_>>();
+    let filter = if query.filter.is_empty() {
+        None
+    } else {
+        Some(
+            model
+                .item_filter(&query.filter)
+                .map_err(|e| RecommendServeError::Invalid {
+                    code: "invalid_filter",
+                    field: "filter".into(),
+                    message: e.to_string().replace("invalid request: ", ""),
+                })?,
+        )
+    };
+    let skip = |i: u32| {
+        exclude.contains(i) || filter.as_ref().is_some_and(|f| !model.filter_matches(f, i))
+    };
+    let internal =
+        |e: crate::recommend::RecommendError| RecommendServeError::Internal(e.to_string());
+    let ranked = SCRATCH.with(|scratch| {
+        let scratch = &mut scratch.borrow_mut();
+        if strategy == Strategy::Popular {
+            if let Some(user) = &query.user {
+                let segment = model
+                    .recommend_for_segment(user, query.k, &skip, candidates.as_deref(), scratch)
+                    .map_err(internal)?;
+                if let Some(ranked) = segment {
+                    return Ok(ranked);
+                }
+            }
+        }
+        model
+            .recommend_with(&history, query.k, &skip, candidates.as_deref(), scratch)
+            .map_err(internal)
+    })?;
+    let items = served(model, ranked, query.include_attributes);
     metrics::counter!("myelin_recommendations_total", "model" => query.model.clone()).increment(1);
     Ok(RecommendOutput {
         model: query.model,
@@ -274,10 +343,7 @@ pub async fn similar(
         model: model_name.to_string(),
         version: loaded.card.version,
         item: item.to_string(),
-        items: ranked
-            .into_iter()
-            .filter_map(|(i, s)| model.item_id(i).map(|id| (id.to_string(), s)))
-            .collect(),
+        items: served(model, ranked, false),
     })
 }
 

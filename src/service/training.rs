@@ -17,7 +17,8 @@ use crate::jobs::{
 };
 use crate::nn::{Control, TrainError, TrainParams};
 use crate::recommend::{
-    self, InteractionColumns, Interactions, RecommendCaps, RecommendError, RecommenderParams,
+    self, AttributeColumns, Attributes, InteractionColumns, Interactions, RecommendCaps,
+    RecommendError, RecommenderParams,
 };
 use crate::registry::{
     check_name, fsops, weights_bytes, ArtifactError, ModelCard, ModelSpec, Registry, RegistryError,
@@ -67,6 +68,12 @@ pub struct JobSpec {
     /// Recommendation: also train on the interactions logged with `POST /interactions`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub include_logged_interactions: bool,
+    /// Recommendation: item attributes (filters, cold-start items).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_attributes: Option<AttributeSource>,
+    /// Recommendation: user attributes (segment popularity for users without history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_attributes: Option<AttributeSource>,
     /// Where the data came from: `rows`, `csv`, `body` or `dataset:<id>`.
     #[serde(default)]
     pub source: String,
@@ -180,6 +187,36 @@ pub enum TrainData {
     Dataset(String),
 }
 
+/// Which columns of an attribute table to read, as given in a request; `id` defaults to
+/// the interaction column of the same kind.
+#[derive(Clone, Debug, Default)]
+pub struct AttributeColumnsIn {
+    pub id: Option<String>,
+    pub columns: Vec<String>,
+    pub separator: Option<String>,
+}
+
+/// Recommendation: item and user attribute tables given with a training request.
+#[derive(Default)]
+pub struct AttributeInputs {
+    pub items: Option<(TrainData, AttributeColumnsIn)>,
+    pub users: Option<(TrainData, AttributeColumnsIn)>,
+}
+
+/// Where a job's attribute table is and how to read it. Stored in the job record.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeSource {
+    /// `{id, columns, separator}`.
+    #[schema(value_type = Object)]
+    pub columns: AttributeColumns,
+    /// `rows`, `csv` or `dataset:<id>`.
+    pub source: String,
+    /// The stored table.
+    #[schema(value_type = Object)]
+    pub input: JobInput,
+}
+
 /// Why a training request was refused before queuing.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitTrainError {
@@ -215,6 +252,7 @@ pub fn submit(
     state: &AppState,
     mut spec: JobSpec,
     data: TrainData,
+    attributes: AttributeInputs,
 ) -> Result<JobRecord, SubmitTrainError> {
     check_name("model name", &spec.model).map_err(|e| invalid("invalid_name", e.to_string()))?;
     let caps = &state.settings.training;
@@ -222,6 +260,13 @@ pub fn submit(
     let id = uuid::Uuid::now_v7().to_string();
     let root = state.settings.store.path.clone();
     let recommendation = spec.is_recommendation();
+    let has_attributes = attributes.items.is_some() || attributes.users.is_some();
+    if has_attributes && !recommendation {
+        return Err(invalid(
+            "invalid_body",
+            "`item_attributes` and `user_attributes` apply only to `\"task\": \"recommendation\"`",
+        ));
+    }
     let train_spec = if recommendation {
         None
     } else {
@@ -248,63 +293,16 @@ pub fn submit(
         }
         Ok(())
     };
-    let input = match data {
-        TrainData::Dataset(dataset_id) => {
-            let meta = state
-                .datasets
-                .get(&dataset_id)
-                .ok_or_else(|| SubmitTrainError::DatasetNotFound(dataset_id.clone()))?;
-            let sample = state.datasets.sample(&meta, &limits)?;
-            precheck(&sample)?;
-            spec.source = format!("dataset:{dataset_id}");
-            JobInput {
-                path: state.datasets.relative_path(&meta),
-                format: meta.format.clone(),
-                owned: false,
-            }
-        }
-        other => {
-            let (table, bytes, format, source) = match other {
-                TrainData::Rows(rows) => {
-                    let table = data::table_from_records(&rows, &limits)?;
-                    let mut bytes = Vec::new();
-                    for row in &rows {
-                        serde_json::to_writer(&mut bytes, row)
-                            .map_err(|e| invalid("invalid_body", e.to_string()))?;
-                        bytes.push(b'\n');
-                    }
-                    (table, bytes, "ndjson", "rows")
-                }
-                TrainData::Csv(bytes) => {
-                    (data::read_csv(&bytes[..], &limits)?, bytes, "csv", "csv")
-                }
-                TrainData::Ndjson(bytes) => (
-                    data::read_ndjson(BufReader::new(&bytes[..]), &limits)?,
-                    bytes,
-                    "ndjson",
-                    "body",
-                ),
-                TrainData::Dataset(_) => unreachable!("handled above"),
-            };
-            if table.rows() == 0 {
-                return Err(invalid("empty_dataset", "the dataset has no rows"));
-            }
-            precheck(&table)?;
-            spec.source = source.to_string();
-            let relative = format!("_jobs/{id}-input.{format}");
-            fsops::write_atomic(&root.join(&relative), &bytes).map_err(|e| {
-                invalid(
-                    "store_write_failed",
-                    format!("could not store the job input: {e}"),
-                )
-            })?;
-            JobInput {
-                path: relative,
-                format: format.to_string(),
-                owned: true,
-            }
-        }
-    };
+    let (table, mut input, source) = stage_input(state, &root, &id, data, "input", &limits)?;
+    precheck(&table)?;
+    spec.source = source;
+    let staged = stage_attributes(
+        state, &root, &id, &mut spec, attributes, &limits, &mut input,
+    );
+    if let Err(e) = staged {
+        discard(&root, &input);
+        return Err(e);
+    }
     let record = JobRecord {
         id: id.clone(),
         model: spec.model.clone(),
@@ -328,11 +326,140 @@ pub fn submit(
         input: input.clone(),
     };
     state.jobs.submit(record).map_err(|e| {
-        if input.owned {
-            let _ = std::fs::remove_file(root.join(&input.path));
-        }
+        discard(&root, &input);
         SubmitTrainError::Submit(e)
     })
+}
+
+/// Deletes the files a refused job had staged.
+fn discard(root: &Path, input: &JobInput) {
+    if input.owned {
+        let _ = std::fs::remove_file(root.join(&input.path));
+    }
+    for extra in &input.extra {
+        let _ = std::fs::remove_file(root.join(extra));
+    }
+}
+
+/// Parses a request's data and stores it as a job file (`_jobs/<id>-<suffix>.<format>`),
+/// or points at an uploaded dataset. Returns the table to check (the first sample rows
+/// of a dataset), the input and its source label.
+fn stage_input(
+    state: &AppState,
+    root: &Path,
+    id: &str,
+    data: TrainData,
+    suffix: &str,
+    limits: &ReadLimits,
+) -> Result<(Table, JobInput, String), SubmitTrainError> {
+    if let TrainData::Dataset(dataset_id) = data {
+        let meta = state
+            .datasets
+            .get(&dataset_id)
+            .ok_or_else(|| SubmitTrainError::DatasetNotFound(dataset_id.clone()))?;
+        let sample = state.datasets.sample(&meta, limits)?;
+        let input = JobInput {
+            path: state.datasets.relative_path(&meta),
+            format: meta.format.clone(),
+            owned: false,
+            extra: Vec::new(),
+        };
+        return Ok((sample, input, format!("dataset:{dataset_id}")));
+    }
+    let (table, bytes, format, source) = match data {
+        TrainData::Rows(rows) => {
+            let table = data::table_from_records(&rows, limits)?;
+            let mut bytes = Vec::new();
+            for row in &rows {
+                serde_json::to_writer(&mut bytes, row)
+                    .map_err(|e| invalid("invalid_body", e.to_string()))?;
+                bytes.push(b'\n');
+            }
+            (table, bytes, "ndjson", "rows")
+        }
+        TrainData::Csv(bytes) => (data::read_csv(&bytes[..], limits)?, bytes, "csv", "csv"),
+        TrainData::Ndjson(bytes) => (
+            data::read_ndjson(BufReader::new(&bytes[..]), limits)?,
+            bytes,
+            "ndjson",
+            "body",
+        ),
+        TrainData::Dataset(_) => unreachable!("handled above"),
+    };
+    if table.rows() == 0 {
+        return Err(invalid("empty_dataset", "the dataset has no rows"));
+    }
+    let relative = format!("_jobs/{id}-{suffix}.{format}");
+    fsops::write_atomic(&root.join(&relative), &bytes).map_err(|e| {
+        invalid(
+            "store_write_failed",
+            format!("could not store the job input: {e}"),
+        )
+    })?;
+    let input = JobInput {
+        path: relative,
+        format: format.to_string(),
+        owned: true,
+        extra: Vec::new(),
+    };
+    Ok((table, input, source.to_string()))
+}
+
+/// Checks and stages the attribute tables of a recommendation request into
+/// `spec.item_attributes` / `spec.user_attributes`; owned files are added to
+/// `input.extra`.
+fn stage_attributes(
+    state: &AppState,
+    root: &Path,
+    id: &str,
+    spec: &mut JobSpec,
+    attributes: AttributeInputs,
+    limits: &ReadLimits,
+    input: &mut JobInput,
+) -> Result<(), SubmitTrainError> {
+    let defaults = spec.columns_of_interactions();
+    for (field, given, default_id) in [
+        ("item_attributes", attributes.items, defaults.item),
+        ("user_attributes", attributes.users, defaults.user),
+    ] {
+        let Some((data, columns)) = given else {
+            continue;
+        };
+        let columns = AttributeColumns {
+            id: columns.id.unwrap_or(default_id),
+            columns: columns.columns,
+            separator: columns.separator,
+        };
+        let (table, staged, source) =
+            stage_input(state, root, id, data, field, limits).map_err(|e| prefixed(field, e))?;
+        if staged.owned {
+            input.extra.push(staged.path.clone());
+        }
+        Attributes::from_table(&table, &columns)
+            .map_err(|e| prefixed(field, recommend_error(e)))?;
+        let source = AttributeSource {
+            columns,
+            source,
+            input: staged,
+        };
+        if field == "item_attributes" {
+            spec.item_attributes = Some(source);
+        } else {
+            spec.user_attributes = Some(source);
+        }
+    }
+    Ok(())
+}
+
+/// Names the request field an invalid-data refusal is about.
+fn prefixed(field: &str, e: SubmitTrainError) -> SubmitTrainError {
+    match e {
+        SubmitTrainError::Invalid { code, message } => SubmitTrainError::Invalid {
+            code,
+            message: format!("`{field}`: {message}"),
+        },
+        other => other,
+    }
 }
 
 /// Reads a job input file.
@@ -379,7 +506,10 @@ fn run_job(
     let (table, bytes) = read_input(root, &record.input, &settings.read_limits())
         .map_err(|e| failed(e.code(), e.to_string()))?;
     if spec.is_recommendation() {
-        return run_recommendation(registry, root, &spec, &table, &bytes, record, control);
+        let limits = settings.read_limits();
+        return run_recommendation(
+            registry, root, &limits, &spec, &table, &bytes, record, control,
+        );
     }
     let train_spec = spec
         .train_spec()
@@ -439,9 +569,11 @@ fn recommend_code(e: &RecommendError) -> &'static str {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_recommendation(
     registry: &Registry,
     root: &Path,
+    limits: &ReadLimits,
     spec: &JobSpec,
     table: &Table,
     bytes: &[u8],
@@ -475,8 +607,24 @@ fn run_recommendation(
     if control.cancel.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(RunFailure::Cancelled);
     }
+    let read_attributes = |source: &Option<AttributeSource>, field: &str| {
+        let Some(source) = source else {
+            return Ok(None);
+        };
+        let (table, _) = read_input(root, &source.input, limits)
+            .map_err(|e| failed(e.code(), format!("`{field}`: {e}")))?;
+        Attributes::from_table(&table, &source.columns)
+            .map(Some)
+            .map_err(|e| failed(recommend_code(&e), format!("`{field}`: {e}")))
+    };
+    let items = read_attributes(&spec.item_attributes, "item_attributes")?;
+    let users = read_attributes(&spec.user_attributes, "user_attributes")?;
+    let model = report
+        .model
+        .with_attributes(items, users, recommend_caps().max_items)
+        .map_err(|e| failed(recommend_code(&e), e.to_string()))?;
     let metrics = serde_json::to_value(&report.metrics).unwrap_or(Value::Null);
-    let model = &report.model;
+    let model = &model;
     let card = ModelCard {
         format: FORMAT_VERSION,
         name: spec.model.clone(),

@@ -9,6 +9,7 @@ mod openapi;
 mod operations;
 mod predict;
 mod recommend;
+mod recommend_attributes;
 mod registry;
 mod restart;
 mod training;

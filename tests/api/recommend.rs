@@ -7,12 +7,12 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const USERS: usize = 60;
-const ITEMS: usize = 40;
-const CLUSTERS: usize = 4;
+pub(crate) const USERS: usize = 60;
+pub(crate) const ITEMS: usize = 40;
+pub(crate) const CLUSTERS: usize = 4;
 
 /// Users of cluster `u % 4` interact with 6 of the 10 items of that cluster.
-fn interaction_rows(seed: u64) -> Vec<Value> {
+pub(crate) fn interaction_rows(seed: u64) -> Vec<Value> {
     let mut rng = Lcg::new(seed);
     let per_cluster = ITEMS / CLUSTERS;
     let mut rows = Vec::new();
@@ -29,15 +29,15 @@ fn interaction_rows(seed: u64) -> Vec<Value> {
     rows
 }
 
-fn recommend_params() -> Value {
+pub(crate) fn recommend_params() -> Value {
     json!({"hidden": 16, "epochs": 4, "batch_size": 16, "early_stopping_patience": null})
 }
 
-fn cluster_of(item: &str) -> usize {
+pub(crate) fn cluster_of(item: &str) -> usize {
     item[1..].parse::<usize>().unwrap() / (ITEMS / CLUSTERS)
 }
 
-fn items_of(answer: &Value) -> Vec<String> {
+pub(crate) fn items_of(answer: &Value) -> Vec<String> {
     answer["items"]
         .as_array()
         .expect("items")
@@ -56,7 +56,7 @@ async fn train_recommender(app: &TestApp, model: &str) -> Value {
     .await
 }
 
-async fn recommend(app: &TestApp, body: Value) -> Value {
+pub(crate) async fn recommend(app: &TestApp, body: Value) -> Value {
     json_ok(
         app.post_json("/recommend", &body).await,
         reqwest::StatusCode::OK,
