@@ -1,4 +1,6 @@
-//! Partial top-k selection in `O(n + k log k)`.
+//! Partial top-k selection: a bounded insertion list for small `k` (one comparison per
+//! item against the current k-th best; `exclude` is asked only for items that would
+//! enter), `select_nth_unstable` for large `k`.
 
 use std::cmp::Ordering;
 
@@ -6,6 +8,37 @@ use std::cmp::Ordering;
 #[inline]
 fn better(a: &(f32, u32), b: &(f32, u32)) -> Ordering {
     b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+}
+
+/// Largest `k` served by the insertion list.
+const SMALL_K: usize = 128;
+
+/// Inserts `(score, item)` into the sorted list `best` (at most `k` long) if it ranks
+/// there and is not excluded (nor, with `dedup`, already present).
+#[inline]
+fn offer(
+    best: &mut Vec<(f32, u32)>,
+    k: usize,
+    item: u32,
+    score: f32,
+    exclude: &dyn Fn(u32) -> bool,
+    dedup: bool,
+) {
+    let entry = (score, item);
+    if !score.is_finite() {
+        return;
+    }
+    if best.len() == k && better(&entry, &best[k - 1]) != Ordering::Less {
+        return;
+    }
+    if exclude(item) || (dedup && best.iter().any(|&(_, i)| i == item)) {
+        return;
+    }
+    let position = best.partition_point(|e| better(e, &entry) == Ordering::Less);
+    if best.len() == k {
+        best.pop();
+    }
+    best.insert(position, entry);
 }
 
 /// The `k` highest-scoring items among `candidates` (all items when `None`) for which
@@ -24,6 +57,24 @@ pub fn top_k(
     buf: &mut Vec<(f32, u32)>,
 ) -> Vec<(u32, f32)> {
     buf.clear();
+    if k == 0 {
+        return Vec::new();
+    }
+    if k <= SMALL_K {
+        match candidates {
+            Some(list) => {
+                for &item in list {
+                    offer(buf, k, item, scores[item as usize], exclude, true);
+                }
+            }
+            None => {
+                for (item, &s) in scores.iter().enumerate() {
+                    offer(buf, k, item as u32, s, exclude, false);
+                }
+            }
+        }
+        return buf.iter().map(|&(s, item)| (item, s)).collect();
+    }
     match candidates {
         Some(list) => {
             for &item in list {
@@ -87,8 +138,18 @@ mod tests {
             .map(|(i, &s)| (i as u32, s))
             .collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        for k in [1, 5, 50, 997] {
+        for k in [1, 5, 50, 128, 129, 997] {
             assert_eq!(top_k(&scores, k, &|_| false, None, &mut buf), all[..k]);
+            let odd = |i: u32| i % 2 == 1;
+            let even: Vec<(u32, f32)> = all.iter().copied().filter(|p| !odd(p.0)).collect();
+            let got = top_k(&scores, k, &odd, None, &mut buf);
+            assert_eq!(got, even[..k.min(even.len())]);
+            // Candidates listed twice are served once, in both selection paths.
+            let twice: Vec<u32> = (0..997).chain(0..997).collect();
+            assert_eq!(
+                top_k(&scores, k, &|_| false, Some(&twice), &mut buf),
+                all[..k]
+            );
         }
     }
 }
