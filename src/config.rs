@@ -8,6 +8,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::nn::Caps;
+use crate::recommend::RecommendCaps;
 
 /// The defaults, every key with a one-line comment.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -23,6 +24,17 @@ pub struct Settings {
     pub training: Caps,
     pub log: LogSettings,
     pub http: HttpSettings,
+    /// Caps on recommendation training and serving.
+    pub recommend: RecommendCaps,
+    pub interactions: InteractionLogSettings,
+}
+
+/// The per-model interaction logs of `POST /interactions`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InteractionLogSettings {
+    /// Events kept per model; older ones are dropped when the log is compacted.
+    pub max_events_per_model: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -134,6 +146,12 @@ impl Settings {
             ("limits.max_field_bytes", self.limits.max_field_bytes),
             ("limits.max_instances", self.limits.max_instances),
             ("store.cache_capacity", self.store.cache_capacity),
+            ("recommend.max_k", self.recommend.max_k),
+            ("recommend.max_items", self.recommend.max_items),
+            (
+                "interactions.max_events_per_model",
+                self.interactions.max_events_per_model,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -171,6 +189,7 @@ mod tests {
         assert_eq!(settings.store.path, PathBuf::from("models"));
         assert_eq!(settings.jobs.workers, 1);
         assert_eq!(settings.training, Caps::default());
+        assert_eq!(settings.recommend, RecommendCaps::default());
     }
 
     #[test]

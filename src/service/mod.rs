@@ -68,12 +68,16 @@ impl AppState {
             runner,
         )
         .map_err(|e| store_err(e.to_string()))?;
+        let interactions = Arc::new(recommend::InteractionLogs::new(
+            root.clone(),
+            settings.interactions.max_events_per_model,
+        ));
         Ok(Arc::new(AppState {
             settings,
             registry,
             jobs,
             datasets,
-            interactions: Arc::new(recommend::InteractionLogs::new(root.clone())),
+            interactions,
             metrics,
         }))
     }

@@ -192,8 +192,8 @@ fn recommender(loaded: &LoadedModel) -> &Recommender {
     }
 }
 
-fn check_k(k: usize, model: &Recommender) -> Result<(), RecommendServeError> {
-    let max = model.spec().max_k;
+fn check_k(k: usize, model: &Recommender, state: &AppState) -> Result<(), RecommendServeError> {
+    let max = model.spec().max_k.min(state.settings.recommend.max_k);
     if k == 0 || k > max {
         return Err(RecommendServeError::InvalidK { k, max });
     }
@@ -207,7 +207,7 @@ pub async fn recommend(
 ) -> Result<RecommendOutput, RecommendServeError> {
     let loaded = load_recommender(state, &query.model, query.version).await?;
     let model = recommender(&loaded);
-    check_k(query.k, model)?;
+    check_k(query.k, model, state)?;
     let logged = match &query.user {
         Some(user) => state.interactions.user_items(&query.model, user).await?,
         None => Vec::new(),
@@ -329,7 +329,7 @@ pub async fn similar(
 ) -> Result<SimilarOutput, RecommendServeError> {
     let loaded = load_recommender(state, model_name, version).await?;
     let model = recommender(&loaded);
-    check_k(k, model)?;
+    check_k(k, model, state)?;
     let index = model
         .item_index(item)
         .ok_or_else(|| RecommendServeError::ItemNotFound {
@@ -457,10 +457,13 @@ pub fn append_logged(data: &mut Interactions, logged: &[LoggedInteraction]) {
 #[derive(Default)]
 struct ModelLog {
     by_user: HashMap<String, Vec<String>>,
+    /// Events in the log file.
+    events: usize,
 }
 
 impl ModelLog {
     fn add(&mut self, events: &[LoggedInteraction]) {
+        self.events += events.len();
         for event in events {
             self.by_user
                 .entry(event.user.clone())
@@ -474,15 +477,36 @@ impl ModelLog {
 /// (loaded from the file on first use).
 pub struct InteractionLogs {
     root: PathBuf,
+    /// Events kept per model: once a log exceeds this by a quarter, it is rewritten with
+    /// the newest `max_events` only (amortised, atomic).
+    max_events: usize,
     models: Mutex<HashMap<String, Arc<Mutex<ModelLog>>>>,
 }
 
 impl InteractionLogs {
-    pub fn new(root: impl Into<PathBuf>) -> InteractionLogs {
+    pub fn new(root: impl Into<PathBuf>, max_events: usize) -> InteractionLogs {
         InteractionLogs {
             root: root.into(),
+            max_events: max_events.max(1),
             models: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Rewrites the model's log with its newest `max_events` events (atomic replace) and
+    /// rebuilds the in-memory view from them.
+    fn compact(&self, model: &str, log: &mut ModelLog) -> io::Result<()> {
+        let dir = self.root.join(model);
+        let events = read_log(&dir)?;
+        let keep = &events[events.len().saturating_sub(self.max_events)..];
+        let mut bytes = Vec::new();
+        for event in keep {
+            serde_json::to_writer(&mut bytes, event).map_err(io::Error::other)?;
+            bytes.push(b'\n');
+        }
+        fsops::write_atomic(&dir.join(LOG_FILE), &bytes)?;
+        *log = ModelLog::default();
+        log.add(keep);
+        Ok(())
     }
 
     fn model_log(&self, model: &str) -> io::Result<Arc<Mutex<ModelLog>>> {
@@ -524,6 +548,9 @@ impl InteractionLogs {
             fsops::sync_dir(&dir)?;
         }
         guard.add(events);
+        if guard.events > self.max_events + self.max_events / 4 {
+            self.compact(model, &mut guard)?;
+        }
         Ok(())
     }
 

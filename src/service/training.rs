@@ -17,8 +17,8 @@ use crate::jobs::{
 };
 use crate::nn::{Control, TrainError, TrainParams};
 use crate::recommend::{
-    self, AttributeColumns, Attributes, InteractionColumns, Interactions, RecommendCaps,
-    RecommendError, RecommenderParams,
+    self, AttributeColumns, Attributes, InteractionColumns, Interactions, RecommendError,
+    RecommenderParams,
 };
 use crate::registry::{
     check_name, fsops, weights_bytes, ArtifactError, ModelCard, ModelSpec, Registry, RegistryError,
@@ -117,11 +117,6 @@ fn parse_params<T: serde::de::DeserializeOwned>(params: &Value) -> Result<T, Par
             field,
         }
     })
-}
-
-/// The recommendation caps used by the service.
-pub fn recommend_caps() -> RecommendCaps {
-    RecommendCaps::default()
 }
 
 impl JobSpec {
@@ -275,7 +270,7 @@ pub fn submit(
     let rparams = if recommendation {
         let params = spec.recommender_params()?;
         params
-            .check(&recommend_caps())
+            .check(&state.settings.recommend)
             .map_err(|e| invalid("invalid_parameter", e.to_string()))?;
         Some(params)
     } else {
@@ -506,9 +501,8 @@ fn run_job(
     let (table, bytes) = read_input(root, &record.input, &settings.read_limits())
         .map_err(|e| failed(e.code(), e.to_string()))?;
     if spec.is_recommendation() {
-        let limits = settings.read_limits();
         return run_recommendation(
-            registry, root, &limits, &spec, &table, &bytes, record, control,
+            registry, root, settings, &spec, &table, &bytes, record, control,
         );
     }
     let train_spec = spec
@@ -573,13 +567,15 @@ fn recommend_code(e: &RecommendError) -> &'static str {
 fn run_recommendation(
     registry: &Registry,
     root: &Path,
-    limits: &ReadLimits,
+    settings: &Settings,
     spec: &JobSpec,
     table: &Table,
     bytes: &[u8],
     record: &JobRecord,
     control: &JobControl,
 ) -> Result<RunOutcome, RunFailure> {
+    let limits = &settings.read_limits();
+    let caps = &settings.recommend;
     let params = spec
         .recommender_params()
         .map_err(|e| failed("invalid_parameter", e.to_string()))?;
@@ -594,7 +590,7 @@ fn run_recommendation(
     let report = recommend::fit(
         &interactions,
         &params,
-        &recommend_caps(),
+        caps,
         Control {
             on_epoch: &mut on_epoch,
             cancel: &control.cancel,
@@ -621,7 +617,7 @@ fn run_recommendation(
     let users = read_attributes(&spec.user_attributes, "user_attributes")?;
     let model = report
         .model
-        .with_attributes(items, users, recommend_caps().max_items)
+        .with_attributes(items, users, caps.max_items)
         .map_err(|e| failed(recommend_code(&e), e.to_string()))?;
     let metrics = serde_json::to_value(&report.metrics).unwrap_or(Value::Null);
     let model = &model;

@@ -281,3 +281,61 @@ async fn recommendation_requests_are_validated() {
     let problem = assert_problem(response, 422, Some("missing_field")).await;
     assert_eq!(problem["field"], "target");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_interaction_log_keeps_the_newest_events_when_it_outgrows_its_cap() {
+    let app = spawn_app_with(|s| s.interactions.max_events_per_model = 4).await;
+    train_recommender(&app, "shop").await;
+    for i in 0..6 {
+        let response = app
+            .post_json(
+                "/interactions",
+                &json!({"model": "shop", "interactions": [{"user": "x", "item": format!("i{i}")}]}),
+            )
+            .await;
+        json_ok(response, reqwest::StatusCode::CREATED).await;
+    }
+    // Past 4 + 4/4 events the log is rewritten with the newest 4.
+    let log = std::fs::read_to_string(app.store_path.join("shop/interactions.ndjson")).unwrap();
+    let items: Vec<String> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["item"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(items, ["i2", "i3", "i4", "i5"], "{log}");
+    // The in-memory history follows: dropped events are no longer excluded as seen.
+    let answer = recommend(
+        &app,
+        json!({"model": "shop", "user": "x", "k": 20, "candidates": ["i0", "i1", "i2", "i3"]}),
+    )
+    .await;
+    assert_eq!(answer["strategy"], "history", "{answer:#}");
+    let mut served = items_of(&answer);
+    served.sort();
+    assert_eq!(served, ["i0", "i1"], "{answer:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_max_k_bounds_every_recommendation_route() {
+    let app = spawn_app_with(|s| s.recommend.max_k = 5).await;
+    train_recommender(&app, "shop").await;
+    let ok = app.get_ok("/recommend?model=shop&user=u1&k=5").await;
+    assert_eq!(items_of(&ok).len(), 5);
+    let problem = assert_problem(
+        app.get("/recommend?model=shop&user=u1&k=6").await,
+        422,
+        Some("invalid_parameter"),
+    )
+    .await;
+    assert_eq!(problem["max"], 5, "{problem:#}");
+    assert_problem(
+        app.get("/models/shop/items/i1/similar?k=6").await,
+        422,
+        Some("invalid_parameter"),
+    )
+    .await;
+}
