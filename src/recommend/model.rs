@@ -142,9 +142,11 @@ pub struct Recommender {
     pub(crate) ease: Option<Ease>,
     /// Unit-norm item embeddings for `similar` (decoder columns), when an autoencoder exists.
     embeddings: Option<Array2<f32>>,
-    /// `f16` serving copies of the decoder (`hidden × n`) and item-item (`n × n`) weights:
+    /// `f16` serving copies of the decoder (`hidden × n`), encoder (`n × hidden`) and
+    /// item-item (`n × n`) weights:
     /// scoring streams these matrices, so half the bytes is nearly half the time.
     decoder16: Vec<f16>,
+    encoder16: Vec<f16>,
     item_item16: Vec<f16>,
     /// Item attributes, one row per item index (warm and cold).
     items: Option<Attributes>,
@@ -277,6 +279,10 @@ impl Recommender {
             decoder16: dae
                 .as_ref()
                 .map(|d| to_f16(d.decoder.as_slice().expect("standard layout")))
+                .unwrap_or_default(),
+            encoder16: dae
+                .as_ref()
+                .map(|d| to_f16(d.encoder.as_slice().expect("standard layout")))
                 .unwrap_or_default(),
             item_item16: ease
                 .as_ref()
@@ -453,6 +459,21 @@ impl Recommender {
         }
     }
 
+    /// Autoencoder hidden activations `tanh(Σ x̂_j E[j,:] + c)` (L2-normalised history)
+    /// from the `f16` encoder copy.
+    fn encode_into(&self, dae: &Dae, history: &[(u32, f32)], hidden: &mut [f32]) {
+        hidden.copy_from_slice(dae.encoder_bias.as_slice().expect("contiguous"));
+        let norm = history.iter().map(|&(_, w)| w * w).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            let inv = 1.0 / norm;
+            let picks = history.iter().map(|&(item, w)| (item as usize, w * inv));
+            add_rows(&self.encoder16, dae.hidden(), picks, hidden);
+        }
+        for h in hidden.iter_mut() {
+            *h = h.tanh();
+        }
+    }
+
     /// Autoencoder logits `a · D + d` from the `f16` decoder copy.
     fn decode_into(&self, dae: &Dae, hidden: &[f32], out: &mut [f32]) {
         out.copy_from_slice(dae.decoder_bias.as_slice().expect("contiguous"));
@@ -607,7 +628,7 @@ impl Recommender {
         match (&self.dae, &self.ease) {
             (Some(dae), None) => {
                 hidden.resize(dae.hidden(), 0.0);
-                dae.encode_into(history, hidden);
+                self.encode_into(dae, history, hidden);
                 self.decode_into(dae, hidden, warm);
             }
             (None, Some(_)) => self.item_item_into(history, warm),
@@ -615,7 +636,7 @@ impl Recommender {
                 hidden.resize(dae.hidden(), 0.0);
                 first.resize(n, 0.0);
                 second.resize(n, 0.0);
-                dae.encode_into(history, hidden);
+                self.encode_into(dae, history, hidden);
                 self.decode_into(dae, hidden, first);
                 self.item_item_into(history, second);
                 blend_into(first, second, self.spec.blend, warm);
