@@ -276,10 +276,10 @@ impl JobSystem {
 
     /// Whether a queued or running job reads the input at `path`.
     pub fn input_in_use(&self, path: &str) -> bool {
-        self.lock()
-            .records
-            .values()
-            .any(|r| !r.status.is_terminal() && r.input.path == path)
+        self.lock().records.values().any(|r| {
+            !r.status.is_terminal()
+                && (r.input.path == path || r.input.shared.iter().any(|p| p == path))
+        })
     }
 
     /// Jobs waiting in the queue.

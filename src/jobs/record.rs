@@ -113,4 +113,8 @@ pub struct JobInput {
     /// deleted with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<String>,
+    /// Further files the job reads but does not own (uploaded datasets), relative to the
+    /// store root; they cannot be deleted while the job is queued or running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<String>,
 }

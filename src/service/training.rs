@@ -358,6 +358,7 @@ fn stage_input(
             format: meta.format.clone(),
             owned: false,
             extra: Vec::new(),
+            shared: Vec::new(),
         };
         return Ok((sample, input, format!("dataset:{dataset_id}")));
     }
@@ -396,6 +397,7 @@ fn stage_input(
         format: format.to_string(),
         owned: true,
         extra: Vec::new(),
+        shared: Vec::new(),
     };
     Ok((table, input, source.to_string()))
 }
@@ -429,6 +431,8 @@ fn stage_attributes(
             stage_input(state, root, id, data, field, limits).map_err(|e| prefixed(field, e))?;
         if staged.owned {
             input.extra.push(staged.path.clone());
+        } else {
+            input.shared.push(staged.path.clone());
         }
         Attributes::from_table(&table, &columns)
             .map_err(|e| prefixed(field, recommend_error(e)))?;

@@ -250,3 +250,37 @@ async fn bad_attribute_tables_and_filters_are_refused_by_name() {
     .await;
     assert_eq!(problem["field"], "filter.genre", "{problem:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_attribute_table_is_kept_while_a_job_needs_it() {
+    let app = spawn_app().await;
+    let blocker = submit_long(&app, "blocker").await;
+    let mut csv = String::from("item_id,genre\n");
+    for i in 0..ITEMS {
+        csv.push_str(&format!("i{i},g{}\n", i / (ITEMS / CLUSTERS)));
+    }
+    csv.push_str("new1,g1\n");
+    let response = app.post_raw("/datasets", "text/csv", csv).await;
+    let meta = json_ok(response, reqwest::StatusCode::CREATED).await;
+    let id = meta["id"].as_str().unwrap().to_string();
+    let queued = app
+        .submit(&json!({
+            "model": "shop",
+            "task": "recommendation",
+            "params": recommend_params(),
+            "data": interaction_rows(7),
+            "item_attributes": {"dataset": id},
+        }))
+        .await;
+    assert_eq!(queued["status"], "queued");
+    let response = app.delete(&format!("/datasets/{id}")).await;
+    assert_problem(response, 409, Some("dataset_in_use")).await;
+
+    app.delete(&format!("/jobs/{}", job_id(&blocker))).await;
+    let done = app.wait_for_job(job_id(&queued)).await;
+    assert_eq!(done["status"], "succeeded", "{done:#}");
+    let card = app.get_ok("/models/shop/versions/1").await;
+    assert_eq!(card["recommender"]["cold_items"], 1, "{card:#}");
+    let response = app.delete(&format!("/datasets/{id}")).await;
+    assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
+}
