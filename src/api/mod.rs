@@ -1,6 +1,7 @@
 //! HTTP only: routes, extractors, request and response types, the OpenAPI
 //! document, and errors as problem+json. No ML and no file I/O here.
 
+pub mod auth;
 pub mod convert;
 pub mod datasets;
 pub mod error;
@@ -23,6 +24,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -46,6 +48,8 @@ use error::ApiError;
         recommend::similar,
         health::healthz, health::readyz, health::metrics,
     ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     tags(
         (name = "training", description = "Start training jobs"),
         (name = "jobs", description = "Follow and cancel training jobs"),
@@ -57,6 +61,31 @@ use error::ApiError;
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the `Authorization: Bearer <key>` scheme the API uses when keys
+/// are configured.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key with the scope the operation needs: `admin` (train, datasets, \
+                         deletes, aliases, cancel), `inference` (predict, recommend, interactions) \
+                         or `read` (GET on jobs, models, datasets). Not needed when the service \
+                         runs without keys; /healthz and /readyz never need one.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The OpenAPI document as pretty JSON (what `openapi/openapi.json` holds).
 pub fn openapi_json() -> String {
@@ -136,6 +165,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::check_key))
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn(record_metrics))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
@@ -154,6 +184,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+        ]))
         .with_state(state)
 }
 

@@ -275,6 +275,9 @@ pub struct Caps {
     /// Batch rows × `(inputs + Σ hidden + outputs)`: bounds training buffer memory to
     /// about 20 bytes per unit. Default 50,000,000.
     pub max_batch_activations: usize,
+    /// Most distinct classes of a classification target, and the largest
+    /// `max_one_hot` a feature pipeline may ask for. Default 1,000.
+    pub max_categories: usize,
 }
 
 impl Default for Caps {
@@ -286,6 +289,7 @@ impl Default for Caps {
             max_epochs: 10_000,
             max_batch_size: 65_536,
             max_batch_activations: 50_000_000,
+            max_categories: 1_000,
         }
     }
 }

@@ -143,8 +143,12 @@ fn recommender(loaded: &LoadedModel) -> &Recommender {
     }
 }
 
-fn check_k(k: usize, model: &Recommender) -> Result<(), RecommendServeError> {
-    let max = model.spec().max_k;
+/// `k` must be in `1..=min(model cap, limits.max_recommend_k)`.
+fn check_k(state: &AppState, k: usize, model: &Recommender) -> Result<(), RecommendServeError> {
+    let max = model
+        .spec()
+        .max_k
+        .min(state.settings.limits.max_recommend_k);
     if k == 0 || k > max {
         return Err(RecommendServeError::InvalidK { k, max });
     }
@@ -158,7 +162,7 @@ pub async fn recommend(
 ) -> Result<RecommendOutput, RecommendServeError> {
     let loaded = load_recommender(state, &query.model, query.version).await?;
     let model = recommender(&loaded);
-    check_k(query.k, model)?;
+    check_k(state, query.k, model)?;
     let logged = match &query.user {
         Some(user) => state.interactions.user_items(&query.model, user).await?,
         None => Vec::new(),
@@ -260,7 +264,7 @@ pub async fn similar(
 ) -> Result<SimilarOutput, RecommendServeError> {
     let loaded = load_recommender(state, model_name, version).await?;
     let model = recommender(&loaded);
-    check_k(k, model)?;
+    check_k(state, k, model)?;
     let index = model
         .item_index(item)
         .ok_or_else(|| RecommendServeError::ItemNotFound {

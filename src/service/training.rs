@@ -187,6 +187,9 @@ pub enum SubmitTrainError {
     Invalid { code: &'static str, message: String },
     #[error("dataset `{0}` does not exist")]
     DatasetNotFound(String),
+    /// The job input could not be written to the store (disk full, permissions).
+    #[error("could not store the job input: {0}")]
+    Store(std::io::Error),
     #[error(transparent)]
     Submit(#[from] crate::jobs::SubmitError),
 }
@@ -292,12 +295,7 @@ pub fn submit(
             precheck(&table)?;
             spec.source = source.to_string();
             let relative = format!("_jobs/{id}-input.{format}");
-            fsops::write_atomic(&root.join(&relative), &bytes).map_err(|e| {
-                invalid(
-                    "store_write_failed",
-                    format!("could not store the job input: {e}"),
-                )
-            })?;
+            fsops::write_atomic(&root.join(&relative), &bytes).map_err(SubmitTrainError::Store)?;
             JobInput {
                 path: relative,
                 format: format.to_string(),

@@ -112,6 +112,15 @@ impl TabularError {
 /// two classes for classification.
 pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, TabularError> {
     spec.params.check(caps).map_err(nn::TrainError::from)?;
+    if spec.pipeline.max_one_hot > caps.max_categories {
+        return Err(DataError::InvalidOptions {
+            reason: format!(
+                "max_one_hot is {}, more than the limit of {} categories (training.max_categories)",
+                spec.pipeline.max_one_hot, caps.max_categories
+            ),
+        }
+        .into());
+    }
     if table.column_index(&spec.target).is_none() {
         return Err(DataError::UnknownColumn {
             name: spec.target.clone(),
@@ -127,7 +136,7 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
             rows.len()
         )));
     }
-    TargetEncoder::fit(table, &rows, &spec.target, spec.task)?;
+    TargetEncoder::fit_limited(table, &rows, &spec.target, spec.task, caps.max_categories)?;
     Ok(schema)
 }
 
@@ -163,7 +172,13 @@ pub fn train(
             spec.target
         )));
     }
-    let encoder = TargetEncoder::fit(table, &train_rows, &spec.target, spec.task)?;
+    let encoder = TargetEncoder::fit_limited(
+        table,
+        &train_rows,
+        &spec.target,
+        spec.task,
+        caps.max_categories,
+    )?;
     let head = head_for(&encoder, &spec.params);
 
     let x_train = pipeline.transform(table, &train_rows)?;

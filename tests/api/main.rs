@@ -1,6 +1,7 @@
 //! HTTP API integration tests: each test starts the application on a free
 //! port with its own temporary model store.
 
+mod auth;
 mod datasets;
 mod errors;
 mod helpers;
