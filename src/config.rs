@@ -33,6 +33,7 @@ pub struct ServerSettings {
     pub port: u16,
     pub request_timeout_secs: u64,
     pub upload_timeout_secs: u64,
+    pub header_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
 }
 
@@ -195,10 +196,19 @@ impl Settings {
                 return Err(SettingsError(format!("`{key}` must be at least 1, got 0")));
             }
         }
-        if self.server.request_timeout_secs == 0 {
-            return Err(SettingsError(
-                "`server.request_timeout_secs` must be at least 1, got 0".into(),
-            ));
+        for (key, value) in [
+            (
+                "server.request_timeout_secs",
+                self.server.request_timeout_secs,
+            ),
+            (
+                "server.header_timeout_secs",
+                self.server.header_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(SettingsError(format!("`{key}` must be at least 1, got 0")));
+            }
         }
         Ok(())
     }

@@ -12,4 +12,5 @@ mod predict;
 mod recommend;
 mod registry;
 mod restart;
+mod slow_clients;
 mod training;
