@@ -9,6 +9,7 @@ mod jobs;
 mod openapi;
 mod operations;
 mod predict;
+mod process;
 mod recommend;
 mod registry;
 mod restart;
