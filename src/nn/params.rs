@@ -275,8 +275,9 @@ pub struct Caps {
     /// Batch rows × `(inputs + Σ hidden + outputs)`: bounds training buffer memory to
     /// about 20 bytes per unit. Default 50,000,000.
     pub max_batch_activations: usize,
-    /// Most distinct classes of a classification target, and the largest
-    /// `max_one_hot` a feature pipeline may ask for. Default 1,000.
+    /// Most distinct classes of a classification target; categorical
+    /// features with more values are hashed, whatever `max_one_hot` says.
+    /// Default 1,000.
     pub max_categories: usize,
 }
 

@@ -112,15 +112,7 @@ impl TabularError {
 /// two classes for classification.
 pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, TabularError> {
     spec.params.check(caps).map_err(nn::TrainError::from)?;
-    if spec.pipeline.max_one_hot > caps.max_categories {
-        return Err(DataError::InvalidOptions {
-            reason: format!(
-                "max_one_hot is {}, more than the limit of {} categories (training.max_categories)",
-                spec.pipeline.max_one_hot, caps.max_categories
-            ),
-        }
-        .into());
-    }
+    spec.pipeline.validate()?;
     if table.column_index(&spec.target).is_none() {
         return Err(DataError::UnknownColumn {
             name: spec.target.clone(),
@@ -128,6 +120,35 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
         .into());
     }
     let schema = infer_schema(table, &spec.overrides, &spec.ignore)?;
+    let features = schema
+        .columns
+        .iter()
+        .filter(|c| c.is_feature() && c.name != spec.target)
+        .count();
+    if features == 0 {
+        return Err(DataError::NoFeatures.into());
+    }
+    // Every feature column gives at least one input and the head at least
+    // one output, so this bound is known before the pipeline is fitted.
+    let widths: Vec<usize> = std::iter::once(features)
+        .chain(spec.params.hidden_layers.iter().copied())
+        .chain(std::iter::once(1))
+        .collect();
+    let least_parameters: usize = widths
+        .windows(2)
+        .map(|w| w[0].saturating_mul(w[1]).saturating_add(w[1]))
+        .fold(0, usize::saturating_add);
+    if least_parameters > caps.max_parameters {
+        return Err(nn::TrainError::from(nn::invalid_param(
+            "parameters",
+            least_parameters,
+            format!(
+                "at least; exceeds cap max_parameters = {}",
+                caps.max_parameters
+            ),
+        ))
+        .into());
+    }
     let rows = rows_with_target(table, &spec.target);
     if rows.len() < 2 {
         return Err(TabularError::Invalid(format!(
@@ -165,7 +186,10 @@ pub fn train(
         (labelled, Vec::new())
     };
 
-    let pipeline = FeaturePipeline::fit(table, &train_rows, &schema, &spec.target, &spec.pipeline)?;
+    // Columns with more categories than the configured limit are hashed.
+    let mut options = spec.pipeline.clone();
+    options.max_one_hot = options.max_one_hot.min(caps.max_categories);
+    let pipeline = FeaturePipeline::fit(table, &train_rows, &schema, &spec.target, &options)?;
     if pipeline.width() == 0 {
         return Err(TabularError::Invalid(format!(
             "no usable feature columns besides the target `{}`",

@@ -2,6 +2,7 @@
 //! port with its own temporary model store.
 
 mod auth;
+mod bad_input;
 mod datasets;
 mod errors;
 mod helpers;
