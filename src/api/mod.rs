@@ -48,7 +48,7 @@ use error::ApiError;
         recommend::similar,
         health::healthz, health::readyz, health::metrics,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     security(("bearer" = [])),
     tags(
         (name = "training", description = "Start training jobs"),
@@ -84,6 +84,67 @@ impl utoipa::Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Documents the problem answers any operation can give besides its own:
+/// 400 (malformed path, query or body), 401 and 403 (keys), 408 (timeout),
+/// 413 and 415 for operations with a body, and 422 for operations with a
+/// body or parameters.
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let open = operation.security.as_ref().is_some_and(|s| {
+                    s.iter()
+                        .all(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+                });
+                let has_body = operation.request_body.is_some();
+                let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let mut common = vec![
+                    ("400", "Malformed path, query or body"),
+                    ("408", "The request took longer than the configured timeout"),
+                ];
+                if !open {
+                    common.push(("401", "No API key, or one that is not configured"));
+                    common.push(("403", "The API key lacks the scope this operation needs"));
+                }
+                if has_body {
+                    common.push(("413", "The body exceeds the configured limit"));
+                    common.push(("415", "Unsupported Content-Type"));
+                }
+                if has_body || has_parameters {
+                    common.push(("422", "A parameter or the body is well-formed but invalid"));
+                }
+                for (status, description) in common {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| problem(description).into());
+                }
+            }
+        }
     }
 }
 
