@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod datasets;
 mod errors;
+mod fuzz_corpus;
 mod helpers;
 mod jobs;
 mod openapi;
