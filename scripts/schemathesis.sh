@@ -33,8 +33,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+healthy() {
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
+    "http://127.0.0.1:$port/healthz" 2>/dev/null
+}
 for _ in $(seq 100); do
-  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
+  healthy && break
   sleep 0.1
 done
 
@@ -47,7 +51,7 @@ done
   --no-color
 
 # The server is still up and nothing panicked.
-curl -fs "http://127.0.0.1:$port/healthz" >/dev/null
+healthy || { echo "the server stopped answering" >&2; cat "$store/server.log" >&2; exit 1; }
 if grep -q "panicked" "$store/server.log"; then
   echo "the server panicked:" >&2
   cat "$store/server.log" >&2
