@@ -2,7 +2,13 @@
 # Build: docker build -t myelin .
 #        (podman: podman build --format docker -t myelin . — the default OCI
 #        image format has no HEALTHCHECK and podman drops it)
-# Run:   docker run -p 8080:8080 -v myelin-models:/models myelin
+# Run:   docker run -p 8080:8080 -v myelin-models:/models \
+#            -e MYELIN_AUTH__KEYS="admin+read:<key1>,inference:<key2>" myelin
+#        Keys are "<scopes>:<key>" entries (scopes admin, inference, read joined
+#        by "+"; keys of 16+ characters, e.g. `openssl rand -hex 24`). A keys
+#        file works too: -v ./keys:/run/secrets/myelin-keys:ro
+#            -e MYELIN_AUTH__KEYS_FILE=/run/secrets/myelin-keys
+#        Without keys every endpoint is open and a warning is logged.
 # Test:  scripts/docker-smoke.sh myelin
 
 FROM rust:1.95-slim-bookworm AS build

@@ -24,6 +24,7 @@ pub struct Settings {
     pub training: Caps,
     pub log: LogSettings,
     pub http: HttpSettings,
+    pub auth: AuthSettings,
     /// Caps on recommendation training and serving.
     pub recommend: RecommendCaps,
     pub interactions: InteractionLogSettings,
@@ -44,6 +45,7 @@ pub struct ServerSettings {
     pub port: u16,
     pub request_timeout_secs: u64,
     pub upload_timeout_secs: u64,
+    pub header_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
 }
 
@@ -62,6 +64,7 @@ pub struct JobSettings {
     pub queue_capacity: usize,
     pub retry_after_secs: u64,
     pub retain_finished: usize,
+    pub max_active_per_model: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -96,6 +99,56 @@ pub struct LogSettings {
 pub struct HttpSettings {
     pub metrics: bool,
     pub docs: bool,
+}
+
+/// API keys and which endpoints need one. The keys are secrets: `Debug`
+/// redacts them and they are never serialized.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Key entries `"<scopes>:<key>"`, scopes joined by `+` (`admin+read:…`).
+    /// A single string of entries separated by commas or whitespace is
+    /// accepted too, which suits `MYELIN_AUTH__KEYS`.
+    #[serde(deserialize_with = "key_entries", skip_serializing)]
+    pub keys: Vec<String>,
+    /// A file of key entries, one per line (`#` starts a comment); `""` for none.
+    pub keys_file: PathBuf,
+    /// Whether `GET /metrics` needs a key with the `read` scope.
+    pub protect_metrics: bool,
+    /// Whether `/docs` and `/openapi.json` need a key with the `read` scope.
+    pub protect_docs: bool,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("keys", &format_args!("<{} redacted>", self.keys.len()))
+            .field("keys_file", &self.keys_file)
+            .field("protect_metrics", &self.protect_metrics)
+            .field("protect_docs", &self.protect_docs)
+            .finish()
+    }
+}
+
+/// Accepts a list of entries or one string of entries separated by commas
+/// or whitespace.
+fn key_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entries {
+        One(String),
+        Many(Vec<String>),
+    }
+    let entries = match Entries::deserialize(d)? {
+        Entries::One(s) => vec![s],
+        Entries::Many(v) => v,
+    };
+    Ok(entries
+        .iter()
+        .flat_map(|e| e.split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 /// A settings error: the message names the key and the bad value.
@@ -145,6 +198,7 @@ impl Settings {
             ("limits.max_columns", self.limits.max_columns),
             ("limits.max_field_bytes", self.limits.max_field_bytes),
             ("limits.max_instances", self.limits.max_instances),
+            ("training.max_categories", self.training.max_categories),
             ("store.cache_capacity", self.store.cache_capacity),
             ("recommend.max_k", self.recommend.max_k),
             ("recommend.max_items", self.recommend.max_items),
@@ -158,10 +212,19 @@ impl Settings {
                 return Err(SettingsError(format!("`{key}` must be at least 1, got 0")));
             }
         }
-        if self.server.request_timeout_secs == 0 {
-            return Err(SettingsError(
-                "`server.request_timeout_secs` must be at least 1, got 0".into(),
-            ));
+        for (key, value) in [
+            (
+                "server.request_timeout_secs",
+                self.server.request_timeout_secs,
+            ),
+            (
+                "server.header_timeout_secs",
+                self.server.header_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(SettingsError(format!("`{key}` must be at least 1, got 0")));
+            }
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod fuzz;
 pub mod jobs;
 pub mod nn;
 pub mod recommend;

@@ -50,14 +50,14 @@ impl Application {
         let app = crate::api::router(self.state.clone());
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
         let jobs = state.jobs.clone();
+        let header_timeout = Duration::from_secs(state.settings.server.header_timeout_secs);
         tracing::info!(address = %self.listener.local_addr()?, store = %state.settings.store.path.display(), "serving");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: finishing in-flight requests and stopping training");
-                jobs.shutdown();
-            })
-            .await?;
+        serve(self.listener, app, header_timeout, async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests and stopping training");
+            jobs.shutdown();
+        })
+        .await;
         state.jobs.shutdown();
         state.jobs.drained(grace).await;
         Ok(())
@@ -67,6 +67,58 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+/// Accepts connections until `shutdown` resolves, then stops accepting and
+/// waits for open connections to finish their in-flight requests.
+///
+/// Unlike `axum::serve`, a client must send its request headers within
+/// `header_timeout` (slow-header attacks); bodies are bounded by the
+/// request and upload timeouts of the router.
+async fn serve<F>(listener: TcpListener, app: axum::Router, header_timeout: Duration, shutdown: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 async fn shutdown_signal() {

@@ -77,6 +77,11 @@ impl From<SubmitTrainError> for ApiError {
             SubmitTrainError::DatasetNotFound(id) => {
                 ApiError::not_found("dataset_not_found", detail).with("dataset", id)
             }
+            SubmitTrainError::Store(_) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "store_write_failed",
+                detail,
+            ),
             SubmitTrainError::Submit(s) => s.into(),
         }
     }
@@ -89,6 +94,11 @@ impl From<SubmitError> for ApiError {
             SubmitError::QueueFull { capacity } => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", detail)
                     .with("limit", capacity)
+            }
+            SubmitError::ModelBusy { model, limit } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "model_busy", detail)
+                    .with("model", model)
+                    .with("limit", limit)
             }
             SubmitError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", detail)

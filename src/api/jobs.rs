@@ -91,6 +91,17 @@ pub async fn cancel_job(
     Ok(Json(state.jobs.cancel(&id)?))
 }
 
+/// One server-sent event of `GET /jobs/{id}/events`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct JobStreamEvent {
+    /// `epoch`, or the job status (`queued`, `running`, `succeeded`, `failed`,
+    /// `cancelled`, `interrupted`).
+    event: String,
+    /// JSON: the epoch report with `progress` and `eta_secs`, or the job record.
+    data: String,
+}
+
 fn event_of(event: &JobEvent) -> Event {
     let name = match event {
         JobEvent::Epoch { .. } => "epoch".to_string(),
@@ -108,7 +119,7 @@ fn event_of(event: &JobEvent) -> Event {
 /// the status changes; the terminal one (`succeeded`, `failed`, `cancelled`,
 /// `interrupted`) ends the stream. The first event is the current state.
 #[utoipa::path(get, path = "/jobs/{id}/events", tag = "jobs", params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = JobStreamEvent),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn job_events(
     State(state): State<Arc<AppState>>,

@@ -1,6 +1,7 @@
 //! HTTP only: routes, extractors, request and response types, the OpenAPI
 //! document, and errors as problem+json. No ML and no file I/O here.
 
+pub mod auth;
 pub mod convert;
 pub mod datasets;
 pub mod error;
@@ -23,6 +24,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -46,6 +48,8 @@ use error::ApiError;
         recommend::similar,
         health::healthz, health::readyz, health::metrics,
     ),
+    modifiers(&BearerAuth, &CommonResponses),
+    security(("bearer" = [])),
     tags(
         (name = "training", description = "Start training jobs"),
         (name = "jobs", description = "Follow and cancel training jobs"),
@@ -57,6 +61,92 @@ use error::ApiError;
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the `Authorization: Bearer <key>` scheme the API uses when keys
+/// are configured.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key with the scope the operation needs: `admin` (train, datasets, \
+                         deletes, aliases, cancel), `inference` (predict, recommend, interactions) \
+                         or `read` (GET on jobs, models, datasets). Not needed when the service \
+                         runs without keys; /healthz and /readyz never need one.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Documents the problem answers any operation can give besides its own:
+/// 400 (malformed path, query or body), 401 and 403 (keys), 408 (timeout),
+/// 413 and 415 for operations with a body, and 422 for operations with a
+/// body or parameters.
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let open = operation.security.as_ref().is_some_and(|s| {
+                    s.iter()
+                        .all(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+                });
+                let has_body = operation.request_body.is_some();
+                let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let mut common = vec![
+                    ("400", "Malformed path, query or body"),
+                    ("408", "The request took longer than the configured timeout"),
+                ];
+                if !open {
+                    common.push(("401", "No API key, or one that is not configured"));
+                    common.push(("403", "The API key lacks the scope this operation needs"));
+                }
+                if has_body {
+                    common.push(("413", "The body exceeds the configured limit"));
+                    common.push(("415", "Unsupported Content-Type"));
+                }
+                if has_body || has_parameters {
+                    common.push(("422", "A parameter or the body is well-formed but invalid"));
+                }
+                for (status, description) in common {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| problem(description).into());
+                }
+            }
+        }
+    }
+}
 
 /// The OpenAPI document as pretty JSON (what `openapi/openapi.json` holds).
 pub fn openapi_json() -> String {
@@ -136,6 +226,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::check_key))
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn(record_metrics))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
@@ -154,6 +245,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+        ]))
         .with_state(state)
 }
 

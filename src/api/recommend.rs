@@ -193,6 +193,7 @@ impl From<RecommendServeError> for ApiError {
                 ApiError::unprocessable("invalid_parameter", detail)
                     .with("field", "k")
                     .with("max", max)
+                    .with("limit", max)
             }
             RecommendServeError::ItemNotFound { model, item } => {
                 ApiError::not_found("item_not_found", detail)

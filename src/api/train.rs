@@ -375,7 +375,7 @@ pub async fn train(
             .map_err(ApiError::internal)?
             .map_err(|e| {
                 let err = ApiError::from(e);
-                if err.code == "queue_full" {
+                if err.status == StatusCode::TOO_MANY_REQUESTS {
                     err.retry_after(retry_after)
                 } else {
                     err

@@ -26,7 +26,22 @@ pub fn is_missing_token(s: &str) -> bool {
     t.len() <= 4 && MISSING_TOKENS.iter().any(|m| t.eq_ignore_ascii_case(m))
 }
 
-/// A finite number from trimmed text, or `None`.
+/// Largest magnitude a numeric value may have: the engine computes in f32,
+/// so larger values (1e308, say) could only become infinities.
+pub const MAX_NUMBER: f64 = f32::MAX as f64;
+
+/// Whether `v` is finite and within ±[`MAX_NUMBER`].
+pub(crate) fn in_range(v: f64) -> bool {
+    v.is_finite() && v.abs() <= MAX_NUMBER
+}
+
+/// Text that reads as a number but is not finite or not within ±[`MAX_NUMBER`]
+/// (`inf`, `-Infinity`, `1e400`, `1e308`).
+pub(crate) fn is_out_of_range_number(s: &str) -> bool {
+    parse_number(s).is_none() && s.trim().parse::<f64>().is_ok_and(|v| !in_range(v))
+}
+
+/// A number within ±[`MAX_NUMBER`] from trimmed text, or `None`.
 pub(crate) fn parse_number(s: &str) -> Option<f64> {
     let t = s.trim();
     let body = t.strip_prefix(['+', '-']).unwrap_or(t);
@@ -40,7 +55,7 @@ pub(crate) fn parse_number(s: &str) -> Option<f64> {
     if let Some(v) = small_integer(t) {
         return Some(v);
     }
-    t.parse::<f64>().ok().filter(|v| v.is_finite())
+    t.parse::<f64>().ok().filter(|v| in_range(*v))
 }
 
 /// Fast path for plain integers of up to 15 digits (exact in `f64`).

@@ -26,7 +26,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::canon::{add_words, l2_normalize, parse_bool, parse_number, FnvBuild, Raw};
+use super::canon::{add_words, in_range, l2_normalize, parse_bool, parse_number, FnvBuild, Raw};
 use super::error::{snippet, DataError, RecordError};
 use super::schema::{ColumnKind, Schema};
 use super::table::Table;
@@ -68,7 +68,11 @@ impl Default for PipelineOptions {
 }
 
 impl PipelineOptions {
-    fn validate(&self) -> Result<(), DataError> {
+    /// Checks the options against their limits.
+    ///
+    /// # Errors
+    /// `InvalidOptions` naming the option, its value and the limit.
+    pub fn validate(&self) -> Result<(), DataError> {
         if self.max_one_hot > MAX_ONE_HOT_LIMIT {
             return Err(DataError::InvalidOptions {
                 reason: format!(
@@ -197,7 +201,7 @@ impl Encoder {
             } => {
                 let value = match raw {
                     Raw::Missing => None,
-                    Raw::Number(v) if v.is_finite() => Some(v),
+                    Raw::Number(v) if in_range(v) => Some(v),
                     Raw::Text(s) => Some(parse_number(s).ok_or(())?),
                     Raw::Number(_) | Raw::Bool(_) => return Err(()),
                 };
@@ -385,7 +389,7 @@ impl FeaturePipeline {
                     for &r in rows {
                         match Raw::from_cell(&cells[r]) {
                             Raw::Missing => {}
-                            Raw::Number(v) if v.is_finite() => values.push(v),
+                            Raw::Number(v) if in_range(v) => values.push(v),
                             raw @ Raw::Text(s) => values.push(
                                 parse_number(s).ok_or_else(|| invalid(r, raw, EXPECT_NUMBER))?,
                             ),

@@ -23,7 +23,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::canon::{is_inferred_bool_text, parse_bool, parse_number, Raw};
+use super::canon::{
+    in_range, is_inferred_bool_text, is_out_of_range_number, parse_bool, parse_number, Raw,
+};
 use super::error::DataError;
 use super::table::{Cell, Table};
 
@@ -123,6 +125,16 @@ pub fn infer_schema(
                 }
                 None => (inferred_kind, true),
             };
+            if kind == ColumnKind::Numeric && !ignore.iter().any(|i| i == name) {
+                if let Some((row, value)) = &profile.out_of_range {
+                    return Err(DataError::InvalidValue {
+                        column: name.clone(),
+                        row: row + 1,
+                        value: value.clone(),
+                        expected: "a finite number within ±3.4e38",
+                    });
+                }
+            }
             let excluded = if ignore.iter().any(|i| i == name) {
                 Some(Exclusion::Ignored)
             } else if profile.present == 0 {
@@ -158,7 +170,7 @@ fn validate_override(name: &str, cells: &[Cell], kind: ColumnKind) -> Result<(),
         let raw = Raw::from_cell(cell);
         let ok = match (kind, raw) {
             (_, Raw::Missing) => true,
-            (ColumnKind::Numeric, Raw::Number(v)) => v.is_finite(),
+            (ColumnKind::Numeric, Raw::Number(v)) => in_range(v),
             (ColumnKind::Numeric, Raw::Text(s)) => parse_number(s).is_some(),
             (ColumnKind::Boolean, Raw::Bool(_)) => true,
             (ColumnKind::Boolean, Raw::Number(v)) => v == 0.0 || v == 1.0,
@@ -194,6 +206,9 @@ struct Profile {
     counted: usize,
     chars: usize,
     spaced: usize,
+    /// The first row (0-based) and value that reads as a number but is not
+    /// finite or out of range; such values do not make a column non-numeric.
+    out_of_range: Option<(usize, String)>,
 }
 
 impl Profile {
@@ -208,10 +223,23 @@ impl Profile {
             counted: 0,
             chars: 0,
             spaced: 0,
+            out_of_range: None,
         };
         let mut seen: HashSet<Distinct<'_>> = HashSet::new();
-        for cell in cells {
-            let key = match Raw::from_cell(cell) {
+        for (row, cell) in cells.iter().enumerate() {
+            let raw = Raw::from_cell(cell);
+            let out_of_range = match raw {
+                Raw::Number(v) => !in_range(v),
+                Raw::Text(s) => is_out_of_range_number(s),
+                _ => false,
+            };
+            if out_of_range {
+                p.out_of_range.get_or_insert_with(|| (row, raw.describe()));
+                p.all_bool = false;
+                p.present += 1;
+                continue;
+            }
+            let key = match raw {
                 Raw::Missing => {
                     p.missing += 1;
                     continue;
@@ -222,7 +250,6 @@ impl Profile {
                 }
                 Raw::Number(v) => {
                     p.all_bool = false;
-                    p.all_numeric &= v.is_finite();
                     Distinct::Number(number_bits(v))
                 }
                 Raw::Text(s) => {

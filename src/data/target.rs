@@ -72,6 +72,18 @@ impl TargetEncoder {
         target: &str,
         task: Option<Task>,
     ) -> Result<TargetEncoder, DataError> {
+        TargetEncoder::fit_limited(table, rows, target, task, MAX_CLASSES)
+    }
+
+    /// [`TargetEncoder::fit`] with at most `max_classes` classes (capped at
+    /// [`MAX_CLASSES`]); more are `TooManyClasses` naming the limit.
+    pub fn fit_limited(
+        table: &Table,
+        rows: &[usize],
+        target: &str,
+        task: Option<Task>,
+        max_classes: usize,
+    ) -> Result<TargetEncoder, DataError> {
         let cells = target_cells(table, target, rows)?;
         if rows.is_empty() {
             return Err(DataError::Empty);
@@ -89,7 +101,7 @@ impl TargetEncoder {
             }
         }
         match task.unwrap_or_else(|| auto_task(&raws)) {
-            Task::Classification => fit_classes(target, &raws),
+            Task::Classification => fit_classes(target, &raws, max_classes.min(MAX_CLASSES)),
             Task::Regression => {
                 let mut values = Vec::with_capacity(raws.len());
                 for &(r, raw) in &raws {
@@ -309,7 +321,11 @@ fn auto_task(raws: &[(usize, Raw<'_>)]) -> Task {
     }
 }
 
-fn fit_classes(target: &str, raws: &[(usize, Raw<'_>)]) -> Result<TargetEncoder, DataError> {
+fn fit_classes(
+    target: &str,
+    raws: &[(usize, Raw<'_>)],
+    max_classes: usize,
+) -> Result<TargetEncoder, DataError> {
     let mut seen: HashSet<String> = HashSet::new();
     for &(_, raw) in raws {
         if let Some(key) = raw.key() {
@@ -318,11 +334,11 @@ fn fit_classes(target: &str, raws: &[(usize, Raw<'_>)]) -> Result<TargetEncoder,
             }
         }
     }
-    if seen.len() > MAX_CLASSES {
+    if seen.len() > max_classes {
         return Err(DataError::TooManyClasses {
             column: target.to_owned(),
             found: seen.len(),
-            limit: MAX_CLASSES,
+            limit: max_classes,
         });
     }
     let mut labels: Vec<String> = seen.into_iter().collect();

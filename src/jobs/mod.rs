@@ -75,6 +75,8 @@ pub enum JobEvent {
 pub enum SubmitError {
     #[error("the training queue is full ({capacity} jobs waiting)")]
     QueueFull { capacity: usize },
+    #[error("model `{model}` already has {limit} queued or running jobs, the limit (jobs.max_active_per_model)")]
+    ModelBusy { model: String, limit: usize },
     #[error("the service is shutting down")]
     ShuttingDown,
     #[error("job store I/O error: {0}")]
@@ -121,17 +123,21 @@ pub struct JobSystem {
     shutting_down: AtomicBool,
     workers_alive: AtomicUsize,
     workers: usize,
+    max_active_per_model: usize,
 }
 
 impl JobSystem {
     /// Loads records from `store` (running ones become interrupted, queued
     /// ones are queued again) and starts `workers` workers on the runtime.
+    /// `max_active_per_model` bounds the queued plus running jobs of one
+    /// model (0: no bound).
     pub fn start(
         store: JobStore,
         root: PathBuf,
         workers: usize,
         capacity: usize,
         retain_finished: usize,
+        max_active_per_model: usize,
         runner: Runner,
     ) -> std::io::Result<Arc<JobSystem>> {
         let mut records = HashMap::new();
@@ -169,6 +175,7 @@ impl JobSystem {
             shutting_down: AtomicBool::new(false),
             workers_alive: AtomicUsize::new(0),
             workers,
+            max_active_per_model,
         });
         for _ in 0..workers {
             let s = system.clone();
@@ -196,6 +203,19 @@ impl JobSystem {
                 return Err(SubmitError::QueueFull {
                     capacity: self.capacity,
                 });
+            }
+            if self.max_active_per_model > 0 {
+                let active = inner
+                    .records
+                    .values()
+                    .filter(|r| r.model == record.model && !r.status.is_terminal())
+                    .count();
+                if active >= self.max_active_per_model {
+                    return Err(SubmitError::ModelBusy {
+                        model: record.model.clone(),
+                        limit: self.max_active_per_model,
+                    });
+                }
             }
             self.store.save(&record)?;
             inner.queue.push_back(record.id.clone());

@@ -275,6 +275,10 @@ pub struct Caps {
     /// Batch rows × `(inputs + Σ hidden + outputs)`: bounds training buffer memory to
     /// about 20 bytes per unit. Default 50,000,000.
     pub max_batch_activations: usize,
+    /// Most distinct classes of a classification target; categorical
+    /// features with more values are hashed, whatever `max_one_hot` says.
+    /// Default 1,000.
+    pub max_categories: usize,
 }
 
 impl Default for Caps {
@@ -286,6 +290,7 @@ impl Default for Caps {
             max_epochs: 10_000,
             max_batch_size: 65_536,
             max_batch_activations: 50_000_000,
+            max_categories: 1_000,
         }
     }
 }

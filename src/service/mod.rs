@@ -1,6 +1,7 @@
 //! Use cases the routes call: submit a training job, resolve and load a
 //! model version, predict, manage datasets. Owns the shared [`AppState`].
 
+pub mod auth;
 pub mod datasets;
 pub mod predict;
 pub mod recommend;
@@ -27,6 +28,8 @@ pub struct AppState {
     /// Logged interactions of recommenders.
     pub interactions: Arc<recommend::InteractionLogs>,
     pub metrics: PrometheusHandle,
+    /// The API keys; empty when authentication is off.
+    pub keys: auth::Keyring,
 }
 
 /// Why the service could not start.
@@ -34,6 +37,8 @@ pub struct AppState {
 pub enum StartError {
     #[error("cannot open the model store at {path}: {reason}")]
     Store { path: String, reason: String },
+    #[error(transparent)]
+    Keys(#[from] auth::KeyError),
 }
 
 impl AppState {
@@ -43,6 +48,15 @@ impl AppState {
         settings: Settings,
         metrics: PrometheusHandle,
     ) -> Result<Arc<AppState>, StartError> {
+        let keys = auth::Keyring::from_settings(&settings.auth)?;
+        if keys.is_empty() {
+            tracing::warn!(
+                "no API keys configured: every endpoint is open to anyone who can reach it; \
+                 set MYELIN_AUTH__KEYS or auth.keys_file for any deployment"
+            );
+        } else {
+            tracing::info!(keys = keys.len(), "API keys loaded");
+        }
         let root = settings.store.path.clone();
         let store_err = |reason: String| StartError::Store {
             path: root.display().to_string(),
@@ -65,6 +79,7 @@ impl AppState {
             settings.jobs.workers,
             settings.jobs.queue_capacity,
             settings.jobs.retain_finished,
+            settings.jobs.max_active_per_model,
             runner,
         )
         .map_err(|e| store_err(e.to_string()))?;
@@ -79,6 +94,7 @@ impl AppState {
             datasets,
             interactions,
             metrics,
+            keys,
         }))
     }
 }

@@ -219,6 +219,9 @@ pub enum SubmitTrainError {
     Invalid { code: &'static str, message: String },
     #[error("dataset `{0}` does not exist")]
     DatasetNotFound(String),
+    /// The job input could not be written to the store (disk full, permissions).
+    #[error("could not store the job input: {0}")]
+    Store(std::io::Error),
     #[error(transparent)]
     Submit(#[from] crate::jobs::SubmitError),
 }
@@ -288,8 +291,7 @@ pub fn submit(
         }
         Ok(())
     };
-    let (table, mut input, source) = stage_input(state, &root, &id, data, "input", &limits)?;
-    precheck(&table)?;
+    let (mut input, source) = stage_input(state, &root, &id, data, "input", &limits, &precheck)?;
     spec.source = source;
     let staged = stage_attributes(
         state, &root, &id, &mut spec, attributes, &limits, &mut input,
@@ -336,9 +338,10 @@ fn discard(root: &Path, input: &JobInput) {
     }
 }
 
-/// Parses a request's data and stores it as a job file (`_jobs/<id>-<suffix>.<format>`),
-/// or points at an uploaded dataset. Returns the table to check (the first sample rows
-/// of a dataset), the input and its source label.
+/// Parses a request's data, runs `check` on it (on the first sample rows of a dataset),
+/// and then stores it as a job file (`_jobs/<id>-<suffix>.<format>`) or points at the
+/// uploaded dataset. Returns the input and its source label; nothing is written when
+/// the check fails.
 fn stage_input(
     state: &AppState,
     root: &Path,
@@ -346,13 +349,15 @@ fn stage_input(
     data: TrainData,
     suffix: &str,
     limits: &ReadLimits,
-) -> Result<(Table, JobInput, String), SubmitTrainError> {
+    check: &dyn Fn(&Table) -> Result<(), SubmitTrainError>,
+) -> Result<(JobInput, String), SubmitTrainError> {
     if let TrainData::Dataset(dataset_id) = data {
         let meta = state
             .datasets
             .get(&dataset_id)
             .ok_or_else(|| SubmitTrainError::DatasetNotFound(dataset_id.clone()))?;
         let sample = state.datasets.sample(&meta, limits)?;
+        check(&sample)?;
         let input = JobInput {
             path: state.datasets.relative_path(&meta),
             format: meta.format.clone(),
@@ -360,7 +365,7 @@ fn stage_input(
             extra: Vec::new(),
             shared: Vec::new(),
         };
-        return Ok((sample, input, format!("dataset:{dataset_id}")));
+        return Ok((input, format!("dataset:{dataset_id}")));
     }
     let (table, bytes, format, source) = match data {
         TrainData::Rows(rows) => {
@@ -385,13 +390,9 @@ fn stage_input(
     if table.rows() == 0 {
         return Err(invalid("empty_dataset", "the dataset has no rows"));
     }
+    check(&table)?;
     let relative = format!("_jobs/{id}-{suffix}.{format}");
-    fsops::write_atomic(&root.join(&relative), &bytes).map_err(|e| {
-        invalid(
-            "store_write_failed",
-            format!("could not store the job input: {e}"),
-        )
-    })?;
+    fsops::write_atomic(&root.join(&relative), &bytes).map_err(SubmitTrainError::Store)?;
     let input = JobInput {
         path: relative,
         format: format.to_string(),
@@ -399,7 +400,7 @@ fn stage_input(
         extra: Vec::new(),
         shared: Vec::new(),
     };
-    Ok((table, input, source.to_string()))
+    Ok((input, source.to_string()))
 }
 
 /// Checks and stages the attribute tables of a recommendation request into
@@ -427,15 +428,18 @@ fn stage_attributes(
             columns: columns.columns,
             separator: columns.separator,
         };
-        let (table, staged, source) =
-            stage_input(state, root, id, data, field, limits).map_err(|e| prefixed(field, e))?;
+        let check = |table: &Table| {
+            Attributes::from_table(table, &columns)
+                .map(|_| ())
+                .map_err(recommend_error)
+        };
+        let (staged, source) = stage_input(state, root, id, data, field, limits, &check)
+            .map_err(|e| prefixed(field, e))?;
         if staged.owned {
             input.extra.push(staged.path.clone());
         } else {
             input.shared.push(staged.path.clone());
         }
-        Attributes::from_table(&table, &columns)
-            .map_err(|e| prefixed(field, recommend_error(e)))?;
         let source = AttributeSource {
             columns,
             source,

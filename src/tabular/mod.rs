@@ -57,6 +57,22 @@ impl TabularModel {
                 spec.pipeline.width()
             ));
         }
+        match &spec.target_encoder {
+            TargetEncoder::Classes { labels, .. } if labels.len() < 2 => {
+                return Err(format!(
+                    "the target encoding has {} class labels; a classifier needs at least 2",
+                    labels.len()
+                ));
+            }
+            TargetEncoder::Regression { mean, std, .. }
+                if !(mean.is_finite() && std.is_finite() && *std > 0.0) =>
+            {
+                return Err(format!(
+                    "the target encoding has mean {mean} and std {std}; both must be finite and std > 0"
+                ));
+            }
+            _ => {}
+        }
         let expected = expected_outputs(&spec.target_encoder);
         if mlp.outputs() != expected {
             return Err(format!(

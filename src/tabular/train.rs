@@ -112,6 +112,7 @@ impl TabularError {
 /// two classes for classification.
 pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, TabularError> {
     spec.params.check(caps).map_err(nn::TrainError::from)?;
+    spec.pipeline.validate()?;
     if table.column_index(&spec.target).is_none() {
         return Err(DataError::UnknownColumn {
             name: spec.target.clone(),
@@ -119,6 +120,35 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
         .into());
     }
     let schema = infer_schema(table, &spec.overrides, &spec.ignore)?;
+    let features = schema
+        .columns
+        .iter()
+        .filter(|c| c.is_feature() && c.name != spec.target)
+        .count();
+    if features == 0 {
+        return Err(DataError::NoFeatures.into());
+    }
+    // Every feature column gives at least one input and the head at least
+    // one output, so this bound is known before the pipeline is fitted.
+    let widths: Vec<usize> = std::iter::once(features)
+        .chain(spec.params.hidden_layers.iter().copied())
+        .chain(std::iter::once(1))
+        .collect();
+    let least_parameters: usize = widths
+        .windows(2)
+        .map(|w| w[0].saturating_mul(w[1]).saturating_add(w[1]))
+        .fold(0, usize::saturating_add);
+    if least_parameters > caps.max_parameters {
+        return Err(nn::TrainError::from(nn::invalid_param(
+            "parameters",
+            least_parameters,
+            format!(
+                "at least; exceeds cap max_parameters = {}",
+                caps.max_parameters
+            ),
+        ))
+        .into());
+    }
     let rows = rows_with_target(table, &spec.target);
     if rows.len() < 2 {
         return Err(TabularError::Invalid(format!(
@@ -127,7 +157,7 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
             rows.len()
         )));
     }
-    TargetEncoder::fit(table, &rows, &spec.target, spec.task)?;
+    TargetEncoder::fit_limited(table, &rows, &spec.target, spec.task, caps.max_categories)?;
     Ok(schema)
 }
 
@@ -156,14 +186,23 @@ pub fn train(
         (labelled, Vec::new())
     };
 
-    let pipeline = FeaturePipeline::fit(table, &train_rows, &schema, &spec.target, &spec.pipeline)?;
+    // Columns with more categories than the configured limit are hashed.
+    let mut options = spec.pipeline.clone();
+    options.max_one_hot = options.max_one_hot.min(caps.max_categories);
+    let pipeline = FeaturePipeline::fit(table, &train_rows, &schema, &spec.target, &options)?;
     if pipeline.width() == 0 {
         return Err(TabularError::Invalid(format!(
             "no usable feature columns besides the target `{}`",
             spec.target
         )));
     }
-    let encoder = TargetEncoder::fit(table, &train_rows, &spec.target, spec.task)?;
+    let encoder = TargetEncoder::fit_limited(
+        table,
+        &train_rows,
+        &spec.target,
+        spec.task,
+        caps.max_categories,
+    )?;
     let head = head_for(&encoder, &spec.params);
 
     let x_train = pipeline.transform(table, &train_rows)?;

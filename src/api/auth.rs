@@ -1,0 +1,184 @@
+//! API key checks: which scope each route needs, and the middleware that
+//! answers 401 (no or unknown key) or 403 (key without the scope) before a
+//! handler or body extractor runs.
+
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use crate::config::AuthSettings;
+use crate::service::auth::{Identity, Scope};
+use crate::service::AppState;
+
+/// What a request needs to pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Nothing: liveness, readiness, and metrics or docs when unprotected.
+    Open,
+    /// A key holding this scope.
+    Scope(Scope),
+    /// Any configured key (paths that match no route).
+    AnyKey,
+}
+
+/// The access rule for `method` on the route template `route` (`None` when
+/// no route matched) at the request path `path`. Routes missing from the
+/// table need `admin`, so a new route is closed until it is listed.
+pub fn required_access(
+    method: &Method,
+    route: Option<&str>,
+    path: &str,
+    auth: &AuthSettings,
+) -> Access {
+    use Scope::{Admin, Inference, Read};
+    let protected = |on: bool| {
+        if on {
+            Access::Scope(Read)
+        } else {
+            Access::Open
+        }
+    };
+    if path == "/openapi.json" || path == "/docs" || path.starts_with("/docs/") {
+        return protected(auth.protect_docs);
+    }
+    let Some(route) = route else {
+        return Access::AnyKey;
+    };
+    let read = *method == Method::GET || *method == Method::HEAD;
+    match route {
+        "/healthz" | "/readyz" => Access::Open,
+        "/metrics" => protected(auth.protect_metrics),
+        "/predict"
+        | "/models/{name}/predict"
+        | "/recommend"
+        | "/interactions"
+        | "/models/{name}/items/{item}/similar" => Access::Scope(Inference),
+        "/jobs"
+        | "/jobs/{id}"
+        | "/jobs/{id}/events"
+        | "/datasets"
+        | "/datasets/{id}"
+        | "/models"
+        | "/models/{name}"
+        | "/models/{name}/versions/{version}"
+            if read =>
+        {
+            Access::Scope(Read)
+        }
+        _ => Access::Scope(Admin),
+    }
+}
+
+/// The presented key, if the request has `Authorization: Bearer <key>`.
+fn bearer(req: &Request) -> Result<Option<&str>, ()> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ())?;
+    let (scheme, key) = value.split_once(' ').ok_or(())?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(());
+    }
+    Ok(Some(key.trim()))
+}
+
+fn unauthorized(detail: &str) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"myelin\""),
+    );
+    response
+}
+
+/// Middleware: lets the request through if its key may use the route.
+pub async fn check_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if state.keys.is_empty() {
+        return next.run(req).await;
+    }
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str());
+    let access = required_access(req.method(), route, req.uri().path(), &state.settings.auth);
+    if access == Access::Open {
+        return next.run(req).await;
+    }
+    let Ok(presented) = bearer(&req) else {
+        return unauthorized("the Authorization header must be `Bearer <key>`");
+    };
+    let scopes = match state.keys.identify(presented) {
+        Identity::Open => return next.run(req).await,
+        Identity::Key(scopes) => scopes,
+        Identity::Unknown if presented.is_none() => {
+            return unauthorized("this endpoint needs an API key: `Authorization: Bearer <key>`")
+        }
+        Identity::Unknown => return unauthorized("the API key is not valid"),
+    };
+    match access {
+        Access::Scope(scope) if !scopes.contains(scope) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this API key lacks the `{}` scope that {} {} needs",
+                scope.as_str(),
+                req.method(),
+                route.unwrap_or(req.uri().path())
+            ),
+        )
+        .with("scope", scope.as_str())
+        .into_response(),
+        _ => next.run(req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> AuthSettings {
+        AuthSettings {
+            keys: Vec::new(),
+            keys_file: Default::default(),
+            protect_metrics: true,
+            protect_docs: false,
+        }
+    }
+
+    #[test]
+    fn every_route_has_the_documented_scope() {
+        use Scope::*;
+        let a = auth();
+        let rule = |m: Method, route: &str| required_access(&m, Some(route), route, &a);
+        assert_eq!(rule(Method::POST, "/train"), Access::Scope(Admin));
+        assert_eq!(rule(Method::POST, "/datasets"), Access::Scope(Admin));
+        assert_eq!(rule(Method::GET, "/datasets"), Access::Scope(Read));
+        assert_eq!(rule(Method::DELETE, "/datasets/{id}"), Access::Scope(Admin));
+        assert_eq!(rule(Method::GET, "/jobs/{id}/events"), Access::Scope(Read));
+        assert_eq!(rule(Method::DELETE, "/jobs/{id}"), Access::Scope(Admin));
+        assert_eq!(
+            rule(Method::DELETE, "/models/{name}/versions/{version}"),
+            Access::Scope(Admin)
+        );
+        assert_eq!(
+            rule(Method::PUT, "/models/{name}/aliases/{alias}"),
+            Access::Scope(Admin)
+        );
+        assert_eq!(rule(Method::POST, "/predict"), Access::Scope(Inference));
+        assert_eq!(rule(Method::GET, "/recommend"), Access::Scope(Inference));
+        assert_eq!(
+            rule(Method::POST, "/interactions"),
+            Access::Scope(Inference)
+        );
+        assert_eq!(rule(Method::GET, "/healthz"), Access::Open);
+        assert_eq!(rule(Method::GET, "/metrics"), Access::Scope(Read));
+        assert_eq!(rule(Method::GET, "/docs/"), Access::Open);
+        assert_eq!(rule(Method::GET, "/some/new/route"), Access::Scope(Admin));
+        assert_eq!(
+            required_access(&Method::GET, None, "/nowhere", &a),
+            Access::AnyKey
+        );
+    }
+}
