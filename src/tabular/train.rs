@@ -183,11 +183,13 @@ pub fn train(
     let outcome = nn::fit(
         TrainSet {
             x: x_train.view(),
+            sparse: None,
             y: y_train.view(),
             weights: weights.as_ref().map(|w| w.view()),
         },
         valid.as_ref().map(|(x, y)| TrainSet {
             x: x.view(),
+            sparse: None,
             y: y.view(),
             weights: None,
         }),
