@@ -58,7 +58,8 @@ pub struct TrainRequest {
     /// `none`, `balanced`, or a weight per label.
     #[serde(default)]
     pub class_weight: Option<ClassWeight>,
-    /// Feature pipeline options: `max_one_hot` (64), `hash_buckets` (32), `standardize` (true), `numeric_bins` (16).
+    /// Feature pipeline options: `max_one_hot` (64), `hash_buckets` (32), `standardize` (true), `numeric_bins` (16),
+    /// `text` (`ngram_range` [1, 2], `char_ngrams` null, `min_df` 2, `max_features` 20000, `hashing` null, `sublinear_tf` true).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub pipeline: PipelineOptions,

@@ -10,6 +10,7 @@ mod schema;
 mod split;
 mod table;
 mod target;
+mod text;
 
 pub use canon::{is_missing_token, MISSING_TOKENS};
 pub use error::{DataError, RecordError};
@@ -22,3 +23,4 @@ pub use schema::{
 pub use split::{fingerprint, train_test_split, Fingerprint, HashingReader};
 pub use table::{Cell, Table};
 pub use target::{rows_with_target, TargetEncoder, Task, AUTO_CLASS_MAX_DISTINCT, MAX_CLASSES};
+pub use text::{TextOptions, MAX_CHAR_NGRAM, MAX_TEXT_FEATURES};

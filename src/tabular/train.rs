@@ -112,6 +112,7 @@ impl TabularError {
 /// two classes for classification.
 pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, TabularError> {
     spec.params.check(caps).map_err(nn::TrainError::from)?;
+    spec.pipeline.validate()?;
     if table.column_index(&spec.target).is_none() {
         return Err(DataError::UnknownColumn {
             name: spec.target.clone(),
@@ -166,16 +167,14 @@ pub fn train(
     let encoder = TargetEncoder::fit(table, &train_rows, &spec.target, spec.task)?;
     let head = head_for(&encoder, &spec.params);
 
-    let x_train = pipeline.transform(table, &train_rows)?;
+    let (x_train, sparse_train) = pipeline.transform_split(table, &train_rows)?;
     let y_train = encoder.encode(table, &train_rows)?;
     let weights = row_weights(table, &train_rows, &encoder, &spec.class_weight)?;
     let valid = if valid_rows.is_empty() {
         None
     } else {
-        Some((
-            pipeline.transform(table, &valid_rows)?,
-            encoder.encode(table, &valid_rows)?,
-        ))
+        let (x, sparse) = pipeline.transform_split(table, &valid_rows)?;
+        Some((x, sparse, encoder.encode(table, &valid_rows)?))
     };
 
     let cpu_start = thread_cpu_seconds();
@@ -183,13 +182,13 @@ pub fn train(
     let outcome = nn::fit(
         TrainSet {
             x: x_train.view(),
-            sparse: None,
+            sparse: (sparse_train.cols() > 0).then_some(&sparse_train),
             y: y_train.view(),
             weights: weights.as_ref().map(|w| w.view()),
         },
-        valid.as_ref().map(|(x, y)| TrainSet {
+        valid.as_ref().map(|(x, sparse, y)| TrainSet {
             x: x.view(),
-            sparse: None,
+            sparse: (sparse.cols() > 0).then_some(sparse),
             y: y.view(),
             weights: None,
         }),

@@ -4,6 +4,7 @@
 mod datasets;
 mod errors;
 mod helpers;
+mod inputs;
 mod jobs;
 mod openapi;
 mod operations;
