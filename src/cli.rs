@@ -104,7 +104,7 @@ pub struct TrainArgs {
     /// Class weighting: none or balanced.
     #[arg(long)]
     pub class_weight: Option<String>,
-    /// Feature pipeline option as key=value (max_one_hot, hash_buckets, standardize, numeric_bins, text={...} as JSON); repeatable.
+    /// Feature pipeline option as key=value (max_one_hot, hash_buckets, standardize, numeric_bins, text={...}, image={...} as JSON); repeatable.
     #[arg(long = "pipeline", value_name = "KEY=VALUE")]
     pub pipeline: Vec<String>,
     /// Write a JSON report (version, metrics, history, timing) to this file.

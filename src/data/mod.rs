@@ -4,6 +4,7 @@
 
 mod canon;
 mod error;
+mod image;
 mod pipeline;
 mod read;
 mod schema;
@@ -14,7 +15,12 @@ mod text;
 
 pub use canon::{is_missing_token, MISSING_TOKENS};
 pub use error::{DataError, RecordError};
-pub use pipeline::{FeaturePipeline, PipelineOptions, MAX_HASH_BUCKETS, MAX_ONE_HOT_LIMIT};
+pub use image::{
+    ImageMode, ImageOptions, PixelLayout, MAX_DECODED_SIDE, MAX_IMAGE_SIDE, MIN_PIXEL_STD,
+};
+pub use pipeline::{
+    check_images, FeaturePipeline, PipelineOptions, MAX_HASH_BUCKETS, MAX_ONE_HOT_LIMIT,
+};
 pub use read::{read_csv, read_json_rows, read_ndjson, table_from_records, ReadLimits};
 pub use schema::{
     infer_schema, ColumnKind, ColumnSchema, Exclusion, Schema, DISTINCT_CAP, IDENTIFIER_MIN_ROWS,

@@ -34,6 +34,7 @@ use ndarray::{s, Array2};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::image::{ImageEncoder, ImageInput, ImageOptions};
 use super::text::{TextOptions, TfidfEncoder};
 use crate::nn::CsrMatrix;
 
@@ -67,6 +68,8 @@ pub struct PipelineOptions {
     pub numeric_bins: usize,
     /// Text columns: n-grams, vocabulary or hashing, TF-IDF (see [`TextOptions`]).
     pub text: TextOptions,
+    /// Image columns: size, colour mode, pixel-array layout (see [`ImageOptions`]).
+    pub image: ImageOptions,
 }
 
 impl Default for PipelineOptions {
@@ -77,6 +80,7 @@ impl Default for PipelineOptions {
             standardize: true,
             numeric_bins: 16,
             text: TextOptions::default(),
+            image: ImageOptions::default(),
         }
     }
 }
@@ -86,6 +90,7 @@ impl PipelineOptions {
     pub fn validate(&self) -> Result<(), DataError> {
         self.text
             .validate()
+            .and_then(|()| self.image.validate())
             .map_err(|reason| DataError::InvalidOptions { reason })?;
         if self.max_one_hot > MAX_ONE_HOT_LIMIT {
             return Err(DataError::InvalidOptions {
@@ -119,6 +124,7 @@ const EXPECT_NUMBER: &str = "a number";
 const EXPECT_BOOL: &str = "a boolean (true/false, yes/no, 1/0)";
 const EXPECT_CATEGORY: &str = "a string, number or boolean";
 const EXPECT_TEXT: &str = "a string";
+const EXPECT_IMAGE: &str = "a base64 PNG or JPEG image, or a pixel array in the declared layout";
 
 /// The fitted feature pipeline. Serializes to JSON (for model.json); fitted on
 /// training rows only.
@@ -191,6 +197,15 @@ enum Encoder {
         buckets: usize,
     },
     Tfidf(TfidfEncoder),
+    Image(ImageEncoder),
+}
+
+/// Why a value could not be encoded.
+enum Reject {
+    /// The value does not fit the encoder's kind.
+    Kind,
+    /// An image that cannot be decoded, with the reason.
+    Image(String),
 }
 
 impl Encoder {
@@ -207,6 +222,7 @@ impl Encoder {
             Encoder::OneHot { vocabulary, .. } => vocabulary.len() + 2,
             Encoder::Hashed { buckets } | Encoder::BagOfWords { buckets } => *buckets,
             Encoder::Tfidf(tfidf) => tfidf.width(),
+            Encoder::Image(image) => image.width(),
         }
     }
 
@@ -221,19 +237,21 @@ impl Encoder {
             Encoder::Boolean { .. } => EXPECT_BOOL,
             Encoder::OneHot { .. } | Encoder::Hashed { .. } => EXPECT_CATEGORY,
             Encoder::BagOfWords { .. } | Encoder::Tfidf(_) => EXPECT_TEXT,
+            Encoder::Image(_) => EXPECT_IMAGE,
         }
     }
 
     /// Writes the features of `raw` into `out` (zeroed, `len == width`) for dense
     /// encoders, or appends `(offset + position, value)` entries to `sparse` for sparse
-    /// ones. `Err(())` when `raw` does not fit the encoder's kind.
+    /// ones. `Reject::Kind` when `raw` does not fit the encoder's kind.
     fn encode(
         &self,
         raw: Raw<'_>,
         out: &mut [f32],
         sparse: &mut SparseRow,
         offset: usize,
-    ) -> Result<(), ()> {
+    ) -> Result<(), Reject> {
+        let kind = |_| Reject::Kind;
         match self {
             Encoder::Numeric {
                 median,
@@ -245,8 +263,8 @@ impl Encoder {
                 let value = match raw {
                     Raw::Missing => None,
                     Raw::Number(v) if v.is_finite() => Some(v),
-                    Raw::Text(s) => Some(parse_number(s).ok_or(())?),
-                    Raw::Number(_) | Raw::Bool(_) => return Err(()),
+                    Raw::Text(s) => Some(parse_number(s).ok_or(()).map_err(kind)?),
+                    Raw::Number(_) | Raw::Bool(_) => return Err(Reject::Kind),
                 };
                 let x = value.unwrap_or(*median);
                 out[0] = to_f32((x - mean) / std);
@@ -267,8 +285,8 @@ impl Encoder {
                     Raw::Missing => None,
                     Raw::Bool(b) => Some(b),
                     Raw::Number(v) if v == 0.0 || v == 1.0 => Some(v == 1.0),
-                    Raw::Text(s) => Some(parse_bool(s).ok_or(())?),
-                    Raw::Number(_) => return Err(()),
+                    Raw::Text(s) => Some(parse_bool(s).ok_or(()).map_err(kind)?),
+                    Raw::Number(_) => return Err(Reject::Kind),
                 };
                 out[0] = value.map_or(*fill as f32, |b| if b { 1.0 } else { 0.0 });
                 if *missing_indicator {
@@ -314,6 +332,13 @@ impl Encoder {
                 let SparseRow { entries, scratch } = sparse;
                 tfidf.encode(&text, offset as u32, scratch, entries);
             }
+            Encoder::Image(image) => match raw {
+                Raw::Missing => out.fill(0.0),
+                Raw::Text(s) => image
+                    .encode(ImageInput::Text(s), out)
+                    .map_err(Reject::Image)?,
+                Raw::Number(_) | Raw::Bool(_) => return Err(Reject::Kind),
+            },
         }
         Ok(())
     }
@@ -364,6 +389,9 @@ impl TryFrom<PipelineRepr> for FeaturePipeline {
                         ));
                     }
                 }
+                Encoder::Image(image) => image
+                    .check()
+                    .map_err(|reason| format!("column `{name}`: {reason}"))?,
                 Encoder::OneHot { .. } | Encoder::Tfidf(_) => {}
             }
         }
@@ -532,6 +560,24 @@ impl FeaturePipeline {
                         }
                     }
                 }
+                ColumnKind::Image => {
+                    let mut images = Vec::with_capacity(rows.len());
+                    for &r in rows {
+                        images.push(match Raw::from_cell(&cells[r]) {
+                            Raw::Missing => None,
+                            Raw::Text(s) => Some(ImageInput::Text(s)),
+                            raw => return Err(invalid(r, raw, EXPECT_IMAGE)),
+                        });
+                    }
+                    let encoder =
+                        ImageEncoder::fit(&options.image, images.into_iter(), options.standardize)
+                            .map_err(|(i, reason)| DataError::InvalidImage {
+                                column: column.name.clone(),
+                                row: rows[i] + 1,
+                                reason,
+                            })?;
+                    Encoder::Image(encoder)
+                }
                 ColumnKind::Text => {
                     let docs: Vec<Option<Cow<'_, str>>> = rows
                         .iter()
@@ -608,6 +654,7 @@ impl FeaturePipeline {
                     names.extend((0..*buckets).map(|k| format!("{name}#word{k}")));
                 }
                 Encoder::Tfidf(tfidf) => tfidf.feature_names(name, &mut names),
+                Encoder::Image(image) => image.feature_names(name, &mut names),
             }
         }
         names
@@ -682,11 +729,18 @@ impl FeaturePipeline {
                 column
                     .encoder
                     .encode(raw, &mut out[span], &mut row, column.offset)
-                    .map_err(|()| DataError::InvalidValue {
-                        column: column.name.clone(),
-                        row: r + 1,
-                        value: raw.describe(),
-                        expected: column.encoder.expected(),
+                    .map_err(|reject| match reject {
+                        Reject::Kind => DataError::InvalidValue {
+                            column: column.name.clone(),
+                            row: r + 1,
+                            value: raw.describe(),
+                            expected: column.encoder.expected(),
+                        },
+                        Reject::Image(reason) => DataError::InvalidImage {
+                            column: column.name.clone(),
+                            row: r + 1,
+                            reason,
+                        },
                     })?;
             }
             sparse.push_row(&row.entries);
@@ -763,13 +817,31 @@ impl FeaturePipeline {
                 Value::Number(n) => Raw::Number(n.as_f64().ok_or_else(wrong)?),
                 Value::String(s) if super::canon::is_missing_token(s) => Raw::Missing,
                 Value::String(s) => Raw::Text(s),
-                Value::Array(_) | Value::Object(_) => return Err(wrong()),
+                Value::Array(items) => {
+                    if let Encoder::Image(image) = &column.encoder {
+                        image
+                            .encode(ImageInput::Array(items), &mut dense[column.dense_span()])
+                            .map_err(|reason| RecordError::InvalidImage {
+                                field: column.name.clone(),
+                                reason,
+                            })?;
+                        continue;
+                    }
+                    return Err(wrong());
+                }
+                Value::Object(_) => return Err(wrong()),
             };
             let span = column.dense_span();
             column
                 .encoder
                 .encode(raw, &mut dense[span], &mut row, column.offset)
-                .map_err(|()| wrong())?;
+                .map_err(|reject| match reject {
+                    Reject::Kind => wrong(),
+                    Reject::Image(reason) => RecordError::InvalidImage {
+                        field: column.name.clone(),
+                        reason,
+                    },
+                })?;
         }
         sparse.push_row(&row.entries);
         Ok(())
@@ -783,6 +855,53 @@ impl FeaturePipeline {
             .filter(|k| !self.by_name.contains_key(*k))
             .collect()
     }
+}
+
+/// Decodes every image cell of the image feature columns of `schema` in `rows`
+/// (the `target` excluded), so that unreadable or oversized images are refused
+/// before training starts.
+///
+/// Errors: `InvalidImage` naming the first bad cell's row and column,
+/// `InvalidValue` for a number or boolean in an image column.
+pub fn check_images(
+    table: &Table,
+    rows: &[usize],
+    schema: &Schema,
+    target: &str,
+    options: &ImageOptions,
+) -> Result<(), DataError> {
+    let probe = ImageEncoder::new(options);
+    let mut out = vec![0.0f32; probe.width()];
+    for column in &schema.columns {
+        if column.kind != ColumnKind::Image || !column.is_feature() || column.name == target {
+            continue;
+        }
+        let Some(cells) = table.column(&column.name) else {
+            continue;
+        };
+        for &r in rows.iter().filter(|&&r| r < cells.len()) {
+            let raw = Raw::from_cell(&cells[r]);
+            match raw {
+                Raw::Missing => {}
+                Raw::Text(s) => probe
+                    .encode(ImageInput::Text(s), &mut out)
+                    .map_err(|reason| DataError::InvalidImage {
+                        column: column.name.clone(),
+                        row: r + 1,
+                        reason,
+                    })?,
+                raw => {
+                    return Err(DataError::InvalidValue {
+                        column: column.name.clone(),
+                        row: r + 1,
+                        value: raw.describe(),
+                        expected: EXPECT_IMAGE,
+                    })
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rejects row indices at or past `n`, the length of the shortest column read.

@@ -9,11 +9,14 @@
 //! 3. every cell a finite number or text parsing as one -> `Numeric`
 //!    (a 0/1 column stays `Numeric`: standardized 0/1 carries the same
 //!    information and serving keeps accepting plain numbers);
-//! 4. average length over 30 characters, at least half the values containing
+//! 4. every value a base64 PNG or JPEG (or a `data:image/` URL) -> `Image`;
+//! 5. average length over 30 characters, at least half the values containing
 //!    whitespace and at least half the values distinct -> `Text`;
-//! 5. at least 20 non-missing values, all distinct -> `Identifier` (excluded
+//! 6. at least 20 non-missing values, all distinct -> `Identifier` (excluded
 //!    from features);
-//! 6. otherwise `Categorical`.
+//! 7. otherwise `Categorical`.
+//!
+//! Pixel-array image columns are never inferred: set them with an `image` override.
 //!
 //! `distinct` is counted exactly up to [`DISTINCT_CAP`] and reported as the cap
 //! beyond it; past the cap a column counts as all-distinct when no repeat was
@@ -25,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::canon::{is_inferred_bool_text, parse_bool, parse_number, Raw};
 use super::error::DataError;
+use super::image::looks_like_encoded_image;
 use super::table::{Cell, Table};
 
 /// Distinct values are counted exactly up to this many per column.
@@ -42,6 +46,7 @@ pub enum ColumnKind {
     Boolean,
     Categorical,
     Text,
+    Image,
     Identifier,
 }
 
@@ -194,6 +199,7 @@ struct Profile {
     counted: usize,
     chars: usize,
     spaced: usize,
+    all_image: bool,
 }
 
 impl Profile {
@@ -208,6 +214,7 @@ impl Profile {
             counted: 0,
             chars: 0,
             spaced: 0,
+            all_image: true,
         };
         let mut seen: HashSet<Distinct<'_>> = HashSet::new();
         for cell in cells {
@@ -218,10 +225,12 @@ impl Profile {
                 }
                 Raw::Bool(b) => {
                     p.all_numeric = false;
+                    p.all_image = false;
                     Distinct::Bool(b)
                 }
                 Raw::Number(v) => {
                     p.all_bool = false;
+                    p.all_image = false;
                     p.all_numeric &= v.is_finite();
                     Distinct::Number(number_bits(v))
                 }
@@ -232,6 +241,7 @@ impl Profile {
                         p.spaced += 1;
                     }
                     p.all_bool &= is_inferred_bool_text(t);
+                    p.all_image &= looks_like_encoded_image(t);
                     match parse_number(t) {
                         Some(v) => Distinct::Number(number_bits(v)),
                         None => {
@@ -261,6 +271,8 @@ impl Profile {
             ColumnKind::Boolean
         } else if self.all_numeric {
             ColumnKind::Numeric
+        } else if self.all_image {
+            ColumnKind::Image
         } else if self.chars as f64 / n as f64 > TEXT_MIN_AVG_CHARS
             && self.spaced * 2 >= n
             && self.distinct * 2 >= self.counted

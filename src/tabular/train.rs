@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{evaluate, Metrics, TabularModel};
 use crate::data::{
-    infer_schema, rows_with_target, train_test_split, ColumnKind, DataError, FeaturePipeline,
-    PipelineOptions, Schema, Table, TargetEncoder, Task,
+    check_images, infer_schema, rows_with_target, train_test_split, ColumnKind, DataError,
+    FeaturePipeline, PipelineOptions, Schema, Table, TargetEncoder, Task,
 };
 use crate::nn::{self, Caps, Control, EpochReport, Head, RegressionLoss, TrainParams, TrainSet};
 
@@ -129,6 +129,7 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
         )));
     }
     TargetEncoder::fit(table, &rows, &spec.target, spec.task)?;
+    check_images(table, &rows, &schema, &spec.target, &spec.pipeline.image)?;
     Ok(schema)
 }
 
