@@ -95,7 +95,7 @@ pub struct TrainArgs {
     /// Training parameter as key=value (value in JSON, e.g. hidden_layers=[64,32]); repeatable.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
-    /// Column kind override as column=kind (numeric, boolean, categorical, text, identifier); repeatable.
+    /// Column kind override as column=kind (numeric, boolean, categorical, text, image, identifier); repeatable.
     #[arg(long = "column", value_name = "COLUMN=KIND")]
     pub columns: Vec<String>,
     /// Column to leave out of the features; repeatable.

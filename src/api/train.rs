@@ -60,6 +60,7 @@ pub struct TrainRequest {
     pub class_weight: Option<ClassWeight>,
     /// Feature pipeline options: `max_one_hot` (64), `hash_buckets` (32), `standardize` (true), `numeric_bins` (16),
     /// `text` (`ngram_range` [1, 2], `char_ngrams` null, `min_df` 2, `max_features` 20000, `hashing` null, `sublinear_tf` true),
+    /// `text_columns` (per-column text options),
     /// `image` (`width` 28, `height` 28, `mode` grayscale|rgb, `pixels` {width, height, channels} for pixel arrays, `pixel_max` 255).
     #[serde(default)]
     #[schema(value_type = Object)]

@@ -29,6 +29,7 @@
 use std::collections::HashMap;
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use ndarray::{s, Array2};
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,9 @@ pub struct PipelineOptions {
     pub numeric_bins: usize,
     /// Text columns: n-grams, vocabulary or hashing, TF-IDF (see [`TextOptions`]).
     pub text: TextOptions,
+    /// Per-column text options that replace `text` for the named text columns.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub text_columns: BTreeMap<String, TextOptions>,
     /// Image columns: size, colour mode, pixel-array layout (see [`ImageOptions`]).
     pub image: ImageOptions,
 }
@@ -80,16 +84,39 @@ impl Default for PipelineOptions {
             standardize: true,
             numeric_bins: 16,
             text: TextOptions::default(),
+            text_columns: BTreeMap::new(),
             image: ImageOptions::default(),
         }
     }
 }
 
 impl PipelineOptions {
+    /// Checks that every column named in `text_columns` is a text feature of `schema`.
+    pub fn check_columns(&self, schema: &Schema) -> Result<(), DataError> {
+        for name in self.text_columns.keys() {
+            let is_text = schema
+                .column(name)
+                .is_some_and(|c| c.kind == ColumnKind::Text && c.is_feature());
+            if !is_text {
+                return Err(DataError::InvalidOptions {
+                    reason: format!(
+                        "pipeline.text_columns names `{name}`, which is not a text feature column"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every option; `InvalidOptions` names the field and its value.
     pub fn validate(&self) -> Result<(), DataError> {
         self.text
             .validate()
+            .and_then(|()| {
+                self.text_columns.iter().try_for_each(|(name, options)| {
+                    options.validate_at(&format!("pipeline.text_columns.{name}"))
+                })
+            })
             .and_then(|()| self.image.validate())
             .map_err(|reason| DataError::InvalidOptions { reason })?;
         if self.max_one_hot > MAX_ONE_HOT_LIMIT {
@@ -589,7 +616,10 @@ impl FeaturePipeline {
                         .collect();
                     Encoder::Tfidf(TfidfEncoder::fit(
                         docs.iter().map(|d| d.as_deref()),
-                        &options.text,
+                        options
+                            .text_columns
+                            .get(&column.name)
+                            .unwrap_or(&options.text),
                     ))
                 }
             };
@@ -1270,6 +1300,46 @@ review,age,y
         assert!(p
             .feature_names()
             .contains(&"review:terrible quality".to_string()));
+        let per_column = PipelineOptions {
+            text_columns: BTreeMap::from([(
+                "review".to_string(),
+                TextOptions {
+                    hashing: Some(8),
+                    ..TextOptions::default()
+                },
+            )]),
+            ..Default::default()
+        };
+        let (t, p) = text_pipeline(&per_column);
+        assert_eq!(p.width() - p.dense_width(), 8);
+        let schema = infer_schema(&t, &BTreeMap::new(), &[]).unwrap();
+        assert_eq!(per_column.check_columns(&schema), Ok(()));
+        let not_text = PipelineOptions {
+            text_columns: BTreeMap::from([("age".to_string(), TextOptions::default())]),
+            ..Default::default()
+        };
+        let err = not_text.check_columns(&schema).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("pipeline.text_columns names `age`"),
+            "{err}"
+        );
+        let bad_column = PipelineOptions {
+            text_columns: BTreeMap::from([(
+                "review".to_string(),
+                TextOptions {
+                    min_df: 0,
+                    ..TextOptions::default()
+                },
+            )]),
+            ..Default::default()
+        };
+        let err = bad_column.validate().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("pipeline.text_columns.review.min_df is 0"),
+            "{err}"
+        );
         let bad = PipelineOptions {
             text: TextOptions {
                 min_df: 0,

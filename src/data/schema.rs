@@ -388,6 +388,20 @@ mod tests {
     }
 
     #[test]
+    fn encoded_images_are_inferred_as_images() {
+        let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==";
+        let jpeg = "/9j/4AAQSkZJRgABAQAAAQABAAD";
+        let url = "data:image/png;base64,iVBORw0KGgo";
+        let t = table(&[
+            ("img", texts(&[png, jpeg, url, ""])),
+            ("mixed", texts(&[png, "a cat", png, png])),
+        ]);
+        let s = infer_schema(&t, &BTreeMap::new(), &[]).unwrap();
+        assert_eq!(s.columns[0].kind, ColumnKind::Image);
+        assert_eq!(s.columns[1].kind, ColumnKind::Categorical);
+    }
+
+    #[test]
     fn small_unique_columns_stay_categorical() {
         let t = table(&[("c", texts(&["a", "b", "c"]))]);
         let s = infer_schema(&t, &BTreeMap::new(), &[]).unwrap();

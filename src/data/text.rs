@@ -58,32 +58,37 @@ impl Default for TextOptions {
 impl TextOptions {
     /// Checks every field; the message names it (`pipeline.text.min_df`) and its value.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_at("pipeline.text")
+    }
+
+    /// [`TextOptions::validate`] for options found at `path` in the request.
+    pub fn validate_at(&self, path: &str) -> Result<(), String> {
         let [lo, hi] = self.ngram_range;
         if !(1 <= lo && lo <= hi && hi <= 2) {
             return Err(format!(
-                "pipeline.text.ngram_range is [{lo}, {hi}]; it must be [1, 1], [1, 2] or [2, 2]"
+                "{path}.ngram_range is [{lo}, {hi}]; it must be [1, 1], [1, 2] or [2, 2]"
             ));
         }
         if let Some([lo, hi]) = self.char_ngrams {
             if !(1 <= lo && lo <= hi && hi <= MAX_CHAR_NGRAM) {
                 return Err(format!(
-                    "pipeline.text.char_ngrams is [{lo}, {hi}]; it must be [min, max] with 1 <= min <= max <= {MAX_CHAR_NGRAM}"
+                    "{path}.char_ngrams is [{lo}, {hi}]; it must be [min, max] with 1 <= min <= max <= {MAX_CHAR_NGRAM}"
                 ));
             }
         }
         if self.min_df == 0 {
-            return Err("pipeline.text.min_df is 0; it must be at least 1".into());
+            return Err(format!("{path}.min_df is 0; it must be at least 1"));
         }
         if !(1..=MAX_TEXT_FEATURES).contains(&self.max_features) {
             return Err(format!(
-                "pipeline.text.max_features is {}; it must be between 1 and {MAX_TEXT_FEATURES}",
+                "{path}.max_features is {}; it must be between 1 and {MAX_TEXT_FEATURES}",
                 self.max_features
             ));
         }
         if let Some(buckets) = self.hashing {
             if !(1..=MAX_TEXT_FEATURES).contains(&buckets) {
                 return Err(format!(
-                    "pipeline.text.hashing is {buckets}; it must be between 1 and {MAX_TEXT_FEATURES}"
+                    "{path}.hashing is {buckets}; it must be between 1 and {MAX_TEXT_FEATURES}"
                 ));
             }
         }

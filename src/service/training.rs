@@ -55,7 +55,7 @@ pub struct JobSpec {
     /// `none`, `balanced`, or a weight per label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weight: Option<ClassWeight>,
-    /// Feature pipeline options: `max_one_hot`, `hash_buckets`, `standardize`, `numeric_bins`, `text`, `image`.
+    /// Feature pipeline options: `max_one_hot`, `hash_buckets`, `standardize`, `numeric_bins`, `text`, `text_columns`, `image`.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub pipeline: PipelineOptions,

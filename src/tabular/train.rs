@@ -120,6 +120,7 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
         .into());
     }
     let schema = infer_schema(table, &spec.overrides, &spec.ignore)?;
+    spec.pipeline.check_columns(&schema)?;
     let rows = rows_with_target(table, &spec.target);
     if rows.len() < 2 {
         return Err(TabularError::Invalid(format!(
