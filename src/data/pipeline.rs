@@ -19,6 +19,9 @@
 //!   missing. Text features are sparse: they come after every dense feature, in
 //!   column order (`review:great`, `review#tfidf7` when hashed), and
 //!   [`FeaturePipeline::transform_split`] returns them as a CSR block;
+//! - image: decoded, converted and resized pixels in [0, 1], standardized per
+//!   pixel with training statistics (see `image`), `name#pK`; all zeros (the
+//!   training mean) when missing;
 //! - text fitted by earlier versions (`bag_of_words`): FNV-1a hashed bag of
 //!   lowercase alphanumeric words (`name#wordK`), L2-normalized, kept for loading
 //!   stored models.
