@@ -332,6 +332,12 @@ impl ImageEncoder {
             ),
             e => format!("corrupt image: {e}"),
         })?;
+        // Resize in the decoded pixel type first: a large photo is never held as f32.
+        let image = if (image.width(), image.height()) == (self.width, self.height) {
+            image
+        } else {
+            image.resize_exact(self.width, self.height, FilterType::Triangle)
+        };
         Ok(match self.mode {
             ImageMode::Grayscale => Decoded::Gray(image.to_luma32f()),
             ImageMode::Rgb => Decoded::Rgb(image.to_rgb32f()),
