@@ -11,6 +11,7 @@ CSV files:
     <out>/movielens-100k/ratings.csv     user_id,movie_id,rating,timestamp
     <out>/movielens-100k/items.csv
     <out>/movielens-100k/users.csv
+    <out>/womens_clothing_reviews.csv    review text; targets: Rating, Recommended IND
 
 Usage:
     python scripts/fetch_datasets.py [--out data] [--install-deps] [--force]
@@ -50,6 +51,7 @@ DATASETS = [
     ("MovieLens100k_data.parquet.brotli", "movielens-100k/ratings.csv", (100000, 4)),
     ("MovieLens100k_items.parquet.brotli", "movielens-100k/items.csv", (1682, 24)),
     ("MovieLens100k_users.parquet.brotli", "movielens-100k/users.csv", (943, 5)),
+    ("WomensClothingE-CommerceReviews.parquet.brotli", "womens_clothing_reviews.csv", (23486, 10)),
 ]
 
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"

@@ -95,7 +95,7 @@ pub struct TrainArgs {
     /// Training parameter as key=value (value in JSON, e.g. hidden_layers=[64,32]); repeatable.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
-    /// Column kind override as column=kind (numeric, boolean, categorical, text, identifier); repeatable.
+    /// Column kind override as column=kind (numeric, boolean, categorical, text, image, identifier); repeatable.
     #[arg(long = "column", value_name = "COLUMN=KIND")]
     pub columns: Vec<String>,
     /// Column to leave out of the features; repeatable.
@@ -104,7 +104,7 @@ pub struct TrainArgs {
     /// Class weighting: none or balanced.
     #[arg(long)]
     pub class_weight: Option<String>,
-    /// Feature pipeline option as key=value (max_one_hot, hash_buckets, standardize, numeric_bins); repeatable.
+    /// Feature pipeline option as key=value (max_one_hot, hash_buckets, standardize, numeric_bins, text={...}, image={...} as JSON); repeatable.
     #[arg(long = "pipeline", value_name = "KEY=VALUE")]
     pub pipeline: Vec<String>,
     /// Write a JSON report (version, metrics, history, timing) to this file.

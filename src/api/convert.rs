@@ -48,6 +48,9 @@ impl From<PredictError> for ApiError {
                     crate::data::RecordError::WrongType { field, .. } => {
                         ("wrong_type", field.clone())
                     }
+                    crate::data::RecordError::InvalidImage { field, .. } => {
+                        ("invalid_image", field.clone())
+                    }
                 };
                 ApiError::unprocessable(code, detail)
                     .with("instance_index", i.index)

@@ -46,7 +46,7 @@ pub struct TrainRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub task: Option<TaskKind>,
-    /// Column kind overrides: column → numeric | boolean | categorical | text | identifier.
+    /// Column kind overrides: column → numeric | boolean | categorical | text | image | identifier.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, String>)]
     pub columns: BTreeMap<String, ColumnKind>,
@@ -60,7 +60,10 @@ pub struct TrainRequest {
     /// `none`, `balanced`, or a weight per label.
     #[serde(default)]
     pub class_weight: Option<ClassWeight>,
-    /// Feature pipeline options: `max_one_hot` (64), `hash_buckets` (32), `standardize` (true), `numeric_bins` (16).
+    /// Feature pipeline options: `max_one_hot` (64), `hash_buckets` (32), `standardize` (true), `numeric_bins` (16),
+    /// `text` (`ngram_range` [1, 2], `char_ngrams` null, `min_df` 2, `max_features` 20000, `hashing` null, `sublinear_tf` true),
+    /// `text_columns` (per-column text options),
+    /// `image` (`width` 28, `height` 28, `mode` grayscale|rgb, `pixels` {width, height, channels} for pixel arrays, `pixel_max` 255).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub pipeline: PipelineOptions,

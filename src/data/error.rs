@@ -52,6 +52,13 @@ pub enum DataError {
         expected: &'static str,
     },
     /// A row whose target cell is missing.
+    /// An image cell that cannot be decoded or is too large (1-based `row`).
+    #[error("row {row}, column `{column}`: {reason}")]
+    InvalidImage {
+        column: String,
+        row: usize,
+        reason: String,
+    },
     #[error("row {row}: the target column `{column}` has no value")]
     MissingTarget { column: String, row: usize },
     /// A target label that the fitted encoder has not seen.
@@ -111,6 +118,7 @@ impl DataError {
             DataError::TooManyClasses { .. } => "too_many_classes",
             DataError::NotClassification => "not_classification",
             DataError::InvalidOptions { .. } => "invalid_options",
+            DataError::InvalidImage { .. } => "invalid_image",
             DataError::RowOutOfRange { .. } => "row_out_of_range",
             DataError::NoFeatures => "no_features",
         }
@@ -130,6 +138,9 @@ pub enum RecordError {
         expected: &'static str,
         found: String,
     },
+    /// An image field that cannot be decoded or is too large.
+    #[error("field `{field}`: {reason}")]
+    InvalidImage { field: String, reason: String },
 }
 
 /// Shortens a user value for inclusion in an error message.

@@ -4,16 +4,23 @@
 
 mod canon;
 mod error;
+mod image;
 mod pipeline;
 mod read;
 mod schema;
 mod split;
 mod table;
 mod target;
+mod text;
 
 pub use canon::{is_missing_token, MISSING_TOKENS};
 pub use error::{DataError, RecordError};
-pub use pipeline::{FeaturePipeline, PipelineOptions, MAX_HASH_BUCKETS, MAX_ONE_HOT_LIMIT};
+pub use image::{
+    ImageMode, ImageOptions, PixelLayout, MAX_DECODED_SIDE, MAX_IMAGE_SIDE, MIN_PIXEL_STD,
+};
+pub use pipeline::{
+    check_images, FeaturePipeline, PipelineOptions, MAX_HASH_BUCKETS, MAX_ONE_HOT_LIMIT,
+};
 pub use read::{read_csv, read_json_rows, read_ndjson, table_from_records, ReadLimits};
 pub use schema::{
     infer_schema, ColumnKind, ColumnSchema, Exclusion, Schema, DISTINCT_CAP, IDENTIFIER_MIN_ROWS,
@@ -22,3 +29,4 @@ pub use schema::{
 pub use split::{fingerprint, train_test_split, Fingerprint, HashingReader};
 pub use table::{Cell, Table};
 pub use target::{rows_with_target, TargetEncoder, Task, AUTO_CLASS_MAX_DISTINCT, MAX_CLASSES};
+pub use text::{TextOptions, MAX_CHAR_NGRAM, MAX_TEXT_FEATURES};

@@ -14,17 +14,33 @@
 //!   transform time go to `__unknown__`;
 //! - categorical above the cap: unsigned feature hashing, a 1 in bucket
 //!   FNV-1a(key) mod `hash_buckets` (`name#hashK`), all zeros when missing;
-//! - text: FNV-1a hashed bag of lowercase alphanumeric words into
-//!   `hash_buckets` (`name#wordK`), L2-normalized, all zeros when missing.
+//! - text: TF-IDF over words, word bigrams and optional character n-grams with a
+//!   fitted vocabulary or feature hashing (see `text`), L2-normalized, no entries when
+//!   missing. Text features are sparse: they come after every dense feature, in
+//!   column order (`review:great`, `review#tfidf7` when hashed), and
+//!   [`FeaturePipeline::transform_split`] returns them as a CSR block;
+//! - image: decoded, converted and resized pixels in [0, 1], standardized per
+//!   pixel with training statistics (see `image`), `name#pK`; all zeros (the
+//!   training mean) when missing;
+//! - text fitted by earlier versions (`bag_of_words`): FNV-1a hashed bag of
+//!   lowercase alphanumeric words (`name#wordK`), L2-normalized, kept for loading
+//!   stored models.
 //!
 //! Category keys follow the canonical forms in `canon` (trimmed; `3`, `3.0`
 //! and `"3"` are one category).
 
 use std::collections::HashMap;
 
-use ndarray::Array2;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use ndarray::{s, Array2};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use super::image::{ImageEncoder, ImageInput, ImageOptions};
+use super::text::{TextOptions, TfidfEncoder};
+use crate::nn::CsrMatrix;
 
 use super::canon::{add_words, in_range, l2_normalize, parse_bool, parse_number, FnvBuild, Raw};
 use super::error::{snippet, DataError, RecordError};
@@ -46,7 +62,7 @@ pub struct PipelineOptions {
     /// Most distinct values one-hot encoded; above it a column is hashed
     /// (default 64, at most [`MAX_ONE_HOT_LIMIT`]).
     pub max_one_hot: usize,
-    /// Buckets for hashed categoricals and text (default 32, 1..=[`MAX_HASH_BUCKETS`]).
+    /// Buckets for hashed categoricals (default 32, 1..=[`MAX_HASH_BUCKETS`]).
     pub hash_buckets: usize,
     /// Standardize numeric features (default true).
     pub standardize: bool,
@@ -54,6 +70,13 @@ pub struct PipelineOptions {
     /// column (default 16; 0 turns it off). Each bin contributes one feature
     /// in [0, 1]: how far the value has advanced through the bin.
     pub numeric_bins: usize,
+    /// Text columns: n-grams, vocabulary or hashing, TF-IDF (see [`TextOptions`]).
+    pub text: TextOptions,
+    /// Per-column text options that replace `text` for the named text columns.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub text_columns: BTreeMap<String, TextOptions>,
+    /// Image columns: size, colour mode, pixel-array layout (see [`ImageOptions`]).
+    pub image: ImageOptions,
 }
 
 impl Default for PipelineOptions {
@@ -63,16 +86,42 @@ impl Default for PipelineOptions {
             hash_buckets: 32,
             standardize: true,
             numeric_bins: 16,
+            text: TextOptions::default(),
+            text_columns: BTreeMap::new(),
+            image: ImageOptions::default(),
         }
     }
 }
 
 impl PipelineOptions {
-    /// Checks the options against their limits.
-    ///
-    /// # Errors
-    /// `InvalidOptions` naming the option, its value and the limit.
+    /// Checks that every column named in `text_columns` is a text feature of `schema`.
+    pub fn check_columns(&self, schema: &Schema) -> Result<(), DataError> {
+        for name in self.text_columns.keys() {
+            let is_text = schema
+                .column(name)
+                .is_some_and(|c| c.kind == ColumnKind::Text && c.is_feature());
+            if !is_text {
+                return Err(DataError::InvalidOptions {
+                    reason: format!(
+                        "pipeline.text_columns names `{name}`, which is not a text feature column"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every option; `InvalidOptions` names the field and its value.
     pub fn validate(&self) -> Result<(), DataError> {
+        self.text
+            .validate()
+            .and_then(|()| {
+                self.text_columns.iter().try_for_each(|(name, options)| {
+                    options.validate_at(&format!("pipeline.text_columns.{name}"))
+                })
+            })
+            .and_then(|()| self.image.validate())
+            .map_err(|reason| DataError::InvalidOptions { reason })?;
         if self.max_one_hot > MAX_ONE_HOT_LIMIT {
             return Err(DataError::InvalidOptions {
                 reason: format!(
@@ -105,6 +154,7 @@ const EXPECT_NUMBER: &str = "a number";
 const EXPECT_BOOL: &str = "a boolean (true/false, yes/no, 1/0)";
 const EXPECT_CATEGORY: &str = "a string, number or boolean";
 const EXPECT_TEXT: &str = "a string";
+const EXPECT_IMAGE: &str = "a base64 PNG or JPEG image, or a pixel array in the declared layout";
 
 /// The fitted feature pipeline. Serializes to JSON (for model.json); fitted on
 /// training rows only.
@@ -114,6 +164,9 @@ pub struct FeaturePipeline {
     columns: Vec<FittedColumn>,
     #[serde(skip)]
     width: usize,
+    /// Features before the sparse (text) block.
+    #[serde(skip)]
+    dense_width: usize,
     #[serde(skip)]
     by_name: HashMap<String, usize, FnvBuild>,
 }
@@ -130,8 +183,20 @@ struct FittedColumn {
     name: String,
     kind: ColumnKind,
     encoder: Encoder,
+    /// First feature: in the dense block, or in the sparse block for sparse encoders.
     #[serde(skip)]
     offset: usize,
+}
+
+impl FittedColumn {
+    /// The column's features within a dense row (empty for sparse encoders).
+    fn dense_span(&self) -> std::ops::Range<usize> {
+        if self.encoder.is_sparse() {
+            0..0
+        } else {
+            self.offset..self.offset + self.encoder.width()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -161,6 +226,16 @@ enum Encoder {
     BagOfWords {
         buckets: usize,
     },
+    Tfidf(TfidfEncoder),
+    Image(ImageEncoder),
+}
+
+/// Why a value could not be encoded.
+enum Reject {
+    /// The value does not fit the encoder's kind.
+    Kind,
+    /// An image that cannot be decoded, with the reason.
+    Image(String),
 }
 
 impl Encoder {
@@ -176,7 +251,14 @@ impl Encoder {
             } => 1 + usize::from(*missing_indicator),
             Encoder::OneHot { vocabulary, .. } => vocabulary.len() + 2,
             Encoder::Hashed { buckets } | Encoder::BagOfWords { buckets } => *buckets,
+            Encoder::Tfidf(tfidf) => tfidf.width(),
+            Encoder::Image(image) => image.width(),
         }
+    }
+
+    /// Whether the features go to the sparse block.
+    fn is_sparse(&self) -> bool {
+        matches!(self, Encoder::Tfidf(_))
     }
 
     fn expected(&self) -> &'static str {
@@ -184,13 +266,22 @@ impl Encoder {
             Encoder::Numeric { .. } => EXPECT_NUMBER,
             Encoder::Boolean { .. } => EXPECT_BOOL,
             Encoder::OneHot { .. } | Encoder::Hashed { .. } => EXPECT_CATEGORY,
-            Encoder::BagOfWords { .. } => EXPECT_TEXT,
+            Encoder::BagOfWords { .. } | Encoder::Tfidf(_) => EXPECT_TEXT,
+            Encoder::Image(_) => EXPECT_IMAGE,
         }
     }
 
-    /// Writes the features of `raw` into `out` (zeroed, `len == width`).
-    /// `Err(())` when `raw` does not fit the encoder's kind.
-    fn encode(&self, raw: Raw<'_>, out: &mut [f32]) -> Result<(), ()> {
+    /// Writes the features of `raw` into `out` (zeroed, `len == width`) for dense
+    /// encoders, or appends `(offset + position, value)` entries to `sparse` for sparse
+    /// ones. `Reject::Kind` when `raw` does not fit the encoder's kind.
+    fn encode(
+        &self,
+        raw: Raw<'_>,
+        out: &mut [f32],
+        sparse: &mut SparseRow,
+        offset: usize,
+    ) -> Result<(), Reject> {
+        let kind = |_| Reject::Kind;
         match self {
             Encoder::Numeric {
                 median,
@@ -202,8 +293,8 @@ impl Encoder {
                 let value = match raw {
                     Raw::Missing => None,
                     Raw::Number(v) if in_range(v) => Some(v),
-                    Raw::Text(s) => Some(parse_number(s).ok_or(())?),
-                    Raw::Number(_) | Raw::Bool(_) => return Err(()),
+                    Raw::Text(s) => Some(parse_number(s).ok_or(()).map_err(kind)?),
+                    Raw::Number(_) | Raw::Bool(_) => return Err(Reject::Kind),
                 };
                 let x = value.unwrap_or(*median);
                 out[0] = to_f32((x - mean) / std);
@@ -224,8 +315,8 @@ impl Encoder {
                     Raw::Missing => None,
                     Raw::Bool(b) => Some(b),
                     Raw::Number(v) if v == 0.0 || v == 1.0 => Some(v == 1.0),
-                    Raw::Text(s) => Some(parse_bool(s).ok_or(())?),
-                    Raw::Number(_) => return Err(()),
+                    Raw::Text(s) => Some(parse_bool(s).ok_or(()).map_err(kind)?),
+                    Raw::Number(_) => return Err(Reject::Kind),
                 };
                 out[0] = value.map_or(*fill as f32, |b| if b { 1.0 } else { 0.0 });
                 if *missing_indicator {
@@ -259,9 +350,35 @@ impl Encoder {
                 }
                 l2_normalize(out);
             }
+            Encoder::Tfidf(tfidf) => {
+                let text = match raw {
+                    Raw::Missing => return Ok(()),
+                    Raw::Text(s) => Cow::Borrowed(s),
+                    Raw::Number(_) | Raw::Bool(_) => match raw.key() {
+                        Some(key) => Cow::Owned(key.as_str().to_owned()),
+                        None => return Ok(()),
+                    },
+                };
+                let SparseRow { entries, scratch } = sparse;
+                tfidf.encode(&text, offset as u32, scratch, entries);
+            }
+            Encoder::Image(image) => match raw {
+                Raw::Missing => out.fill(0.0),
+                Raw::Text(s) => image
+                    .encode(ImageInput::Text(s), out)
+                    .map_err(Reject::Image)?,
+                Raw::Number(_) | Raw::Bool(_) => return Err(Reject::Kind),
+            },
         }
         Ok(())
     }
+}
+
+/// One row's sparse entries and the encoders' scratch space.
+#[derive(Default)]
+struct SparseRow {
+    entries: Vec<(u32, f32)>,
+    scratch: Vec<(u32, f32)>,
 }
 
 fn bucket(key: &str, buckets: usize) -> usize {
@@ -302,7 +419,10 @@ impl TryFrom<PipelineRepr> for FeaturePipeline {
                         ));
                     }
                 }
-                Encoder::OneHot { .. } => {}
+                Encoder::Image(image) => image
+                    .check()
+                    .map_err(|reason| format!("column `{name}`: {reason}"))?,
+                Encoder::OneHot { .. } | Encoder::Tfidf(_) => {}
             }
         }
         FeaturePipeline::assemble(repr.columns)
@@ -314,7 +434,7 @@ impl FeaturePipeline {
     /// column names or vocabulary entries.
     fn assemble(mut columns: Vec<FittedColumn>) -> Result<FeaturePipeline, String> {
         let mut by_name = HashMap::with_capacity_and_hasher(columns.len(), FnvBuild::default());
-        let mut width = 0;
+        let (mut dense_width, mut sparse_width) = (0, 0);
         for (i, column) in columns.iter_mut().enumerate() {
             if by_name.insert(column.name.clone(), i).is_some() {
                 return Err(format!("column `{}` appears twice", column.name));
@@ -330,12 +450,26 @@ impl FeaturePipeline {
                     }
                 }
             }
-            column.offset = width;
-            width += column.encoder.width();
+            if let Encoder::Tfidf(tfidf) = &mut column.encoder {
+                tfidf
+                    .assemble()
+                    .map_err(|reason| format!("column `{}`: {reason}", column.name))?;
+            }
+            let width = if column.encoder.is_sparse() {
+                &mut sparse_width
+            } else {
+                &mut dense_width
+            };
+            column.offset = *width;
+            *width += column.encoder.width();
+        }
+        if u32::try_from(sparse_width).is_err() {
+            return Err(format!("{sparse_width} text features are too many"));
         }
         Ok(FeaturePipeline {
             columns,
-            width,
+            width: dense_width + sparse_width,
+            dense_width,
             by_name,
         })
     }
@@ -456,9 +590,41 @@ impl FeaturePipeline {
                         }
                     }
                 }
-                ColumnKind::Text => Encoder::BagOfWords {
-                    buckets: options.hash_buckets,
-                },
+                ColumnKind::Image => {
+                    let mut images = Vec::with_capacity(rows.len());
+                    for &r in rows {
+                        images.push(match Raw::from_cell(&cells[r]) {
+                            Raw::Missing => None,
+                            Raw::Text(s) => Some(ImageInput::Text(s)),
+                            raw => return Err(invalid(r, raw, EXPECT_IMAGE)),
+                        });
+                    }
+                    let encoder =
+                        ImageEncoder::fit(&options.image, images.into_iter(), options.standardize)
+                            .map_err(|(i, reason)| DataError::InvalidImage {
+                                column: column.name.clone(),
+                                row: rows[i] + 1,
+                                reason,
+                            })?;
+                    Encoder::Image(encoder)
+                }
+                ColumnKind::Text => {
+                    let docs: Vec<Option<Cow<'_, str>>> = rows
+                        .iter()
+                        .map(|&r| match Raw::from_cell(&cells[r]) {
+                            Raw::Missing => None,
+                            Raw::Text(s) => Some(Cow::Borrowed(s)),
+                            raw => raw.key().map(|k| Cow::Owned(k.as_str().to_owned())),
+                        })
+                        .collect();
+                    Encoder::Tfidf(TfidfEncoder::fit(
+                        docs.iter().map(|d| d.as_deref()),
+                        options
+                            .text_columns
+                            .get(&column.name)
+                            .unwrap_or(&options.text),
+                    ))
+                }
             };
             columns.push(FittedColumn {
                 name: column.name.clone(),
@@ -485,7 +651,9 @@ impl FeaturePipeline {
     /// `native_country#hash3`, `review#word7`.
     pub fn feature_names(&self) -> Vec<String> {
         let mut names = Vec::with_capacity(self.width);
-        for column in &self.columns {
+        let dense = self.columns.iter().filter(|c| !c.encoder.is_sparse());
+        let sparse = self.columns.iter().filter(|c| c.encoder.is_sparse());
+        for column in dense.chain(sparse) {
             let name = &column.name;
             match &column.encoder {
                 Encoder::Numeric {
@@ -518,9 +686,17 @@ impl FeaturePipeline {
                 Encoder::BagOfWords { buckets } => {
                     names.extend((0..*buckets).map(|k| format!("{name}#word{k}")));
                 }
+                Encoder::Tfidf(tfidf) => tfidf.feature_names(name, &mut names),
+                Encoder::Image(image) => image.feature_names(name, &mut names),
             }
         }
         names
+    }
+
+    /// Features in the dense block: the first `dense_width()` of `width()`; the rest
+    /// are the sparse (text) block.
+    pub fn dense_width(&self) -> usize {
+        self.dense_width
     }
 
     /// The input fields the pipeline reads, in order: (name, kind).
@@ -531,14 +707,36 @@ impl FeaturePipeline {
             .collect()
     }
 
-    /// Transforms `rows` of `table` (columns looked up by name) into a
-    /// `(rows.len(), width)` matrix.
+    /// Transforms `rows` of `table` (columns looked up by name) into a dense
+    /// `(rows.len(), width)` matrix. Materializes the text block: prefer
+    /// [`FeaturePipeline::transform_split`] for wide text vocabularies.
+    ///
+    /// Errors: as [`FeaturePipeline::transform_split`].
+    pub fn transform(&self, table: &Table, rows: &[usize]) -> Result<Array2<f32>, DataError> {
+        let (dense, sparse) = self.transform_split(table, rows)?;
+        let mut out = Array2::zeros((rows.len(), self.width));
+        out.slice_mut(s![.., ..self.dense_width]).assign(&dense);
+        for r in 0..rows.len() {
+            let (indices, values) = sparse.row(r);
+            for (&c, &v) in indices.iter().zip(values) {
+                out[[r, self.dense_width + c as usize]] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Transforms `rows` of `table` into the dense block `(rows.len(), dense_width)`
+    /// and the sparse text block `(rows.len(), width − dense_width)`.
     ///
     /// Errors: `MissingColumn` for a needed column absent from the table,
     /// `RowOutOfRange`, `InvalidValue` naming row, column and value for a cell
     /// that does not parse as its column's kind.
-    pub fn transform(&self, table: &Table, rows: &[usize]) -> Result<Array2<f32>, DataError> {
-        let width = self.width;
+    pub fn transform_split(
+        &self,
+        table: &Table,
+        rows: &[usize],
+    ) -> Result<(Array2<f32>, CsrMatrix), DataError> {
+        let width = self.dense_width;
         let sources = self
             .columns
             .iter()
@@ -553,39 +751,41 @@ impl FeaturePipeline {
         let shortest = sources.iter().map(|c| c.len()).min();
         check_rows(shortest.unwrap_or_else(|| table.rows()), rows)?;
         let mut buf = vec![0.0f32; rows.len() * width];
-        if width > 0 {
-            for (out, &r) in buf.chunks_exact_mut(width).zip(rows) {
-                for (column, cells) in self.columns.iter().zip(&sources) {
-                    let span = &mut out[column.offset..column.offset + column.encoder.width()];
-                    let raw = Raw::from_cell(&cells[r]);
-                    column
-                        .encoder
-                        .encode(raw, span)
-                        .map_err(|()| DataError::InvalidValue {
+        let mut sparse = CsrMatrix::new(self.width - self.dense_width);
+        let mut row = SparseRow::default();
+        for (i, &r) in rows.iter().enumerate() {
+            let out = &mut buf[i * width..(i + 1) * width];
+            row.entries.clear();
+            for (column, cells) in self.columns.iter().zip(&sources) {
+                let raw = Raw::from_cell(&cells[r]);
+                let span = column.dense_span();
+                column
+                    .encoder
+                    .encode(raw, &mut out[span], &mut row, column.offset)
+                    .map_err(|reject| match reject {
+                        Reject::Kind => DataError::InvalidValue {
                             column: column.name.clone(),
                             row: r + 1,
                             value: raw.describe(),
                             expected: column.encoder.expected(),
-                        })?;
-                }
+                        },
+                        Reject::Image(reason) => DataError::InvalidImage {
+                            column: column.name.clone(),
+                            row: r + 1,
+                            reason,
+                        },
+                    })?;
             }
+            sparse.push_row(&row.entries);
         }
-        Ok(Array2::from_shape_vec((rows.len(), width), buf)
-            .expect("buffer length is rows * width by construction"))
+        let dense = Array2::from_shape_vec((rows.len(), width), buf)
+            .expect("buffer length is rows * width by construction");
+        Ok((dense, sparse))
     }
 
     /// Serving path: one raw JSON record into `out` (`len == width`, panics
-    /// otherwise). Allocates nothing in the common path (only on errors and
-    /// for rare non-canonical integer text such as `"-007"`).
-    ///
-    /// A needed field absent from the record is `MissingField`; `null` or a
-    /// missing-token string is imputed. Numeric accepts numbers and numeric
-    /// strings; boolean accepts booleans, 0/1 and true/false/yes/no/t/f/y/n
-    /// strings; categorical accepts strings, numbers and booleans (canonical
-    /// keys, unseen -> `__unknown__`); text accepts strings (numbers and
-    /// booleans are read as their canonical text). Anything else, including
-    /// objects and arrays, is `WrongType` naming field, expected kind and the
-    /// value found.
+    /// otherwise), text features included densely. See
+    /// [`FeaturePipeline::transform_record_split`] for the accepted values and errors.
     pub fn transform_record(
         &self,
         record: &Map<String, Value>,
@@ -596,7 +796,42 @@ impl FeaturePipeline {
             self.width,
             "output slice length must equal the pipeline width"
         );
-        out.fill(0.0);
+        let mut sparse = CsrMatrix::new(self.width - self.dense_width);
+        let (dense, text) = out.split_at_mut(self.dense_width);
+        self.transform_record_split(record, dense, &mut sparse)?;
+        text.fill(0.0);
+        let (indices, values) = sparse.row(0);
+        for (&c, &v) in indices.iter().zip(values) {
+            text[c as usize] = v;
+        }
+        Ok(())
+    }
+
+    /// Serving path: one raw JSON record into `dense` (`len == dense_width`, panics
+    /// otherwise) and one row appended to `sparse` (`cols == width − dense_width`).
+    /// Allocates little in the common path.
+    ///
+    /// A needed field absent from the record is `MissingField`; `null` or a
+    /// missing-token string is imputed. Numeric accepts numbers and numeric
+    /// strings; boolean accepts booleans, 0/1 and true/false/yes/no/t/f/y/n
+    /// strings; categorical accepts strings, numbers and booleans (canonical
+    /// keys, unseen -> `__unknown__`); text accepts strings (numbers and
+    /// booleans are read as their canonical text). Anything else, including
+    /// objects and arrays, is `WrongType` naming field, expected kind and the
+    /// value found. On error nothing is appended to `sparse`.
+    pub fn transform_record_split(
+        &self,
+        record: &Map<String, Value>,
+        dense: &mut [f32],
+        sparse: &mut CsrMatrix,
+    ) -> Result<(), RecordError> {
+        assert_eq!(
+            dense.len(),
+            self.dense_width,
+            "output slice length must equal the pipeline's dense width"
+        );
+        dense.fill(0.0);
+        let mut row = SparseRow::default();
         for column in &self.columns {
             let value =
                 record
@@ -615,11 +850,33 @@ impl FeaturePipeline {
                 Value::Number(n) => Raw::Number(n.as_f64().ok_or_else(wrong)?),
                 Value::String(s) if super::canon::is_missing_token(s) => Raw::Missing,
                 Value::String(s) => Raw::Text(s),
-                Value::Array(_) | Value::Object(_) => return Err(wrong()),
+                Value::Array(items) => {
+                    if let Encoder::Image(image) = &column.encoder {
+                        image
+                            .encode(ImageInput::Array(items), &mut dense[column.dense_span()])
+                            .map_err(|reason| RecordError::InvalidImage {
+                                field: column.name.clone(),
+                                reason,
+                            })?;
+                        continue;
+                    }
+                    return Err(wrong());
+                }
+                Value::Object(_) => return Err(wrong()),
             };
-            let span = &mut out[column.offset..column.offset + column.encoder.width()];
-            column.encoder.encode(raw, span).map_err(|()| wrong())?;
+            let span = column.dense_span();
+            column
+                .encoder
+                .encode(raw, &mut dense[span], &mut row, column.offset)
+                .map_err(|reject| match reject {
+                    Reject::Kind => wrong(),
+                    Reject::Image(reason) => RecordError::InvalidImage {
+                        field: column.name.clone(),
+                        reason,
+                    },
+                })?;
         }
+        sparse.push_row(&row.entries);
         Ok(())
     }
 
@@ -631,6 +888,53 @@ impl FeaturePipeline {
             .filter(|k| !self.by_name.contains_key(*k))
             .collect()
     }
+}
+
+/// Decodes every image cell of the image feature columns of `schema` in `rows`
+/// (the `target` excluded), so that unreadable or oversized images are refused
+/// before training starts.
+///
+/// Errors: `InvalidImage` naming the first bad cell's row and column,
+/// `InvalidValue` for a number or boolean in an image column.
+pub fn check_images(
+    table: &Table,
+    rows: &[usize],
+    schema: &Schema,
+    target: &str,
+    options: &ImageOptions,
+) -> Result<(), DataError> {
+    let probe = ImageEncoder::new(options);
+    let mut out = vec![0.0f32; probe.width()];
+    for column in &schema.columns {
+        if column.kind != ColumnKind::Image || !column.is_feature() || column.name == target {
+            continue;
+        }
+        let Some(cells) = table.column(&column.name) else {
+            continue;
+        };
+        for &r in rows.iter().filter(|&&r| r < cells.len()) {
+            let raw = Raw::from_cell(&cells[r]);
+            match raw {
+                Raw::Missing => {}
+                Raw::Text(s) => probe
+                    .encode(ImageInput::Text(s), &mut out)
+                    .map_err(|reason| DataError::InvalidImage {
+                        column: column.name.clone(),
+                        row: r + 1,
+                        reason,
+                    })?,
+                raw => {
+                    return Err(DataError::InvalidValue {
+                        column: column.name.clone(),
+                        row: r + 1,
+                        value: raw.describe(),
+                        expected: EXPECT_IMAGE,
+                    })
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rejects row indices at or past `n`, the length of the shortest column read.
@@ -722,6 +1026,7 @@ mod tests {
     use crate::data::read::{read_csv, ReadLimits};
     use crate::data::schema::infer_schema;
     use crate::data::table::Cell;
+    use crate::data::text::TextOptions;
 
     fn csv(s: &str) -> Table {
         read_csv(s.as_bytes(), &ReadLimits::default()).unwrap()
@@ -904,24 +1209,179 @@ age,workclass,hours,smoker,y
         assert_eq!(via_record(&p, r#"{"c": null}"#).unwrap(), vec![0.0; 8]);
     }
 
-    #[test]
-    fn text_is_a_normalized_bag_of_words() {
-        let long = "the quick brown fox jumps over the lazy dog again";
-        let t = csv(&format!("t,y\n\"{long}\",1\n,0\n"));
-        let overrides = BTreeMap::from([("t".to_string(), ColumnKind::Text)]);
+    const REVIEWS: &str = "\
+review,age,y
+\"Great product, works great and arrived early\",31,pos
+\"Terrible quality; broke after one day\",45,neg
+\"Great value and great support team\",22,pos
+\"Broke quickly, terrible support, not worth it\",52,neg
+";
+
+    fn text_pipeline(options: &PipelineOptions) -> (Table, FeaturePipeline) {
+        let t = csv(REVIEWS);
+        let overrides = BTreeMap::from([("review".to_string(), ColumnKind::Text)]);
         let schema = infer_schema(&t, &overrides, &[]).unwrap();
-        let p =
-            FeaturePipeline::fit(&t, &[0, 1], &schema, "y", &PipelineOptions::default()).unwrap();
-        assert_eq!(p.width(), 32);
-        assert_eq!(p.feature_names()[0], "t#word0");
+        let p = FeaturePipeline::fit(&t, &[0, 1, 2, 3], &schema, "y", options).unwrap();
+        (t, p)
+    }
+
+    #[test]
+    fn text_is_tfidf_after_the_dense_features() {
+        let options = PipelineOptions {
+            numeric_bins: 0,
+            ..Default::default()
+        };
+        let (t, p) = text_pipeline(&options);
+        assert_eq!(p.dense_width(), 1);
+        let names = p.feature_names();
+        assert_eq!(names.len(), p.width());
+        assert_eq!(names[0], "age");
+        // min_df 2: terms in at least two reviews, most frequent first.
+        assert_eq!(
+            &names[1..],
+            [
+                "review:and",
+                "review:broke",
+                "review:great",
+                "review:support",
+                "review:terrible"
+            ]
+        );
         let row = row_of(&p, &t, 0);
+        let norm: f32 = row[1..].iter().map(|v| v * v).sum();
+        assert!((norm - 1.0).abs() < 1e-5);
+        assert_eq!(row[2], 0.0);
+        assert!(
+            row[3] > row[1] && row[1] > 0.0,
+            "`great` twice, `and` once: {row:?}"
+        );
+        let (dense, sparse) = p.transform_split(&t, &[1, 3]).unwrap();
+        assert_eq!(dense.dim(), (2, 1));
+        assert_eq!((sparse.rows(), sparse.cols()), (2, 5));
+        assert_eq!(sparse.row(0).0, [1, 4]);
+        let full = p.transform(&t, &[1, 3]).unwrap();
+        assert_eq!(full.slice(s![.., 1..]), sparse.to_dense());
+        let shouted = via_record(
+            &p,
+            r#"{"review": "GREAT product, works GREAT and arrived early", "age": 31}"#,
+        )
+        .unwrap();
+        assert_eq!(shouted, row);
+        assert_eq!(
+            via_record(&p, r#"{"review": null, "age": 31}"#).unwrap()[1..],
+            [0.0; 5]
+        );
+        assert_eq!(
+            via_record(&p, r#"{"review": ["a"], "age": 31}"#)
+                .unwrap_err()
+                .to_string(),
+            "field `review`: expected a string, found an array"
+        );
+    }
+
+    #[test]
+    fn text_options_shape_the_features() {
+        let hashed = PipelineOptions {
+            text: TextOptions {
+                hashing: Some(16),
+                ..TextOptions::default()
+            },
+            ..Default::default()
+        };
+        let (_, p) = text_pipeline(&hashed);
+        assert_eq!(p.width() - p.dense_width(), 16);
+        assert!(p.feature_names().contains(&"review#tfidf15".to_string()));
+        let bigrams_only_once = PipelineOptions {
+            text: TextOptions {
+                min_df: 1,
+                ngram_range: [1, 2],
+                ..TextOptions::default()
+            },
+            ..Default::default()
+        };
+        let (_, p) = text_pipeline(&bigrams_only_once);
+        assert!(p
+            .feature_names()
+            .contains(&"review:terrible quality".to_string()));
+        let per_column = PipelineOptions {
+            text_columns: BTreeMap::from([(
+                "review".to_string(),
+                TextOptions {
+                    hashing: Some(8),
+                    ..TextOptions::default()
+                },
+            )]),
+            ..Default::default()
+        };
+        let (t, p) = text_pipeline(&per_column);
+        assert_eq!(p.width() - p.dense_width(), 8);
+        let schema = infer_schema(&t, &BTreeMap::new(), &[]).unwrap();
+        assert_eq!(per_column.check_columns(&schema), Ok(()));
+        let not_text = PipelineOptions {
+            text_columns: BTreeMap::from([("age".to_string(), TextOptions::default())]),
+            ..Default::default()
+        };
+        let err = not_text.check_columns(&schema).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("pipeline.text_columns names `age`"),
+            "{err}"
+        );
+        let bad_column = PipelineOptions {
+            text_columns: BTreeMap::from([(
+                "review".to_string(),
+                TextOptions {
+                    min_df: 0,
+                    ..TextOptions::default()
+                },
+            )]),
+            ..Default::default()
+        };
+        let err = bad_column.validate().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("pipeline.text_columns.review.min_df is 0"),
+            "{err}"
+        );
+        let bad = PipelineOptions {
+            text: TextOptions {
+                min_df: 0,
+                ..TextOptions::default()
+            },
+            ..Default::default()
+        };
+        let t = csv(REVIEWS);
+        let schema = infer_schema(&t, &BTreeMap::new(), &[]).unwrap();
+        let err = FeaturePipeline::fit(&t, &[0, 1], &schema, "y", &bad).unwrap_err();
+        assert!(err.to_string().contains("pipeline.text.min_df"), "{err}");
+    }
+
+    #[test]
+    fn text_pipeline_round_trips_through_json() {
+        let (t, p) = text_pipeline(&PipelineOptions::default());
+        let json = serde_json::to_string(&p).unwrap();
+        let back: FeaturePipeline = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(
+            back.transform(&t, &[0, 1, 2, 3]).unwrap(),
+            p.transform(&t, &[0, 1, 2, 3]).unwrap()
+        );
+        let mut v: Value = serde_json::from_str(&json).unwrap();
+        v["columns"][0]["encoder"]["idf"]
+            .as_array_mut()
+            .unwrap()
+            .pop();
+        assert!(serde_json::from_value::<FeaturePipeline>(v).is_err());
+    }
+
+    #[test]
+    fn stored_bag_of_words_columns_still_load() {
+        let json = r#"{"columns": [{"name": "t", "kind": "text", "encoder": {"encoding": "bag_of_words", "buckets": 8}}]}"#;
+        let p: FeaturePipeline = serde_json::from_str(json).unwrap();
+        assert_eq!((p.width(), p.dense_width()), (8, 8));
+        let row = via_record(&p, r#"{"t": "hello world"}"#).unwrap();
         let norm: f32 = row.iter().map(|v| v * v).sum();
         assert!((norm - 1.0).abs() < 1e-5);
-        assert_eq!(row_of(&p, &t, 1), vec![0.0; 32]);
-        assert_eq!(
-            via_record(&p, &format!(r#"{{"t": "{}"}}"#, long.to_uppercase())).unwrap(),
-            row
-        );
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //!
 //! JSON: each row is a flat object; columns are the union of keys in
 //! first-seen order (keys are read in document order, not sorted); an absent
-//! key is `Missing`; nested objects and arrays are rejected with the record
-//! number and key. `table_from_records` sees keys in `serde_json::Map` order.
+//! key is `Missing`; an array of numbers (image pixels) is kept as its JSON
+//! text; nested objects and other arrays are rejected with the record number
+//! and key. `table_from_records` sees keys in `serde_json::Map` order.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -253,6 +254,9 @@ pub fn table_from_records(
                         });
                     }
                     text_cell(s.clone())
+                }
+                serde_json::Value::Array(items) if items.iter().all(|v| v.is_number()) => {
+                    Cell::Text(value.to_string())
                 }
                 serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
                     return Err(DataError::Json {
@@ -602,9 +606,31 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
         Err(de::Error::custom("nested object"))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<Cell, A::Error> {
-        *self.fault = Some(Fault::Nested { object: false });
-        Err(de::Error::custom("nested array"))
+    /// An array of numbers (an image's pixels) is kept as its JSON text.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cell, A::Error> {
+        use std::fmt::Write as _;
+        let mut text = String::from("[");
+        loop {
+            match seq.next_element::<f64>() {
+                Ok(Some(v)) => {
+                    if text.len() > 1 {
+                        text.push(',');
+                    }
+                    let _ = write!(text, "{v}");
+                    if text.len() > self.max_bytes {
+                        *self.fault = Some(Fault::TooLarge);
+                        return Err(de::Error::custom("field too large"));
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    *self.fault = Some(Fault::Nested { object: false });
+                    return Err(de::Error::custom("nested array"));
+                }
+            }
+        }
+        text.push(']');
+        Ok(Cell::Text(text))
     }
 }
 
@@ -751,7 +777,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let e = read_json_rows(b"[{\"a\": 1},\n {\"a\": [1]}]", &limits).unwrap_err();
+        let pixels = read_json_rows(b"[{\"a\": [0, 2.5, 255]}]", &limits).unwrap();
+        assert_eq!(pixels.cells[0], [text("[0,2.5,255]")]);
+        let records: Vec<serde_json::Map<String, serde_json::Value>> =
+            vec![serde_json::from_str(r#"{"a": [0, 2.5, 255]}"#).unwrap()];
+        let t = table_from_records(&records, &limits).unwrap();
+        assert_eq!(t.cells[0], [text("[0,2.5,255]")]);
+        let e = read_json_rows(b"[{\"a\": 1},\n {\"a\": [\"x\"]}]", &limits).unwrap_err();
         assert!(e.to_string().contains("nested arrays"), "{e}");
         let e = read_json_rows(b"[{\"a\": 1},\n\n {\"a\": 1,}]", &limits).unwrap_err();
         assert!(matches!(e, DataError::Json { line: Some(3), .. }), "{e:?}");

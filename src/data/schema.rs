@@ -9,11 +9,14 @@
 //! 3. every cell a finite number or text parsing as one -> `Numeric`
 //!    (a 0/1 column stays `Numeric`: standardized 0/1 carries the same
 //!    information and serving keeps accepting plain numbers);
-//! 4. average length over 30 characters, at least half the values containing
+//! 4. every value a base64 PNG or JPEG (or a `data:image/` URL) -> `Image`;
+//! 5. average length over 30 characters, at least half the values containing
 //!    whitespace and at least half the values distinct -> `Text`;
-//! 5. at least 20 non-missing values, all distinct -> `Identifier` (excluded
+//! 6. at least 20 non-missing values, all distinct -> `Identifier` (excluded
 //!    from features);
-//! 6. otherwise `Categorical`.
+//! 7. otherwise `Categorical`.
+//!
+//! Pixel-array image columns are never inferred: set them with an `image` override.
 //!
 //! `distinct` is counted exactly up to [`DISTINCT_CAP`] and reported as the cap
 //! beyond it; past the cap a column counts as all-distinct when no repeat was
@@ -27,6 +30,7 @@ use super::canon::{
     in_range, is_inferred_bool_text, is_out_of_range_number, parse_bool, parse_number, Raw,
 };
 use super::error::DataError;
+use super::image::looks_like_encoded_image;
 use super::table::{Cell, Table};
 
 /// Distinct values are counted exactly up to this many per column.
@@ -44,6 +48,7 @@ pub enum ColumnKind {
     Boolean,
     Categorical,
     Text,
+    Image,
     Identifier,
 }
 
@@ -209,6 +214,7 @@ struct Profile {
     /// The first row (0-based) and value that reads as a number but is not
     /// finite or out of range; such values do not make a column non-numeric.
     out_of_range: Option<(usize, String)>,
+    all_image: bool,
 }
 
 impl Profile {
@@ -224,6 +230,7 @@ impl Profile {
             chars: 0,
             spaced: 0,
             out_of_range: None,
+            all_image: true,
         };
         let mut seen: HashSet<Distinct<'_>> = HashSet::new();
         for (row, cell) in cells.iter().enumerate() {
@@ -246,10 +253,12 @@ impl Profile {
                 }
                 Raw::Bool(b) => {
                     p.all_numeric = false;
+                    p.all_image = false;
                     Distinct::Bool(b)
                 }
                 Raw::Number(v) => {
                     p.all_bool = false;
+                    p.all_image = false;
                     Distinct::Number(number_bits(v))
                 }
                 Raw::Text(s) => {
@@ -259,6 +268,7 @@ impl Profile {
                         p.spaced += 1;
                     }
                     p.all_bool &= is_inferred_bool_text(t);
+                    p.all_image &= looks_like_encoded_image(t);
                     match parse_number(t) {
                         Some(v) => Distinct::Number(number_bits(v)),
                         None => {
@@ -288,6 +298,8 @@ impl Profile {
             ColumnKind::Boolean
         } else if self.all_numeric {
             ColumnKind::Numeric
+        } else if self.all_image {
+            ColumnKind::Image
         } else if self.chars as f64 / n as f64 > TEXT_MIN_AVG_CHARS
             && self.spaced * 2 >= n
             && self.distinct * 2 >= self.counted
@@ -400,6 +412,20 @@ mod tests {
         assert_eq!((num.missing, num.distinct, num.inferred), (0, 5, true));
         assert_eq!(s.column("empty").unwrap().missing, n);
         assert!(!s.column("id").unwrap().is_feature());
+    }
+
+    #[test]
+    fn encoded_images_are_inferred_as_images() {
+        let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==";
+        let jpeg = "/9j/4AAQSkZJRgABAQAAAQABAAD";
+        let url = "data:image/png;base64,iVBORw0KGgo";
+        let t = table(&[
+            ("img", texts(&[png, jpeg, url, ""])),
+            ("mixed", texts(&[png, "a cat", png, png])),
+        ]);
+        let s = infer_schema(&t, &BTreeMap::new(), &[]).unwrap();
+        assert_eq!(s.columns[0].kind, ColumnKind::Image);
+        assert_eq!(s.columns[1].kind, ColumnKind::Categorical);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::activation::Activation;
 use super::dense::Dense;
 use super::loss::Head;
+use super::sparse::{first_layer_product, CsrMatrix};
 
 /// ChaCha stream used for weight initialisation; other streams seed the training RNGs.
 pub(crate) const INIT_STREAM: u64 = 0;
@@ -209,11 +210,62 @@ impl Mlp {
         scratch: &mut InferenceScratch,
         out: ArrayViewMut2<f32>,
     ) {
-        assert_eq!(x.ncols(), self.inputs(), "input width");
+        self.logits_split_into(x, None, scratch, out);
+    }
+
+    /// [`Mlp::predict`] for rows split into a dense part `x` `(n, d)` and a sparse part
+    /// `(n, inputs − d)` (see [`CsrMatrix`]); never densifies the sparse part.
+    ///
+    /// # Panics
+    /// If the widths do not add up to `self.inputs()` or the row counts differ.
+    pub fn predict_split(&self, x: ArrayView2<f32>, sparse: Option<&CsrMatrix>) -> Array2<f32> {
+        let mut out = Array2::zeros((x.nrows(), self.outputs()));
+        self.logits_split_into(x, sparse, &mut InferenceScratch::default(), out.view_mut());
+        self.head.apply_output(out.view_mut());
+        out
+    }
+
+    /// [`Mlp::predict_into`] for rows split as in [`Mlp::predict_split`].
+    ///
+    /// # Panics
+    /// As [`Mlp::predict_split`], or if `out.dim() != (x.nrows(), self.outputs())`.
+    pub fn predict_split_into(
+        &self,
+        x: ArrayView2<f32>,
+        sparse: Option<&CsrMatrix>,
+        scratch: &mut InferenceScratch,
+        mut out: ArrayViewMut2<f32>,
+    ) {
+        self.logits_split_into(x, sparse, scratch, out.view_mut());
+        self.head.apply_output(out);
+    }
+
+    fn logits_split_into(
+        &self,
+        x: ArrayView2<f32>,
+        sparse: Option<&CsrMatrix>,
+        scratch: &mut InferenceScratch,
+        out: ArrayViewMut2<f32>,
+    ) {
+        let sparse_cols = sparse.map_or(0, CsrMatrix::cols);
+        assert_eq!(x.ncols() + sparse_cols, self.inputs(), "input width");
+        if let Some(sparse) = sparse {
+            assert_eq!(sparse.rows(), x.nrows(), "sparse rows");
+        }
         assert_eq!(out.dim(), (x.nrows(), self.outputs()), "output shape");
         let rows = x.nrows();
         let Some((last, hidden)) = self.layers.split_last() else {
             return;
+        };
+        let first = |layer: &Dense, out: ArrayViewMut2<f32>| match sparse {
+            Some(sparse) => {
+                let mut out = out;
+                first_layer_product(x, sparse, &layer.weight, out.view_mut());
+                for mut row in out.rows_mut() {
+                    row += &layer.bias;
+                }
+            }
+            None => layer.forward_into(x, out),
         };
         let InferenceScratch { ping, pong } = scratch;
         let mut input_in_ping = false;
@@ -228,7 +280,7 @@ impl Mlp {
             let mut activations = ArrayViewMut2::from_shape((rows, width), &mut target[..])
                 .expect("buffer sized to rows * width");
             if index == 0 {
-                layer.forward_into(x, activations.view_mut());
+                first(layer, activations.view_mut());
             } else {
                 let input = ArrayView2::from_shape((rows, layer.inputs()), &source[..])
                     .expect("buffer sized to rows * width");
@@ -239,7 +291,7 @@ impl Mlp {
             input_in_ping = !input_in_ping;
         }
         if hidden.is_empty() {
-            last.forward_into(x, out);
+            first(last, out);
         } else {
             let source = if input_in_ping { &*ping } else { &*pong };
             let input = ArrayView2::from_shape((rows, last.inputs()), &source[..])

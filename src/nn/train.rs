@@ -15,6 +15,7 @@ use super::loss::Head;
 use super::mlp::{Architecture, Mlp};
 use super::optim::LrScheduler;
 use super::params::{Caps, ParamError, TrainParams};
+use super::sparse::CsrMatrix;
 use super::trainer::Trainer;
 
 /// ChaCha stream for the held-out validation split.
@@ -26,10 +27,15 @@ const SHUFFLE_STREAM: u64 = 2;
 /// values in `[0, 1]`, `multiclass` nonnegative one-hot or soft rows, `multi_label` values
 /// in `[0, 1]`, `regression` values. Optional `weights` (length `n`, finite, `>= 0`) scale
 /// each row's loss; class weights are applied by the caller through them.
+///
+/// With `sparse`, a row's features are `[x row | sparse row]`: `x` is `(n, d)`, `sparse`
+/// is `(n, v)` and the network has `d + v` inputs (see [`CsrMatrix`]).
 #[derive(Clone, Copy, Debug)]
 pub struct TrainSet<'a> {
-    /// Features, `(n, inputs)`.
+    /// Dense features, `(n, inputs)`, or `(n, inputs − sparse.cols())` with `sparse`.
     pub x: ArrayView2<'a, f32>,
+    /// Sparse trailing features, `(n, v)`; `None` when every feature is in `x`.
+    pub sparse: Option<&'a CsrMatrix>,
     /// Targets, `(n, outputs)`.
     pub y: ArrayView2<'a, f32>,
     /// Per-row loss weights, length `n`; `None` weighs every row 1.
@@ -41,9 +47,15 @@ impl<'a> TrainSet<'a> {
     pub fn new(x: ArrayView2<'a, f32>, y: ArrayView2<'a, f32>) -> Self {
         TrainSet {
             x,
+            sparse: None,
             y,
             weights: None,
         }
+    }
+
+    /// Feature count: dense columns plus sparse columns.
+    pub fn inputs(&self) -> usize {
+        self.x.ncols() + self.sparse.map_or(0, CsrMatrix::cols)
     }
 
     /// Row count.
@@ -55,6 +67,7 @@ impl<'a> TrainSet<'a> {
     pub fn view(&self) -> TrainSet<'_> {
         TrainSet {
             x: self.x.view(),
+            sparse: self.sparse,
             y: self.y.view(),
             weights: self.weights.as_ref().map(|w| w.view()),
         }
@@ -165,7 +178,7 @@ pub fn fit(
     let started = Instant::now();
     params.check(caps)?;
     let arch = Architecture {
-        inputs: train.x.ncols(),
+        inputs: train.inputs(),
         hidden: params.hidden_layers.clone(),
         outputs: head.outputs(),
         activation: params.activation,
@@ -175,14 +188,27 @@ pub fn fit(
     check_set("train", &train, &arch)?;
     if let Some(valid) = &valid {
         check_set("valid", valid, &arch)?;
+        if valid.x.ncols() != train.x.ncols() {
+            return Err(TrainError::Shape(format!(
+                "valid: {} dense columns, train has {}",
+                valid.x.ncols(),
+                train.x.ncols()
+            )));
+        }
     }
     let train = train.view();
     let valid = valid.as_ref().map(TrainSet::view);
     let (mut train_indices, validation) = split(&train, valid, params);
     let capacity = params.batch_size.min(train_indices.len());
-    caps.check_batch_memory(&arch, capacity)?;
+    // Sparse inputs are never materialized per batch, so only the dense ones count.
+    let sparse_inputs = train.sparse.map_or(0, CsrMatrix::cols);
+    let batch_arch = Architecture {
+        inputs: arch.inputs - sparse_inputs,
+        ..arch.clone()
+    };
+    caps.check_batch_memory(&batch_arch, capacity)?;
     let model = Mlp::new(&arch, params.init, params.seed);
-    let mut trainer = Trainer::from_model(model, params, capacity);
+    let mut trainer = Trainer::from_model(model, params, capacity, sparse_inputs);
     let mut shuffle_rng = ChaCha8Rng::seed_from_u64(params.seed);
     shuffle_rng.set_stream(SHUFFLE_STREAM);
     let mut scheduler = LrScheduler::new(
@@ -368,12 +394,23 @@ pub(crate) fn check_set(
     if set.y.nrows() != rows {
         return shape(format!("x has {rows} rows but y has {}", set.y.nrows()));
     }
-    if set.x.ncols() != arch.inputs {
+    if set.inputs() != arch.inputs {
         return shape(format!(
             "x has {} columns, the model expects {}",
-            set.x.ncols(),
+            set.inputs(),
             arch.inputs
         ));
+    }
+    if let Some(sparse) = set.sparse {
+        if sparse.rows() != rows {
+            return shape(format!(
+                "x has {rows} rows but the sparse block has {}",
+                sparse.rows()
+            ));
+        }
+        if let Some((r, c, v)) = sparse.first_violation(f32::is_finite) {
+            return shape(format!("sparse x[{r}, {c}] = {v} is not finite"));
+        }
     }
     if set.y.ncols() != arch.head.outputs() {
         return shape(format!(

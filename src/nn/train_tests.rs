@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::nn::trainer::Trainer;
+use crate::nn::CsrMatrix;
 use crate::nn::{Activation, OptimizerKind, RegressionLoss, Schedule};
 use ndarray::{array, Array1, Array2};
 use rand::{Rng, SeedableRng};
@@ -168,7 +169,7 @@ fn early_stopping_restores_best_weights() {
         .collect();
     let best = losses.iter().copied().fold(f64::INFINITY, f64::min);
     assert_eq!(losses[outcome.best_epoch - 1], best);
-    let mut trainer = Trainer::from_model(outcome.model.clone(), &params, 16);
+    let mut trainer = Trainer::from_model(outcome.model.clone(), &params, 16, 0);
     let restored = trainer.evaluate(&valid, &(0..48).collect::<Vec<_>>());
     assert_eq!(restored.loss(), best);
     assert_ne!(restored.loss(), *losses.last().unwrap());
@@ -501,6 +502,7 @@ fn sample_weights_shift_the_decision() {
         let weights = Array1::from_shape_fn(20, |r| if r % 2 == 1 { positive_weight } else { 1.0 });
         let set = TrainSet {
             x: x.view(),
+            sparse: None,
             y: y.view(),
             weights: Some(weights.view()),
         };
@@ -625,6 +627,7 @@ fn bad_data_and_params_are_rejected_before_training() {
     let message = shape_error(
         TrainSet {
             x: x.view(),
+            sparse: None,
             y: y.view(),
             weights: Some(weights.view()),
         },
@@ -682,4 +685,82 @@ fn trainer_steps_reduce_batch_loss() {
         trainer.train_batch(TrainSet::new(big_x.view(), big_y.view()), 0.01),
         Err(TrainError::Shape(_))
     ));
+}
+
+/// `x` split into its first `dense` columns and a CSR block of the rest (zeros dropped).
+fn split_sparse(x: &Array2<f32>, dense: usize) -> (Array2<f32>, CsrMatrix) {
+    let mut sparse = CsrMatrix::new(x.ncols() - dense);
+    for row in x.rows() {
+        let entries: Vec<(u32, f32)> = row
+            .iter()
+            .skip(dense)
+            .enumerate()
+            .filter(|(_, &v)| v != 0.0)
+            .map(|(c, &v)| (c as u32, v))
+            .collect();
+        sparse.push_row(&entries);
+    }
+    (x.slice(ndarray::s![.., ..dense]).to_owned(), sparse)
+}
+
+#[test]
+fn sparse_inputs_train_the_same_network_as_dense_inputs_with_every_optimizer() {
+    let (mut x, y) = blobs(96, 4);
+    // Half the trailing features are zero, as in a bag of words.
+    for ((r, c), v) in x.indexed_iter_mut() {
+        if c >= 2 && (r + c) % 2 == 0 {
+            *v = 0.0;
+        }
+    }
+    for optimizer in [
+        OptimizerKind::Sgd,
+        OptimizerKind::Adam,
+        OptimizerKind::AdamW,
+    ] {
+        for dense_columns in [0, 2] {
+            let params = TrainParams {
+                hidden_layers: vec![6],
+                optimizer,
+                epochs: 5,
+                batch_size: 16,
+                dropout: 0.2,
+                l2: 1e-3,
+                weight_decay: 1e-2,
+                ..quiet_params()
+            };
+            let dense = fit_quiet(TrainSet::new(x.view(), y.view()), Head::Binary, &params)
+                .unwrap()
+                .model;
+            let (head_x, sparse) = split_sparse(&x, dense_columns);
+            let set = TrainSet {
+                sparse: Some(&sparse),
+                ..TrainSet::new(head_x.view(), y.view())
+            };
+            let split = fit_quiet(set, Head::Binary, &params).unwrap().model;
+            for (a, b) in parameter_vector(&dense)
+                .iter()
+                .zip(parameter_vector(&split).iter())
+            {
+                assert!(
+                    (a - b).abs() < 1e-4,
+                    "{optimizer:?}, {dense_columns} dense: {a} vs {b}"
+                );
+            }
+            let gap = &split.predict_split(head_x.view(), Some(&sparse)) - &dense.predict(x.view());
+            assert!(gap.iter().all(|d| d.abs() < 1e-5));
+        }
+    }
+}
+
+#[test]
+fn sparse_set_shapes_are_checked() {
+    let (x, y) = blobs(8, 1);
+    let (head_x, sparse) = split_sparse(&x, 2);
+    let short = head_x.slice(ndarray::s![..4, ..]).to_owned();
+    let set = TrainSet {
+        sparse: Some(&sparse),
+        ..TrainSet::new(short.view(), y.slice(ndarray::s![..4, ..]))
+    };
+    let err = fit_quiet(set, Head::Binary, &quiet_params()).unwrap_err();
+    assert!(err.to_string().contains("sparse block has 8"), "{err}");
 }

@@ -48,12 +48,18 @@ impl Trainer {
         caps.check_architecture(arch)?;
         caps.check_batch_memory(arch, params.batch_size)?;
         let model = Mlp::new(arch, params.init, params.seed);
-        Ok(Trainer::from_model(model, params, params.batch_size))
+        Ok(Trainer::from_model(model, params, params.batch_size, 0))
     }
 
-    /// Wraps an existing model with buffers for `capacity` rows; `params` must be checked.
-    pub(crate) fn from_model(model: Mlp, params: &TrainParams, capacity: usize) -> Trainer {
-        let workspace = Workspace::new(&model, capacity, params.dropout);
+    /// Wraps an existing model with buffers for `capacity` rows whose last `sparse_inputs`
+    /// features arrive as a sparse block; `params` must be checked.
+    pub(crate) fn from_model(
+        model: Mlp,
+        params: &TrainParams,
+        capacity: usize,
+        sparse_inputs: usize,
+    ) -> Trainer {
+        let workspace = Workspace::new(&model, capacity, params.dropout, sparse_inputs);
         let grads = zero_gradients(&model);
         let optimizer = Optimizer::new(OptimizerConfig::from_params(params), &model.layers);
         let mut dropout_rng = ChaCha8Rng::seed_from_u64(params.seed);
@@ -95,6 +101,13 @@ impl Trainer {
     pub fn train_batch(&mut self, batch: TrainSet, learning_rate: f32) -> Result<f64, TrainError> {
         check_set("batch", &batch, &self.model.architecture())?;
         let rows = batch.x.nrows();
+        if batch.sparse.map_or(0, |s| s.cols()) != self.workspace.sparse_inputs() {
+            return Err(TrainError::Shape(format!(
+                "batch: {} sparse columns, the trainer was built for {}",
+                batch.sparse.map_or(0, |s| s.cols()),
+                self.workspace.sparse_inputs()
+            )));
+        }
         if rows > self.batch_capacity() {
             return Err(TrainError::Shape(format!(
                 "batch: {rows} rows exceed batch capacity {}",

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::dense::Dense;
 use super::mlp::Mlp;
+use super::sparse::{first_layer_product, first_layer_weight_gradient, CsrMatrix};
 use super::train::TrainSet;
 
 /// Per-layer buffers, each `(capacity, width)`.
@@ -46,7 +47,11 @@ struct DropoutConfig {
 #[derive(Clone, Debug)]
 pub(crate) struct Workspace {
     capacity: usize,
+    /// Dense inputs of the loaded rows, `(capacity, inputs − sparse_inputs)`.
     x: Array2<f32>,
+    /// Sparse inputs of the loaded rows (the last `sparse_inputs` features).
+    sparse: CsrMatrix,
+    sparse_inputs: usize,
     y: Array2<f32>,
     weights: Array1<f32>,
     layers: Vec<LayerBuffers>,
@@ -55,8 +60,14 @@ pub(crate) struct Workspace {
 
 impl Workspace {
     /// Buffers for `model` and batches of at most `capacity` rows, with inverted dropout of
-    /// rate `dropout` (in `[0, 1)`) on hidden activations during training passes.
-    pub(crate) fn new(model: &Mlp, capacity: usize, dropout: f32) -> Workspace {
+    /// rate `dropout` (in `[0, 1)`) on hidden activations during training passes. The last
+    /// `sparse_inputs` features arrive as a sparse block and are never densified.
+    pub(crate) fn new(
+        model: &Mlp,
+        capacity: usize,
+        dropout: f32,
+        sparse_inputs: usize,
+    ) -> Workspace {
         let dropout = (dropout > 0.0).then(|| DropoutConfig {
             keep_below: ((1.0 - dropout as f64) * 4_294_967_296.0) as u64,
             keep_scale: 1.0 / (1.0 - dropout),
@@ -81,7 +92,9 @@ impl Workspace {
             .collect();
         Workspace {
             capacity,
-            x: Array2::zeros((capacity, model.inputs())),
+            x: Array2::zeros((capacity, model.inputs() - sparse_inputs)),
+            sparse: CsrMatrix::new(sparse_inputs),
+            sparse_inputs,
             y: Array2::zeros((capacity, model.outputs())),
             weights: Array1::zeros(capacity),
             layers,
@@ -94,12 +107,21 @@ impl Workspace {
         self.capacity
     }
 
+    /// Features that arrive as a sparse block.
+    pub(crate) fn sparse_inputs(&self) -> usize {
+        self.sparse_inputs
+    }
+
     /// Copies rows `indices` (at most `capacity`) of `set` into the batch buffers; rows
     /// without sample weights get weight 1. Returns the row count.
     pub(crate) fn load_rows(&mut self, set: &TrainSet, indices: &[usize]) -> usize {
         let rows = indices.len().min(self.capacity);
         let indices = &indices[..rows];
         gather_rows(set.x, indices, &mut self.x);
+        match set.sparse {
+            Some(sparse) => self.sparse.gather(sparse, indices),
+            None => self.sparse.clear(),
+        }
         gather_rows(set.y, indices, &mut self.y);
         match set.weights {
             Some(weights) => {
@@ -127,17 +149,28 @@ impl Workspace {
         for (index, layer) in model.layers.iter().enumerate() {
             let (before, from_here) = self.layers.split_at_mut(index);
             let buffers = &mut from_here[0];
-            let input = match before.last() {
-                None => self.x.slice(s![..rows, ..]),
-                Some(previous) => previous.output(rows, dropout.is_some()),
-            };
-            general_mat_mul(
-                1.0,
-                &input,
-                &layer.weight,
-                0.0,
-                &mut buffers.pre.slice_mut(s![..rows, ..]),
-            );
+            match before.last() {
+                None if self.sparse_inputs > 0 => first_layer_product(
+                    self.x.slice(s![..rows, ..]),
+                    &self.sparse,
+                    &layer.weight,
+                    buffers.pre.slice_mut(s![..rows, ..]),
+                ),
+                None => general_mat_mul(
+                    1.0,
+                    &self.x.slice(s![..rows, ..]),
+                    &layer.weight,
+                    0.0,
+                    &mut buffers.pre.slice_mut(s![..rows, ..]),
+                ),
+                Some(previous) => general_mat_mul(
+                    1.0,
+                    &previous.output(rows, dropout.is_some()),
+                    &layer.weight,
+                    0.0,
+                    &mut buffers.pre.slice_mut(s![..rows, ..]),
+                ),
+            }
             let bias = contiguous(&layer.bias);
             let pre = leading_rows_mut(&mut buffers.pre, rows);
             if index == last {
@@ -210,11 +243,28 @@ impl Workspace {
             let (before, from_here) = self.layers.split_at_mut(index);
             let delta = from_here[0].delta.slice(s![..rows, ..]);
             let grad = &mut grads[index];
-            let input = match before.last() {
-                None => self.x.slice(s![..rows, ..]),
-                Some(previous) => previous.output(rows, dropout),
-            };
-            general_mat_mul(1.0, &input.t(), &delta, 0.0, &mut grad.weight);
+            match before.last() {
+                None if self.sparse_inputs > 0 => first_layer_weight_gradient(
+                    self.x.slice(s![..rows, ..]),
+                    &self.sparse,
+                    delta,
+                    &mut grad.weight,
+                ),
+                None => general_mat_mul(
+                    1.0,
+                    &self.x.slice(s![..rows, ..]).t(),
+                    &delta,
+                    0.0,
+                    &mut grad.weight,
+                ),
+                Some(previous) => general_mat_mul(
+                    1.0,
+                    &previous.output(rows, dropout).t(),
+                    &delta,
+                    0.0,
+                    &mut grad.weight,
+                ),
+            }
             column_sums_into(delta, &mut grad.bias);
             let Some(previous) = before.last_mut() else {
                 continue;
@@ -387,10 +437,11 @@ mod tests {
         let weights = row_weights();
         let set = TrainSet {
             x: x.view(),
+            sparse: None,
             y: case.y.view(),
             weights: Some(weights.view()),
         };
-        let mut workspace = Workspace::new(model, 8, case.dropout);
+        let mut workspace = Workspace::new(model, 8, case.dropout, 0);
         let rows = workspace.load_rows(&set, &[0, 1, 2, 3, 4]);
         let mut rng = ChaCha8Rng::seed_from_u64(99);
         let dropout = case.dropout > 0.0;
@@ -457,7 +508,7 @@ mod tests {
     fn closest_to_kink(case: &Case) -> f32 {
         let model = model(case);
         let x = x();
-        let mut workspace = Workspace::new(&model, 5, 0.0);
+        let mut workspace = Workspace::new(&model, 5, 0.0, 0);
         let rows = workspace.load_rows(&TrainSet::new(x.view(), case.y.view()), &[0, 1, 2, 3, 4]);
         workspace.forward(&model, rows, None);
         workspace.layers[..2]
@@ -567,7 +618,7 @@ mod tests {
         let model = model(&case);
         let x = x();
         let set = TrainSet::new(x.view(), case.y.view());
-        let mut workspace = Workspace::new(&model, 5, 0.5);
+        let mut workspace = Workspace::new(&model, 5, 0.5, 0);
         let rows = workspace.load_rows(&set, &[0, 1, 2, 3, 4]);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         workspace.forward(&model, rows, Some(&mut rng));
@@ -583,5 +634,78 @@ mod tests {
         workspace.forward(&model, rows, None);
         assert_eq!(workspace.logits(rows), model.logits(x.view()));
         assert_ne!(workspace.logits(rows), with_dropout);
+    }
+
+    /// `x()` with two zeros in its last two columns: dense column 0, sparse columns 1..3.
+    fn split_x() -> (Array2<f32>, Array2<f32>, CsrMatrix) {
+        let mut full = x();
+        full[[1, 2]] = 0.0;
+        full[[4, 1]] = 0.0;
+        let mut sparse = CsrMatrix::new(2);
+        for row in full.rows() {
+            let entries: Vec<(u32, f32)> = (1..3)
+                .filter(|&c| row[c] != 0.0)
+                .map(|c| ((c - 1) as u32, row[c]))
+                .collect();
+            sparse.push_row(&entries);
+        }
+        let dense = full.slice(s![.., ..1]).to_owned();
+        (full, dense, sparse)
+    }
+
+    /// Mean loss and gradient with the last two inputs fed as a sparse block (or dense).
+    fn split_objective(model: &Mlp, y: &Array2<f32>, sparse_path: bool) -> (f64, Vec<Dense>) {
+        let (full, dense, sparse) = split_x();
+        let set = if sparse_path {
+            TrainSet {
+                sparse: Some(&sparse),
+                ..TrainSet::new(dense.view(), y.view())
+            }
+        } else {
+            TrainSet::new(full.view(), y.view())
+        };
+        let mut workspace = Workspace::new(model, 8, 0.0, if sparse_path { 2 } else { 0 });
+        let rows = workspace.load_rows(&set, &[0, 1, 2, 3, 4]);
+        workspace.forward(model, rows, None);
+        let mut grads = zero_gradients(model);
+        let loss = workspace.backward(model, rows, false, &mut grads);
+        (loss / rows as f64, grads)
+    }
+
+    #[test]
+    fn gradient_check_sparse_first_layer() {
+        let case = Case {
+            activation: Activation::Tanh,
+            head: Head::Binary,
+            y: binary_targets(),
+            dropout: 0.0,
+        };
+        let base = model(&case);
+        let (loss, analytic) = split_objective(&base, &case.y, true);
+        let (dense_loss, dense_grads) = split_objective(&base, &case.y, false);
+        assert!((loss - dense_loss).abs() < 1e-6);
+        for (a, b) in analytic.iter().zip(&dense_grads) {
+            assert!((&a.weight - &b.weight).iter().all(|d| d.abs() < 1e-5));
+            assert!((&a.bias - &b.bias).iter().all(|d| d.abs() < 1e-5));
+        }
+        let eps = 1e-2_f32;
+        let first = &analytic[0];
+        let mut worst = 0.0_f64;
+        for (flat, &exact) in first.weight.iter().chain(first.bias.iter()).enumerate() {
+            let evaluate = |delta: f32| {
+                let mut probe = base.clone();
+                let layer = &mut probe.layers[0];
+                *layer
+                    .weight
+                    .iter_mut()
+                    .chain(layer.bias.iter_mut())
+                    .nth(flat)
+                    .unwrap() += delta;
+                split_objective(&probe, &case.y, true).0
+            };
+            let numeric = (evaluate(eps) - evaluate(-eps)) / (2.0 * f64::from(eps));
+            worst = worst.max((numeric - f64::from(exact)).abs() / (1e-3 + numeric.abs()));
+        }
+        assert!(worst < 0.02, "relative gradient error {worst}");
     }
 }

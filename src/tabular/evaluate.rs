@@ -42,8 +42,10 @@ pub fn evaluate(
     table: &Table,
     rows: &[usize],
 ) -> Result<Metrics, TabularError> {
-    let x = model.pipeline.transform(table, rows)?;
-    let out = model.mlp.predict(x.view());
+    let (x, sparse) = model.pipeline.transform_split(table, rows)?;
+    let out = model
+        .mlp
+        .predict_split(x.view(), (sparse.cols() > 0).then_some(&sparse));
     let mut m = Metrics {
         rows: rows.len(),
         ..Metrics::default()

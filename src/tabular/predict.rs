@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::evaluate::argmax;
 use super::TabularModel;
 use crate::data::{RecordError, Task};
-use crate::nn::InferenceScratch;
+use crate::nn::{CsrMatrix, InferenceScratch};
 
 /// One prediction: a label with class probabilities, or a value.
 #[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
@@ -42,8 +42,8 @@ pub struct InstanceError {
 }
 
 thread_local! {
-    static BUFFERS: RefCell<(Vec<f32>, InferenceScratch, Vec<f32>)> =
-        RefCell::new((Vec::new(), InferenceScratch::default(), Vec::new()));
+    static BUFFERS: RefCell<(Vec<f32>, InferenceScratch, Vec<f32>, CsrMatrix)> =
+        RefCell::new((Vec::new(), InferenceScratch::default(), Vec::new(), CsrMatrix::new(0)));
 }
 
 impl TabularModel {
@@ -52,18 +52,24 @@ impl TabularModel {
         &self,
         records: &[Map<String, Value>],
     ) -> Result<PredictionBatch, InstanceError> {
-        let width = self.pipeline.width();
+        let width = self.pipeline.dense_width();
+        let sparse_width = self.pipeline.width() - width;
         let outputs = self.mlp.outputs();
         let n = records.len();
         let mut ignored: Vec<String> = Vec::new();
         BUFFERS.with(|cell| {
             let mut guard = cell.borrow_mut();
-            let (features, scratch, out) = &mut *guard;
+            let (features, scratch, out, sparse) = &mut *guard;
             features.clear();
             features.resize(n * width, 0.0);
+            *sparse = CsrMatrix::new(sparse_width);
             for (index, record) in records.iter().enumerate() {
                 self.pipeline
-                    .transform_record(record, &mut features[index * width..(index + 1) * width])
+                    .transform_record_split(
+                        record,
+                        &mut features[index * width..(index + 1) * width],
+                        sparse,
+                    )
                     .map_err(|error| InstanceError { index, error })?;
                 for field in self.pipeline.unknown_fields(record) {
                     if !ignored.iter().any(|f| f == field) {
@@ -78,7 +84,8 @@ impl TabularModel {
                 .expect("features hold n * width values");
             let y = ndarray::ArrayViewMut2::from_shape((n, outputs), &mut out[..])
                 .expect("outputs hold n * outputs values");
-            self.mlp.predict_into(x, scratch, y);
+            let sparse = (sparse_width > 0).then_some(&*sparse);
+            self.mlp.predict_split_into(x, sparse, scratch, y);
             let predictions = (0..n)
                 .map(|i| self.decode(&out[i * outputs..(i + 1) * outputs]))
                 .collect();

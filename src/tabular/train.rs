@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{evaluate, Metrics, TabularModel};
 use crate::data::{
-    infer_schema, rows_with_target, train_test_split, ColumnKind, DataError, FeaturePipeline,
-    PipelineOptions, Schema, Table, TargetEncoder, Task,
+    check_images, infer_schema, rows_with_target, train_test_split, ColumnKind, DataError,
+    FeaturePipeline, PipelineOptions, Schema, Table, TargetEncoder, Task,
 };
 use crate::nn::{self, Caps, Control, EpochReport, Head, RegressionLoss, TrainParams, TrainSet};
 
@@ -149,6 +149,7 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
         ))
         .into());
     }
+    spec.pipeline.check_columns(&schema)?;
     let rows = rows_with_target(table, &spec.target);
     if rows.len() < 2 {
         return Err(TabularError::Invalid(format!(
@@ -158,6 +159,7 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
         )));
     }
     TargetEncoder::fit_limited(table, &rows, &spec.target, spec.task, caps.max_categories)?;
+    check_images(table, &rows, &schema, &spec.target, &spec.pipeline.image)?;
     Ok(schema)
 }
 
@@ -205,16 +207,14 @@ pub fn train(
     )?;
     let head = head_for(&encoder, &spec.params);
 
-    let x_train = pipeline.transform(table, &train_rows)?;
+    let (x_train, sparse_train) = pipeline.transform_split(table, &train_rows)?;
     let y_train = encoder.encode(table, &train_rows)?;
     let weights = row_weights(table, &train_rows, &encoder, &spec.class_weight)?;
     let valid = if valid_rows.is_empty() {
         None
     } else {
-        Some((
-            pipeline.transform(table, &valid_rows)?,
-            encoder.encode(table, &valid_rows)?,
-        ))
+        let (x, sparse) = pipeline.transform_split(table, &valid_rows)?;
+        Some((x, sparse, encoder.encode(table, &valid_rows)?))
     };
 
     let cpu_start = thread_cpu_seconds();
@@ -222,11 +222,13 @@ pub fn train(
     let outcome = nn::fit(
         TrainSet {
             x: x_train.view(),
+            sparse: (sparse_train.cols() > 0).then_some(&sparse_train),
             y: y_train.view(),
             weights: weights.as_ref().map(|w| w.view()),
         },
-        valid.as_ref().map(|(x, y)| TrainSet {
+        valid.as_ref().map(|(x, sparse, y)| TrainSet {
             x: x.view(),
+            sparse: (sparse.cols() > 0).then_some(sparse),
             y: y.view(),
             weights: None,
         }),

@@ -7,6 +7,7 @@ mod datasets;
 mod errors;
 mod fuzz_corpus;
 mod helpers;
+mod inputs;
 mod jobs;
 mod openapi;
 mod operations;
