@@ -290,7 +290,7 @@ class Suite:
         rows = []
         if p is not None:
             for line in (self.logs / "suite_recommend_timing.log").read_text().splitlines():
-                m = re.match(r"\|\s*(\d+)\s*\|\s*([^|]+?)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|", line)
+                m = re.match(r"\|\s*(\d+)\s*\|\s*(.+?)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|\s*$", line)
                 if m:
                     rows.append({"items": int(m[1]), "component": m[2],
                                  "wall_ms": float(m[3]), "cpu_ms": float(m[4])})
