@@ -35,6 +35,7 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -109,17 +110,26 @@ class Suite:
                           "sections": {}, "errors": []}
 
     # ---- plumbing ----------------------------------------------------------
-    def run(self, name: str, cmd, timeout: float, env=None) -> subprocess.CompletedProcess | None:
+    def run(self, name: str, cmd, timeout: float, env=None) -> subprocess.Popen | None:
         """Run a section command, log its output, return None on failure/timeout."""
         log = self.logs / f"suite_{name}.log"
         print(f"$ {show_cmd(cmd)}", flush=True)
         self.res.setdefault("commands", []).append(show_cmd(cmd))
         with open(log, "w") as out:
+            p = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, cwd=REPO,
+                                 env={**os.environ, **(env or {})}, start_new_session=True)
             try:
-                p = subprocess.run([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, cwd=REPO, timeout=timeout,
-                                   env={**os.environ, **(env or {})}, start_new_session=True)
+                p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                # SIGINT first: the section scripts stop the servers they started in their
+                # `finally` blocks on KeyboardInterrupt; then the whole process group.
+                os.killpg(p.pid, signal.SIGINT)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
                 self.res["errors"].append(f"{name}: timed out after {timeout:.0f} s (log {rel(log)})")
                 print(f"  {name}: TIMEOUT", flush=True)
                 return None
@@ -641,6 +651,18 @@ def render(res: dict) -> str:
         else:
             L += fn(secs[key])
         L.append("")
+    L += ["## Not covered", "",
+          "- No bare axum \"hello\" probe: the serving figures are compared with the peers "
+          "only, not with an empty axum handler.",
+          "- No allocator comparison (system malloc vs mimalloc/jemalloc) and no `target-cpu` "
+          "variants: the suite measures the binary it is given.",
+          "- /recommend has no HTTP peer; the peer is `implicit`'s ALS `recommend` called "
+          "in-process (no HTTP, no JSON), which favours the peer.",
+          "- Myelin trains one model on one thread, so its two-thread figures are two "
+          "trainings at once rather than one training on two threads.",
+          "- The load generator (oha) shares the two cores with the server under test; "
+          "saturation throughput is bounded by both, CPU per request is the server's own.",
+          ""]
     L += ["## Exact commands", "", "Run by the suite, in order (section scripts add their own "
           "sub-commands to their detail documents):", ""]
     L += [f"    {c}" for c in res.get("commands", [])]
