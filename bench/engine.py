@@ -90,14 +90,14 @@ ONE_THREAD_ENV = {
 # --------------------------------------------------------------------------
 
 def run_measured(cmd, *, log_path: Path, stdout_path: Path | None = None,
-                 timeout: float = 3600.0) -> dict:
+                 timeout: float = 3600.0, threads: int = 1) -> dict:
     """Run `cmd` as a child process, return rc, wall, cpu and peak RSS (MiB).
 
     Peak RSS is the child's own ru_maxrss as returned by os.wait4 (Linux: KiB),
     so it is not mixed up with other children the harness has run.
     """
     env = dict(os.environ)
-    env.update(ONE_THREAD_ENV)
+    env.update({k: str(threads) for k in ONE_THREAD_ENV})
     log_path.parent.mkdir(parents=True, exist_ok=True)
     err_f = open(log_path, "wb")
     out_f = open(stdout_path, "wb") if stdout_path else None
@@ -248,7 +248,7 @@ def _self_rss_mib() -> float:
 def worker_torch(a) -> dict:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
@@ -321,7 +321,7 @@ def worker_sklearn(a) -> dict:
         model = MLPRegressor(**common)
         ytr_fit = ytr
     rss_before = _self_rss_mib()
-    with threadpool_limits(limits=1), warnings.catch_warnings():
+    with threadpool_limits(limits=a.threads), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         c0, w0 = time.process_time(), time.perf_counter()
         model.fit(xtr, ytr_fit)
@@ -333,7 +333,7 @@ def worker_sklearn(a) -> dict:
     return {
         "system": "sklearn",
         "version": sklearn.__version__,
-        "threads": 1,
+        "threads": a.threads,
         "features": d,
         "train_rows": n,
         "epochs": int(model.n_iter_),
@@ -392,6 +392,8 @@ def worker_main(argv) -> int:
     p.add_argument("--positive")
     p.add_argument("--epochs", type=int, default=EPOCHS)
     p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads (torch.set_num_threads / threadpoolctl limit)")
     p.add_argument("--result", required=True)
     a = p.parse_args(argv)
     res = WORKERS[a.kind](a)
