@@ -12,6 +12,7 @@ pub mod config;
 pub mod data;
 pub mod fuzz;
 pub mod jobs;
+pub mod memory;
 pub mod nn;
 pub mod recommend;
 pub mod registry;

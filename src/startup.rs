@@ -52,12 +52,14 @@ impl Application {
         let jobs = state.jobs.clone();
         let header_timeout = Duration::from_secs(state.settings.server.header_timeout_secs);
         tracing::info!(address = %self.listener.local_addr()?, store = %state.settings.store.path.display(), "serving");
+        let trimmer = tokio::spawn(crate::memory::trim_periodically());
         serve(self.listener, app, header_timeout, async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests and stopping training");
             jobs.shutdown();
         })
         .await;
+        trimmer.abort();
         state.jobs.shutdown();
         state.jobs.drained(grace).await;
         Ok(())

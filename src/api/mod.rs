@@ -309,6 +309,14 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
 
 async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
+    if let Some(length) = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        crate::memory::note_body(length);
+    }
     let route = req
         .extensions()
         .get::<MatchedPath>()
