@@ -450,7 +450,11 @@ impl JobSystem {
         let nice = self.training_nice;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
-            .name(format!("train-{id}"))
+            // Thread names keep 15 bytes: the id's random tail tells jobs apart.
+            .name(format!(
+                "train-{}",
+                id.get(id.len().saturating_sub(8)..).unwrap_or(&id)
+            ))
             .spawn(move || {
                 lower_thread_priority(nice);
                 let _enter = span.enter();
