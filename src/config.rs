@@ -65,6 +65,7 @@ pub struct JobSettings {
     pub retry_after_secs: u64,
     pub retain_finished: usize,
     pub max_active_per_model: usize,
+    pub training_nice: i32,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -277,6 +278,30 @@ mod tests {
             jail.set_env("MYELIN_SERVR__PORT", "1");
             let err = Settings::load(None).unwrap_err();
             assert!(err.to_string().contains("servr"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn api_keys_come_from_one_environment_string_or_a_toml_list() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "MYELIN_AUTH__KEYS",
+                "admin+read:aaaaaaaaaaaaaaaa1, inference:bbbbbbbbbbbbbbbb2",
+            );
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                settings.auth.keys,
+                vec![
+                    "admin+read:aaaaaaaaaaaaaaaa1",
+                    "inference:bbbbbbbbbbbbbbbb2"
+                ]
+            );
+            assert!(!format!("{settings:?}").contains("aaaaaaaaaaaaaaaa1"));
+            jail.clear_env();
+            jail.create_file("k.toml", "[auth]\nkeys = [\"read:cccccccccccccccc3\"]\n")?;
+            let settings = Settings::load(Some(Path::new("k.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(settings.auth.keys, vec!["read:cccccccccccccccc3"]);
             Ok(())
         });
     }

@@ -70,6 +70,37 @@ pub enum JobEvent {
     Status { job: Box<JobRecord> },
 }
 
+/// How the job system runs.
+#[derive(Clone, Copy, Debug)]
+pub struct JobOptions {
+    /// Jobs training at the same time.
+    pub workers: usize,
+    /// Jobs that may wait in the queue.
+    pub capacity: usize,
+    /// Finished job records kept (0: all).
+    pub retain_finished: usize,
+    /// Queued plus running jobs of one model (0: no bound).
+    pub max_active_per_model: usize,
+    /// Niceness (0..=19) of training threads, so serving threads win the CPU.
+    pub training_nice: i32,
+}
+
+/// Lowers the calling thread's scheduling priority to `nice` (Linux: per
+/// thread). Best effort: failure only costs latency, so it is logged.
+fn lower_thread_priority(nice: i32) {
+    if nice <= 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority with who = 0 changes only the calling thread.
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+        if rc != 0 {
+            tracing::warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower the training thread's priority");
+        }
+    }
+}
+
 /// Submission refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -124,22 +155,25 @@ pub struct JobSystem {
     workers_alive: AtomicUsize,
     workers: usize,
     max_active_per_model: usize,
+    training_nice: i32,
 }
 
 impl JobSystem {
     /// Loads records from `store` (running ones become interrupted, queued
     /// ones are queued again) and starts `workers` workers on the runtime.
-    /// `max_active_per_model` bounds the queued plus running jobs of one
-    /// model (0: no bound).
     pub fn start(
         store: JobStore,
         root: PathBuf,
-        workers: usize,
-        capacity: usize,
-        retain_finished: usize,
-        max_active_per_model: usize,
+        options: JobOptions,
         runner: Runner,
     ) -> std::io::Result<Arc<JobSystem>> {
+        let JobOptions {
+            workers,
+            capacity,
+            retain_finished,
+            max_active_per_model,
+            training_nice,
+        } = options;
         let mut records = HashMap::new();
         let mut queue = VecDeque::new();
         for mut record in store.load_all()? {
@@ -176,6 +210,7 @@ impl JobSystem {
             workers_alive: AtomicUsize::new(0),
             workers,
             max_active_per_model,
+            training_nice,
         });
         for _ in 0..workers {
             let s = system.clone();
@@ -409,11 +444,28 @@ impl JobSystem {
         };
         let runner = self.runner.clone();
         let span = tracing::info_span!("job", job_id = %id, model = %record.model);
-        let result = tokio::task::spawn_blocking(move || {
-            let _enter = span.enter();
-            std::panic::catch_unwind(AssertUnwindSafe(|| runner(&record, &control)))
-        })
-        .await;
+        // A thread of its own rather than the blocking pool: its lowered
+        // priority must not carry over to pooled threads that later serve
+        // requests.
+        let nice = self.training_nice;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            // Thread names keep 15 bytes: the id's random tail tells jobs apart.
+            .name(format!(
+                "train-{}",
+                id.get(id.len().saturating_sub(8)..).unwrap_or(&id)
+            ))
+            .spawn(move || {
+                lower_thread_priority(nice);
+                let _enter = span.enter();
+                let outcome =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| runner(&record, &control)));
+                let _ = tx.send(outcome);
+            });
+        let result = match spawned {
+            Ok(_) => rx.await.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("cannot start a training thread: {e}")),
+        };
         let interrupted = self.shutting_down.load(Ordering::SeqCst);
         match result {
             Ok(Ok(Ok(outcome))) => {

@@ -39,7 +39,19 @@ async fn a_panic_inside_training_fails_that_job_and_the_worker_keeps_running_job
         })
     });
     let store = JobStore::open(dir.path()).unwrap();
-    let system = JobSystem::start(store, dir.path().to_path_buf(), 1, 4, 0, 0, runner).unwrap();
+    let system = JobSystem::start(
+        store,
+        dir.path().to_path_buf(),
+        super::JobOptions {
+            workers: 1,
+            capacity: 4,
+            retain_finished: 0,
+            max_active_per_model: 0,
+            training_nice: 0,
+        },
+        runner,
+    )
+    .unwrap();
 
     system.submit(record("a")).unwrap();
     let failed = wait_terminal(&system, "a").await;

@@ -76,10 +76,13 @@ impl AppState {
         let jobs = JobSystem::start(
             job_store,
             root.clone(),
-            settings.jobs.workers,
-            settings.jobs.queue_capacity,
-            settings.jobs.retain_finished,
-            settings.jobs.max_active_per_model,
+            crate::jobs::JobOptions {
+                workers: settings.jobs.workers,
+                capacity: settings.jobs.queue_capacity,
+                retain_finished: settings.jobs.retain_finished,
+                max_active_per_model: settings.jobs.max_active_per_model,
+                training_nice: settings.jobs.training_nice,
+            },
             runner,
         )
         .map_err(|e| store_err(e.to_string()))?;

@@ -390,3 +390,30 @@ async fn finished_jobs_beyond_the_retention_are_pruned_with_their_input() {
         json!([1, 2, 3])
     );
 }
+
+/// The niceness of this process's thread whose name starts with `prefix`.
+fn nice_of_thread(prefix: &str) -> Option<i64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with(prefix) {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // Fields after the parenthesised name; nice is field 19 overall.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            return rest.split(' ').nth(16)?.parse().ok();
+        }
+    }
+    None
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_threads_run_at_the_configured_lower_priority() {
+    let app = spawn_app_with(|s| s.jobs.training_nice = 7).await;
+    let job = submit_long(&app, "niced").await;
+    app.wait_until_training(job_id(&job)).await;
+    let id = job_id(&job);
+    let thread = format!("train-{}", &id[id.len() - 8..]);
+    assert_eq!(nice_of_thread(&thread), Some(7));
+    app.delete(&format!("/jobs/{}", job_id(&job))).await;
+    app.wait_for_job(job_id(&job)).await;
+}
