@@ -391,18 +391,24 @@ async fn finished_jobs_beyond_the_retention_are_pruned_with_their_input() {
     );
 }
 
-/// The niceness of this process's thread whose name starts with `prefix`.
-fn nice_of_thread(prefix: &str) -> Option<i64> {
+/// A `/proc` stat field (1-based, as in proc(5)) of this process's thread
+/// whose name starts with `prefix`.
+fn stat_field_of_thread(prefix: &str, field: usize) -> Option<i64> {
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         if comm.starts_with(prefix) {
             let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-            // Fields after the parenthesised name; nice is field 19 overall.
+            // Fields after the parenthesised name start at field 3.
             let rest = &stat[stat.rfind(')')? + 2..];
-            return rest.split(' ').nth(16)?.parse().ok();
+            return rest.split(' ').nth(field - 3)?.parse().ok();
         }
     }
     None
+}
+
+/// The niceness (field 19) of a thread.
+fn nice_of_thread(prefix: &str) -> Option<i64> {
+    stat_field_of_thread(prefix, 19)
 }
 
 #[cfg(target_os = "linux")]
@@ -414,6 +420,22 @@ async fn training_threads_run_at_the_configured_lower_priority() {
     let id = job_id(&job);
     let thread = format!("train-{}", &id[id.len() - 8..]);
     assert_eq!(nice_of_thread(&thread), Some(7));
+    app.delete(&format!("/jobs/{}", job_id(&job))).await;
+    app.wait_for_job(job_id(&job)).await;
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_niceness_19_training_threads_join_the_idle_scheduling_class() {
+    const SCHED_IDLE: i64 = 5;
+    let app = spawn_app_with(|s| s.jobs.training_nice = 19).await;
+    let job = submit_long(&app, "idle-class").await;
+    app.wait_until_training(job_id(&job)).await;
+    let id = job_id(&job);
+    let thread = format!("train-{}", &id[id.len() - 8..]);
+    // Field 41 is the scheduling policy.
+    assert_eq!(stat_field_of_thread(&thread, 41), Some(SCHED_IDLE));
+    assert_eq!(nice_of_thread(&thread), Some(19));
     app.delete(&format!("/jobs/{}", job_id(&job))).await;
     app.wait_for_job(job_id(&job)).await;
 }
