@@ -7,8 +7,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::data::id_text;
 use super::error::RecommendError;
-use crate::data::{Cell, Table};
+use crate::data::Table;
 
 /// Content neighbours kept per cold-start item.
 pub const COLD_NEIGHBOURS: usize = 50;
@@ -51,19 +52,6 @@ pub struct Attributes {
     pub offsets: Vec<u32>,
     /// `(attribute, value id)` pairs.
     pub entries: Vec<(u32, u32)>,
-}
-
-fn cell_text(cell: &Cell) -> Option<String> {
-    match cell {
-        Cell::Missing => None,
-        Cell::Text(s) => {
-            let s = s.trim();
-            (!s.is_empty()).then(|| s.to_owned())
-        }
-        Cell::Number(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Some(format!("{}", *v as i64)),
-        Cell::Number(v) => Some(v.to_string()),
-        Cell::Bool(b) => Some(b.to_string()),
-    }
 }
 
 impl Attributes {
@@ -117,12 +105,11 @@ impl Attributes {
         let mut value_ids: Vec<HashMap<String, u32>> = vec![HashMap::new(); attr_cols.len()];
         let mut seen = HashMap::new();
         for row in 0..table.rows() {
-            let id =
-                cell_text(&table.cells[id_col][row]).ok_or_else(|| RecommendError::BadCell {
-                    row: row + 1,
-                    column: columns.id.clone(),
-                    reason: "id is empty".into(),
-                })?;
+            let id = id_text(&table.cells[id_col][row]).ok_or_else(|| RecommendError::BadCell {
+                row: row + 1,
+                column: columns.id.clone(),
+                reason: "id is empty".into(),
+            })?;
             if let Some(first) = seen.insert(id.clone(), row) {
                 return Err(RecommendError::BadCell {
                     row: row + 1,
@@ -132,7 +119,7 @@ impl Attributes {
             }
             let row_start = out.entries.len();
             for (a, &c) in attr_cols.iter().enumerate() {
-                let Some(text) = cell_text(&table.cells[c][row]) else {
+                let Some(text) = id_text(&table.cells[c][row]) else {
                     continue;
                 };
                 let parts: Vec<&str> = match &columns.separator {
@@ -481,6 +468,7 @@ impl UserSegments {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Cell;
 
     fn table(columns: &[&str], rows: &[&[&str]]) -> Table {
         Table {

@@ -41,7 +41,9 @@ impl Default for InteractionColumns {
     }
 }
 
-fn id_text(cell: &Cell) -> Option<String> {
+/// A cell as an id or attribute value: trimmed text, integral numbers without a
+/// fraction; `None` when missing or empty.
+pub(crate) fn id_text(cell: &Cell) -> Option<String> {
     match cell {
         Cell::Missing => None,
         Cell::Text(s) => {
