@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::data::id_text;
+use super::data::{id_text, require_column};
 use super::error::RecommendError;
 use crate::data::Table;
 
@@ -66,14 +66,7 @@ impl Attributes {
         table: &Table,
         columns: &AttributeColumns,
     ) -> Result<Attributes, RecommendError> {
-        let require = |name: &str| {
-            table
-                .column_index(name)
-                .ok_or_else(|| RecommendError::MissingColumn {
-                    column: name.to_owned(),
-                    present: table.columns.join(", "),
-                })
-        };
+        let require = |name: &str| require_column(table, name);
         let id_col = require(&columns.id)?;
         let attr_cols: Vec<usize> = if columns.columns.is_empty() {
             (0..table.columns.len()).filter(|&c| c != id_col).collect()
@@ -333,6 +326,7 @@ pub(crate) fn cold_neighbours(items: &Attributes, n_warm: usize) -> Vec<Vec<(u32
             .sum::<f32>()
             .sqrt()
     };
+    let warm_norms: Vec<f32> = (0..n_warm).map(norm).collect();
     let mut acc = vec![0f32; n_warm];
     let mut touched: Vec<u32> = Vec::new();
     (n_warm..items.len())
@@ -352,7 +346,7 @@ pub(crate) fn cold_neighbours(items: &Attributes, n_warm: usize) -> Vec<Vec<(u32
             let mut scored: Vec<(u32, f32)> = touched
                 .drain(..)
                 .map(|j| {
-                    let s = acc[j as usize] / (own * norm(j as usize)).max(1e-12);
+                    let s = acc[j as usize] / (own * warm_norms[j as usize]).max(1e-12);
                     acc[j as usize] = 0.0;
                     (j, s.powi(3))
                 })

@@ -41,6 +41,17 @@ impl Default for InteractionColumns {
     }
 }
 
+/// Position of the column named `name`, or [`RecommendError::MissingColumn`] listing
+/// the columns present.
+pub(crate) fn require_column(table: &Table, name: &str) -> Result<usize, RecommendError> {
+    table
+        .column_index(name)
+        .ok_or_else(|| RecommendError::MissingColumn {
+            column: name.to_owned(),
+            present: table.columns.join(", "),
+        })
+}
+
 /// A cell as an id or attribute value: trimmed text, integral numbers without a
 /// fraction; `None` when missing or empty.
 pub(crate) fn id_text(cell: &Cell) -> Option<String> {
@@ -89,14 +100,7 @@ impl Interactions {
         table: &Table,
         columns: &InteractionColumns,
     ) -> Result<Interactions, RecommendError> {
-        let require = |name: &str| {
-            table
-                .column(name)
-                .ok_or_else(|| RecommendError::MissingColumn {
-                    column: name.to_owned(),
-                    present: table.columns.join(", "),
-                })
-        };
+        let require = |name: &str| require_column(table, name).map(|c| table.cells[c].as_slice());
         let user_col = require(&columns.user)?;
         let item_col = require(&columns.item)?;
         let bad = |row: usize, column: &str, reason: String| RecommendError::BadCell {

@@ -446,10 +446,12 @@ impl Recommender {
         if self.cold.is_empty() {
             return;
         }
-        let floor = scores[..n].iter().copied().fold(f32::INFINITY, f32::min) - 1.0;
+        let mut floor = None;
         for (c, neighbours) in self.cold.iter().enumerate() {
             scores[n + c] = if neighbours.is_empty() {
-                floor
+                *floor.get_or_insert_with(|| {
+                    scores[..n].iter().copied().fold(f32::INFINITY, f32::min) - 1.0
+                })
             } else {
                 neighbours
                     .iter()
