@@ -30,3 +30,7 @@ pub use split::{fingerprint, train_test_split, Fingerprint, HashingReader};
 pub use table::{Cell, Table};
 pub use target::{rows_with_target, TargetEncoder, Task, AUTO_CLASS_MAX_DISTINCT, MAX_CLASSES};
 pub use text::{TextOptions, MAX_CHAR_NGRAM, MAX_TEXT_FEATURES};
+
+/// Rows handled between two yield points when a training thread reads,
+/// profiles or encodes a table (see [`crate::nn::yield_point`]).
+pub(crate) const YIELD_ROWS: usize = 256;

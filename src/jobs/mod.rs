@@ -467,6 +467,7 @@ impl JobSystem {
             ))
             .spawn(move || {
                 lower_thread_priority(nice);
+                crate::nn::mark_background_thread();
                 let _enter = span.enter();
                 let outcome =
                     std::panic::catch_unwind(AssertUnwindSafe(|| runner(&record, &control)));

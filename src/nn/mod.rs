@@ -5,6 +5,7 @@
 //! losses and metrics are reported as `f64`.
 
 mod activation;
+mod cooperative;
 mod dense;
 mod evaluate;
 mod loss;
@@ -19,6 +20,10 @@ mod trainer;
 mod workspace;
 
 pub use activation::{Activation, LEAKY_RELU_SLOPE};
+pub use cooperative::{
+    is_background_thread, mark_background_thread, note_foreground_activity, yield_every,
+    yield_point,
+};
 pub use dense::Dense;
 pub use loss::{Head, RegressionLoss};
 pub use mlp::{Architecture, InferenceScratch, Init, Mlp};
@@ -26,5 +31,5 @@ pub use optim::{OptimizerKind, Schedule};
 pub use params::{invalid_param, Caps, ParamError, RegressionLossKind, TrainParams};
 pub use sparse::CsrMatrix;
 pub use tensors::{NamedTensor, NnError};
-pub use train::{fit, Control, EpochReport, FitOutcome, TrainError, TrainSet};
+pub use train::{fit, should_stop, Control, EpochReport, FitOutcome, TrainError, TrainSet};
 pub use trainer::Trainer;

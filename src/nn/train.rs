@@ -116,6 +116,19 @@ impl<'a> Control<'a> {
             cancel,
         }
     }
+
+    /// A point between two units of work (a batch, a block): yields the CPU on
+    /// a background thread (see [`super::yield_point`]), then tells whether
+    /// training should stop.
+    pub fn stop_requested(&self) -> bool {
+        should_stop(self.cancel)
+    }
+}
+
+/// [`Control::stop_requested`] for code that holds only the flag.
+pub fn should_stop(cancel: &AtomicBool) -> bool {
+    super::yield_point();
+    cancel.load(Ordering::Relaxed)
 }
 
 /// Result of a successful `fit`.
@@ -227,7 +240,7 @@ pub fn fit(
         }
         let mut loss_sum = 0.0;
         for batch in train_indices.chunks(capacity) {
-            if control.cancel.load(Ordering::Relaxed) {
+            if control.stop_requested() {
                 return Err(TrainError::Cancelled);
             }
             loss_sum += trainer.step(&train, batch, learning_rate);

@@ -147,6 +147,7 @@ impl Trainer {
     pub(crate) fn evaluate(&mut self, set: &TrainSet, indices: &[usize]) -> Evaluation {
         let mut evaluation = Evaluation::default();
         for chunk in indices.chunks(self.workspace.capacity().max(1)) {
+            super::yield_point();
             let rows = self.workspace.load_rows(set, chunk);
             self.workspace.forward(&self.model, rows, None);
             let loss_sum = self.workspace.loss_sum(&self.model, rows);

@@ -1,6 +1,5 @@
 //! Training: validation split, component fits, epoch and blend selection, refit.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
@@ -221,7 +220,7 @@ fn train_dae(
     };
     let mut trainer = DaeTrainer::new(data.n_items(), config);
     let cancel = control.cancel;
-    let cancelled = || cancel.load(Ordering::Relaxed);
+    let cancelled = || crate::nn::should_stop(cancel);
     let mut best: Option<(f64, usize, Dae)> = None;
     for epoch in 1..=epochs {
         let loss = trainer
@@ -306,7 +305,7 @@ pub fn fit(
     let uses_dae = matches!(component, Component::Dae | Component::Blend);
     let uses_ease = matches!(component, Component::Ease | Component::Blend);
     let cancel = control.cancel;
-    let cancelled = || cancel.load(Ordering::Relaxed);
+    let cancelled = || crate::nn::should_stop(cancel);
     let mut history = Vec::new();
 
     let holdout = split(&full, params);

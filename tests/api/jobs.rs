@@ -391,6 +391,50 @@ async fn finished_jobs_beyond_the_retention_are_pruned_with_their_input() {
     );
 }
 
+/// `voluntary_ctxt_switches` of this process's thread whose name starts with `prefix`.
+fn voluntary_switches_of_thread(prefix: &str) -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with(prefix) {
+            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("voluntary_ctxt_switches:"))?;
+            return line.split_whitespace().nth(1)?.parse().ok();
+        }
+    }
+    None
+}
+
+/// While requests arrive, a training thread steps off the CPU about once per
+/// millisecond of work (a short sleep: a voluntary context switch), so
+/// request threads never wait long behind it. A computing thread otherwise
+/// blocks only to save progress, about once a second.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_pauses_briefly_and_often_while_requests_arrive() {
+    // Normal priority, so the thread keeps running on a busy test machine.
+    let app = spawn_app_with(|s| s.jobs.training_nice = 0).await;
+    let job = submit_long(&app, "pausing").await;
+    app.wait_until_training(job_id(&job)).await;
+    let id = job_id(&job);
+    let thread = format!("train-{}", &id[id.len() - 8..]);
+    let switches = || voluntary_switches_of_thread(&thread).expect("training thread");
+
+    let start = switches();
+    let until = tokio::time::Instant::now() + Duration::from_secs(1);
+    while tokio::time::Instant::now() < until {
+        app.get("/healthz").await;
+    }
+    let paused = switches() - start;
+    assert!(
+        paused >= 40,
+        "the training thread stepped off the CPU {paused} times in 1 s of requests"
+    );
+    app.delete(&format!("/jobs/{id}")).await;
+    app.wait_for_job(id).await;
+}
+
 /// A `/proc` stat field (1-based, as in proc(5)) of this process's thread
 /// whose name starts with `prefix`.
 fn stat_field_of_thread(prefix: &str, field: usize) -> Option<i64> {
