@@ -14,6 +14,7 @@ use super::error::RecommendError;
 use super::kernels::{add_rows, to_f16};
 use super::metrics::HoldoutMetrics;
 use super::params::{Component, RecommenderParams};
+use super::quant::QuantizedColumns;
 use super::topk::top_k;
 
 /// Version of the [`RecommenderSpec`] layout.
@@ -115,6 +116,7 @@ pub struct ScoreScratch {
     second: Vec<f32>,
     scores: Vec<f32>,
     select: Vec<(f32, u32)>,
+    codes: Vec<u8>,
 }
 
 impl ScoreScratch {
@@ -142,10 +144,10 @@ pub struct Recommender {
     pub(crate) ease: Option<Ease>,
     /// Unit-norm item embeddings for `similar` (decoder columns), when an autoencoder exists.
     embeddings: Option<Array2<f32>>,
-    /// `f16` serving copies of the decoder (`hidden × n`), encoder (`n × hidden`) and
-    /// item-item (`n × n`) weights:
-    /// scoring streams these matrices, so half the bytes is nearly half the time.
-    decoder16: Vec<f16>,
+    /// Serving copies: the decoder (`hidden × n`) in `int8`, one dot product per item
+    /// (see `quant`); the encoder (`n × hidden`) and item-item (`n × n`) weights in
+    /// `f16`. Scoring streams these matrices, so fewer bytes is less time.
+    decoder8: QuantizedColumns,
     encoder16: Vec<f16>,
     item_item16: Vec<f16>,
     /// Item attributes, one row per item index (warm and cold).
@@ -276,9 +278,9 @@ impl Recommender {
             history_items,
             history_weights,
             popularity,
-            decoder16: dae
+            decoder8: dae
                 .as_ref()
-                .map(|d| to_f16(d.decoder.as_slice().expect("standard layout")))
+                .map(|d| QuantizedColumns::from_columns(d.decoder.view()))
                 .unwrap_or_default(),
             encoder16: dae
                 .as_ref()
@@ -476,15 +478,10 @@ impl Recommender {
         }
     }
 
-    /// Autoencoder logits `a · D + d` from the `f16` decoder copy.
-    fn decode_into(&self, dae: &Dae, hidden: &[f32], out: &mut [f32]) {
+    /// Autoencoder logits `a · D + d` from the `int8` decoder copy.
+    fn decode_into(&self, dae: &Dae, hidden: &[f32], codes: &mut Vec<u8>, out: &mut [f32]) {
         out.copy_from_slice(dae.decoder_bias.as_slice().expect("contiguous"));
-        add_rows(
-            &self.decoder16,
-            self.n_warm(),
-            hidden.iter().copied().enumerate(),
-            out,
-        );
+        self.decoder8.add_products(hidden, codes, out);
     }
 
     /// Item-item scores `Σ_i w_i · B[i, :]` from the `f16` copy.
@@ -617,6 +614,7 @@ impl Recommender {
             first,
             second,
             scores,
+            codes,
             ..
         } = scratch;
         scores.resize(self.n_items(), 0.0);
@@ -631,7 +629,7 @@ impl Recommender {
             (Some(dae), None) => {
                 hidden.resize(dae.hidden(), 0.0);
                 self.encode_into(dae, history, hidden);
-                self.decode_into(dae, hidden, warm);
+                self.decode_into(dae, hidden, codes, warm);
             }
             (None, Some(_)) => self.item_item_into(history, warm),
             (Some(dae), Some(_)) => {
@@ -639,7 +637,7 @@ impl Recommender {
                 first.resize(n, 0.0);
                 second.resize(n, 0.0);
                 self.encode_into(dae, history, hidden);
-                self.decode_into(dae, hidden, first);
+                self.decode_into(dae, hidden, codes, first);
                 self.item_item_into(history, second);
                 blend_into(first, second, self.spec.blend, warm);
             }
