@@ -574,11 +574,12 @@ def render_recommend(s: dict, serving: dict | None) -> list[str]:
         for r in cat:
             L.append(f"| {r['items']:,} | {r['component']} | {r['wall_ms']:.4f} | {r['cpu_ms']:.4f} | "
                      f"{f(div(r['cpu_ms'], base.get(r['component'])), '{:,.0f}×')} |")
-        L += ["", "The Mult-DAE scores a user with one pass over its f16 serving copy of the "
-              "decoder (hidden × items) and keeps the top k in a bounded insertion list: "
+        L += ["", "The Mult-DAE scores a user with one `u8 × i8` dot product per item over its "
+              "int8 serving copy of the decoder (item-major, per-item scale; AVX-512 VNNI when "
+              "the CPU has it) and keeps the top k in a bounded insertion list: "
               "O(hidden · items) work per user, linear in the catalog. The timing example "
               "measures the item-item part and the blend only up to 10k items; the 100k and 1M "
-              "rows are the DAE alone. At 1M items the decoder (300 × 1M f16 values, 600 MB) no "
+              "rows are the DAE alone. At 1M items the decoder (1M × 320 bytes, 320 MB) no "
               "longer fits in any cache, so the last step grows somewhat faster than the item "
               "count.", ""]
     L.append("Details: [docs/BENCHMARKS-recommend.md](docs/BENCHMARKS-recommend.md).")

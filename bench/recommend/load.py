@@ -127,7 +127,7 @@ steady {st['client_errors'].get('aborted due to deadline', 0)}) is not an error 
 other client errors: {other_errors}. At a fixed 2,000 req/s the server handles requests
 one wake-up at a time rather than draining many ready connections per wake-up, so its
 CPU per request there is usually higher than at saturation. For scale, scoring alone
-(default blend, 1,682 items, |h| = 100) costs ≈ 0.055 ms CPU per user in
+(default blend, 1,682 items, |h| = 100) costs ≈ 0.025 ms CPU per user in
 `cargo run --release --example recommend_eval -- --timing` (bench/recommend/RESULTS.md);
 the rest of the per-request CPU is HTTP, routing, history lookup and JSON.
 
