@@ -2,9 +2,11 @@
 //!
 //! glibc keeps the pages of freed large allocations (request bodies, decoded batches)
 //! in its arenas, so a burst of 256-row `/predict` batches leaves the resident set tens
-//! of megabytes above its idle size for good. Requests with a large body mark the heap
-//! as worth trimming; a background task calls `malloc_trim` at most once per
-//! [`TRIM_INTERVAL`] when marked, off the request path.
+//! of megabytes above its idle size for good. Requests with a large body (and finished
+//! training jobs) mark the heap as worth trimming; a background task calls `malloc_trim`
+//! at most once per [`TRIM_INTERVAL`] when marked, off the request path, and once more
+//! one interval after the marks stop, for what the burst's last requests and closing
+//! connections freed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,6 +23,11 @@ pub fn note_body(bytes: u64) {
     if bytes >= LARGE_BODY_BYTES {
         TRIM_WANTED.store(true, Ordering::Relaxed);
     }
+}
+
+/// Marks the heap as worth trimming (a training job ended, freeing its data).
+pub fn request_trim() {
+    TRIM_WANTED.store(true, Ordering::Relaxed);
 }
 
 /// Trims the heap if a large body was seen since the last call; returns whether it did.
@@ -40,9 +47,15 @@ pub fn trim_if_wanted() -> bool {
 pub async fn trim_periodically() {
     let mut ticks = tokio::time::interval(TRIM_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut trailing = false;
     loop {
         ticks.tick().await;
         if TRIM_WANTED.load(Ordering::Relaxed) {
+            trailing = true;
+            let _ = tokio::task::spawn_blocking(trim_if_wanted).await;
+        } else if trailing {
+            trailing = false;
+            request_trim();
             let _ = tokio::task::spawn_blocking(trim_if_wanted).await;
         }
     }

@@ -53,6 +53,7 @@ impl Application {
         let header_timeout = Duration::from_secs(state.settings.server.header_timeout_secs);
         tracing::info!(address = %self.listener.local_addr()?, store = %state.settings.store.path.display(), "serving");
         let trimmer = tokio::spawn(crate::memory::trim_periodically());
+        let upkeep = tokio::spawn(crate::telemetry::metrics_upkeep(state.metrics.clone()));
         serve(self.listener, app, header_timeout, async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests and stopping training");
@@ -60,6 +61,7 @@ impl Application {
         })
         .await;
         trimmer.abort();
+        upkeep.abort();
         state.jobs.shutdown();
         state.jobs.drained(grace).await;
         Ok(())

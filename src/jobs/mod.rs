@@ -596,6 +596,8 @@ impl JobSystem {
         }
         metrics::counter!("myelin_jobs_finished_total", "status" => status.as_str()).increment(1);
         tracing::info!(job_id = %id, status = status.as_str(), "job ended");
+        // The job's table and matrices are freed: give their pages back.
+        crate::memory::request_trim();
         self.prune();
         snapshot
     }

@@ -31,6 +31,8 @@ struct Launch {
     env: Vec<(&'static str, String)>,
     /// RLIMIT_FSIZE in bytes: writing past it fails with EFBIG, as a full disk would.
     max_file_bytes: Option<u64>,
+    /// Run as this user and group id (the test runs as root).
+    user: Option<u32>,
 }
 
 impl Server {
@@ -65,6 +67,9 @@ impl Server {
                     Ok(())
                 });
             }
+        }
+        if let Some(id) = launch.user {
+            command.uid(id).gid(id);
         }
         let mut child = command.spawn().expect("cannot start the myelin binary");
         let log = Arc::new(Mutex::new(String::new()));
@@ -475,6 +480,90 @@ async fn a_failing_version_write_fails_the_job_and_leaves_the_store_as_it_was() 
         .filter(|e| e.file_name().to_string_lossy().contains("-input"))
         .count();
     assert_eq!(inputs, 2, "one input per accepted job");
+}
+
+/// A write refused with "permission denied" (the model's directory is read-only
+/// to the server) fails the job with a clear error; the store stays as it was
+/// and keeps serving predictions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permission_denied_write_fails_the_job_and_leaves_the_store_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let store = tempfile::tempdir().unwrap();
+    // Root ignores file modes, so as root the server runs as `nobody`.
+    let user = (unsafe { libc::geteuid() } == 0).then_some(65_534u32);
+    let chown_all = |dir: &Path| {
+        if let Some(id) = user {
+            let status = Command::new("chown")
+                .args(["-R", &format!("{id}:{id}")])
+                .arg(dir)
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+    };
+    chown_all(store.path());
+    let launch = || Launch {
+        user,
+        ..Launch::default()
+    };
+    let mut server = Server::start(store.path(), launch());
+    let small = train_request("churn", "churned", churn_rows(240, 1), tiny_params(2));
+    let job = json_ok(server.post("/train", &small).await, StatusCode::ACCEPTED).await;
+    assert_eq!(
+        server.wait_for_job(job_id(&job)).await["status"],
+        "succeeded"
+    );
+    let before = server.get("/models/churn").await;
+    assert!(server.terminate(), "the server did not exit cleanly");
+
+    let model_dir = store.path().join("churn");
+    let snapshot = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    files.push((path.clone(), std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let files_before = snapshot(&model_dir);
+    std::fs::set_permissions(&model_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+
+    let server = Server::start(store.path(), launch());
+    let next = train_request("churn", "churned", churn_rows(240, 2), tiny_params(2));
+    let job = json_ok(server.post("/train", &next).await, StatusCode::ACCEPTED).await;
+    let failed = server.wait_for_job(job_id(&job)).await;
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    assert_eq!(failed["error"]["code"], "store_write_failed", "{failed:#}");
+    let message = failed["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("could not write the model version")
+            && message.to_lowercase().contains("permission denied"),
+        "{message}"
+    );
+    let after = server.get("/models/churn").await;
+    assert_eq!(after["versions"], before["versions"]);
+    let instance = churn_instance(5, "basic", true, 40.0);
+    let response = server
+        .post(
+            "/predict",
+            &json!({"model": "churn", "instances": [instance]}),
+        )
+        .await;
+    assert_eq!(json_ok(response, StatusCode::OK).await["version"], 1);
+    std::fs::set_permissions(&model_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        snapshot(&model_dir),
+        files_before,
+        "the model's files changed"
+    );
 }
 
 /// SIGTERM lets an in-flight upload finish, records the running job as
