@@ -2,33 +2,10 @@
 //! wrong, the service keeps serving, and nothing stored changes. Limits
 //! answer naming the limit and its value.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::helpers::*;
-
-/// Every file under `root` with a digest of its content.
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let bytes = std::fs::read(&path).unwrap_or_default();
-                let relative = path.strip_prefix(root).unwrap().display().to_string();
-                out.insert(relative, hex::encode(Sha256::digest(&bytes)));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
 
 /// One bad request and the answer it must get.
 struct Case {
@@ -128,7 +105,7 @@ async fn every_kind_of_bad_input_is_a_4xx_problem_and_changes_nothing() {
     let csv = to_csv(&churn_rows(100, 3), &CHURN_COLUMNS);
     let response = app.post_raw("/datasets", CSV, csv).await;
     json_ok(response, StatusCode::CREATED).await;
-    let before = snapshot(&app.store_path);
+    let before = store_snapshot(&app.store_path);
 
     let instance = churn_instance(3, "basic", false, 30.0);
     let good_rows = churn_rows(60, 2);
@@ -711,7 +688,7 @@ async fn every_kind_of_bad_input_is_a_4xx_problem_and_changes_nothing() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
-    let after = snapshot(&app.store_path);
+    let after = store_snapshot(&app.store_path);
     assert_eq!(before, after, "a refused request changed the store");
     let jobs = app.get_ok("/jobs").await;
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Spawning the application on a free port with its own model store, a
 //! client bound to it, and small synthetic datasets.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use myelin::service::AppState;
 use myelin::Application;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -450,4 +452,23 @@ pub async fn submit_long(app: &TestApp, model: &str) -> Value {
         long_params(),
     ))
     .await
+}
+
+/// Every file under `root` with a digest of its content.
+pub fn store_snapshot(root: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                let relative = path.strip_prefix(root).unwrap().display().to_string();
+                out.insert(relative, hex::encode(Sha256::digest(&bytes)));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
 }

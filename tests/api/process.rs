@@ -153,6 +153,18 @@ impl Server {
             .expect("POST failed")
     }
 
+    /// The version that answers a one-row `/predict` on model `churn`.
+    async fn churn_prediction_version(&self) -> Value {
+        let instance = churn_instance(5, "basic", true, 40.0);
+        let response = self
+            .post(
+                "/predict",
+                &json!({"model": "churn", "instances": [instance]}),
+            )
+            .await;
+        json_ok(response, StatusCode::OK).await["version"].clone()
+    }
+
     async fn wait_for_job(&self, id: &str) -> Value {
         let deadline = tokio::time::Instant::now() + JOB_DEADLINE;
         loop {
@@ -464,14 +476,7 @@ async fn a_failing_version_write_fails_the_job_and_leaves_the_store_as_it_was() 
     let after = server.get("/models/churn").await;
     assert_eq!(after["versions"], before["versions"]);
     assert_eq!(after["aliases"], before["aliases"]);
-    let instance = churn_instance(5, "basic", true, 40.0);
-    let response = server
-        .post(
-            "/predict",
-            &json!({"model": "churn", "instances": [instance]}),
-        )
-        .await;
-    assert_eq!(json_ok(response, StatusCode::OK).await["version"], 1);
+    assert_eq!(server.churn_prediction_version().await, 1);
     assert!(temporaries(&store.path().join("churn")).is_empty());
     assert!(temporaries(&store.path().join("_jobs")).is_empty());
     let inputs = std::fs::read_dir(store.path().join("_jobs"))
@@ -517,23 +522,7 @@ async fn a_permission_denied_write_fails_the_job_and_leaves_the_store_as_it_was(
     assert!(server.terminate(), "the server did not exit cleanly");
 
     let model_dir = store.path().join("churn");
-    let snapshot = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
-        let mut files = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for entry in std::fs::read_dir(&d).unwrap().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    files.push((path.clone(), std::fs::read(&path).unwrap()));
-                }
-            }
-        }
-        files.sort();
-        files
-    };
-    let files_before = snapshot(&model_dir);
+    let files_before = store_snapshot(&model_dir);
     std::fs::set_permissions(&model_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
 
     let server = Server::start(store.path(), launch());
@@ -550,17 +539,10 @@ async fn a_permission_denied_write_fails_the_job_and_leaves_the_store_as_it_was(
     );
     let after = server.get("/models/churn").await;
     assert_eq!(after["versions"], before["versions"]);
-    let instance = churn_instance(5, "basic", true, 40.0);
-    let response = server
-        .post(
-            "/predict",
-            &json!({"model": "churn", "instances": [instance]}),
-        )
-        .await;
-    assert_eq!(json_ok(response, StatusCode::OK).await["version"], 1);
+    assert_eq!(server.churn_prediction_version().await, 1);
     std::fs::set_permissions(&model_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(
-        snapshot(&model_dir),
+        store_snapshot(&model_dir),
         files_before,
         "the model's files changed"
     );
