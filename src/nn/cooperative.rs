@@ -15,7 +15,7 @@
 //! - while requests arrive, a background thread that has run for
 //!   [`RUN_SLICE`] since its last pause sleeps for [`PAUSE`]: not being
 //!   runnable is what lets every waiting thread on that CPU run, whatever the
-//!   kernel's pick. Training then gives up about 5% of its CPU while serving.
+//!   kernel's pick. Training then gives up 5–10% of its CPU while serving.
 //!
 //! On threads not marked as background a yield point is a thread-local read
 //! and nothing else, so code shared with the request path can carry them.
