@@ -68,11 +68,6 @@ pub fn mark_background_thread() {
     BACKGROUND.with(|b| b.set(Some(Instant::now())));
 }
 
-/// Whether the calling thread was marked with [`mark_background_thread`].
-pub fn is_background_thread() -> bool {
-    BACKGROUND.with(Cell::get).is_some()
-}
-
 /// Offers the CPU to waiting threads if this is a background thread (see the
 /// module documentation).
 #[inline]
@@ -104,6 +99,11 @@ pub fn yield_every(n: usize, every: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether the calling thread was marked with [`mark_background_thread`].
+    fn is_background_thread() -> bool {
+        BACKGROUND.with(Cell::get).is_some()
+    }
 
     #[test]
     fn only_marked_threads_are_background() {

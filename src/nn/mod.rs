@@ -20,10 +20,7 @@ mod trainer;
 mod workspace;
 
 pub use activation::{Activation, LEAKY_RELU_SLOPE};
-pub use cooperative::{
-    is_background_thread, mark_background_thread, note_foreground_activity, yield_every,
-    yield_point,
-};
+pub use cooperative::{mark_background_thread, note_foreground_activity, yield_every, yield_point};
 pub use dense::Dense;
 pub use loss::{Head, RegressionLoss};
 pub use mlp::{Architecture, InferenceScratch, Init, Mlp};

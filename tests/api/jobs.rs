@@ -391,21 +391,6 @@ async fn finished_jobs_beyond_the_retention_are_pruned_with_their_input() {
     );
 }
 
-/// `voluntary_ctxt_switches` of this process's thread whose name starts with `prefix`.
-fn voluntary_switches_of_thread(prefix: &str) -> Option<u64> {
-    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.starts_with(prefix) {
-            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
-            let line = status
-                .lines()
-                .find(|l| l.starts_with("voluntary_ctxt_switches:"))?;
-            return line.split_whitespace().nth(1)?.parse().ok();
-        }
-    }
-    None
-}
-
 /// While requests arrive, a training thread steps off the CPU about once per
 /// millisecond of work (a short sleep: a voluntary context switch), so
 /// request threads never wait long behind it. A computing thread otherwise
@@ -418,7 +403,7 @@ async fn training_pauses_briefly_and_often_while_requests_arrive() {
     let job = submit_long(&app, "pausing").await;
     app.wait_until_training(job_id(&job)).await;
     let id = job_id(&job);
-    let thread = format!("train-{}", &id[id.len() - 8..]);
+    let thread = training_thread(id);
     let switches = || voluntary_switches_of_thread(&thread).expect("training thread");
 
     let start = switches();
@@ -435,19 +420,39 @@ async fn training_pauses_briefly_and_often_while_requests_arrive() {
     app.wait_for_job(id).await;
 }
 
-/// A `/proc` stat field (1-based, as in proc(5)) of this process's thread
-/// whose name starts with `prefix`.
-fn stat_field_of_thread(prefix: &str, field: usize) -> Option<i64> {
+/// The `/proc/self/task/<tid>/<file>` text of this process's thread whose
+/// name starts with `prefix`.
+fn thread_file(prefix: &str, file: &str) -> Option<String> {
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         if comm.starts_with(prefix) {
-            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-            // Fields after the parenthesised name start at field 3.
-            let rest = &stat[stat.rfind(')')? + 2..];
-            return rest.split(' ').nth(field - 3)?.parse().ok();
+            return std::fs::read_to_string(task.path().join(file)).ok();
         }
     }
     None
+}
+
+/// A `/proc` stat field (1-based, as in proc(5)) of this process's thread
+/// whose name starts with `prefix`.
+fn stat_field_of_thread(prefix: &str, field: usize) -> Option<i64> {
+    let stat = thread_file(prefix, "stat")?;
+    // Fields after the parenthesised name start at field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(field - 3)?.parse().ok()
+}
+
+/// `voluntary_ctxt_switches` of this process's thread whose name starts with `prefix`.
+fn voluntary_switches_of_thread(prefix: &str) -> Option<u64> {
+    let status = thread_file(prefix, "status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("voluntary_ctxt_switches:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The name of the thread that trains job `id` (15 bytes: the id's tail).
+fn training_thread(id: &str) -> String {
+    format!("train-{}", &id[id.len() - 8..])
 }
 
 /// The niceness (field 19) of a thread.
@@ -462,7 +467,7 @@ async fn training_threads_run_at_the_configured_lower_priority() {
     let job = submit_long(&app, "niced").await;
     app.wait_until_training(job_id(&job)).await;
     let id = job_id(&job);
-    let thread = format!("train-{}", &id[id.len() - 8..]);
+    let thread = training_thread(id);
     assert_eq!(nice_of_thread(&thread), Some(7));
     app.delete(&format!("/jobs/{}", job_id(&job))).await;
     app.wait_for_job(job_id(&job)).await;
@@ -476,7 +481,7 @@ async fn at_niceness_19_training_threads_join_the_idle_scheduling_class() {
     let job = submit_long(&app, "idle-class").await;
     app.wait_until_training(job_id(&job)).await;
     let id = job_id(&job);
-    let thread = format!("train-{}", &id[id.len() - 8..]);
+    let thread = training_thread(id);
     // Field 41 is the scheduling policy.
     assert_eq!(stat_field_of_thread(&thread, 41), Some(SCHED_IDLE));
     assert_eq!(nice_of_thread(&thread), Some(19));
