@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example recommend_eval -- --ratings PATH [--protocol loo|random|both]
-//!     [--params JSON] [--pop-penalty BETA] [--verbose]
+//!     [--items ITEMS_CSV] [--users USERS_CSV] [--params JSON] [--pop-penalty BETA] [--verbose]
 //! cargo run --release --example recommend_eval -- --timing [--hidden 600] [--sizes 1000,10000]
 //! ```
 //!
@@ -15,6 +15,11 @@
 //! * `random`: per user a seeded random 20% of interactions (seed 42) is the test set;
 //!   NDCG@10 and Recall@20 (hits in the top 20 / test items) over all unseen items.
 //!
+//! `--items` reads MovieLens `items.csv` (`movie_id`, …, then one 0/1 column per genre
+//! after `IMDb_URL`) and passes each movie's genres to the fit as item attributes;
+//! `--users` reads `users.csv` (`user_id,age,gender,occupation,zip_code`) and passes
+//! age group (MovieLens-1M bands), gender and occupation as user attributes.
+//!
 //! Popularity (interaction counts on the same training data) is evaluated in the same run.
 //! `--params` overrides fields of the protocol's default [`RecommenderParams`];
 //! `--pop-penalty` subtracts `BETA·ln(1 + count)` from the model's scores (an experiment
@@ -26,8 +31,8 @@ use std::time::Instant;
 
 use myelin::nn::{Control, EpochReport};
 use myelin::recommend::{
-    top_k, HoldoutKind, Interactions, RankingAccumulator, RankingMetrics, RecommendCaps,
-    Recommender, RecommenderParams, ScoreScratch,
+    fit_with_attributes, top_k, Attributes, HoldoutKind, Interactions, RankingAccumulator,
+    RankingMetrics, RecommendCaps, Recommender, RecommenderParams, ScoreScratch,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -94,6 +99,8 @@ struct Outcome {
     fit_secs: f64,
     score_ms_per_user: f64,
     blend: f32,
+    attribute_weight: f32,
+    user_attribute_weight: f32,
     recency: f32,
     epochs: usize,
     validation: Option<(f64, f64)>,
@@ -103,6 +110,8 @@ fn evaluate(
     ratings: &[Rating],
     test: &[bool],
     params: &RecommenderParams,
+    items: Option<&Attributes>,
+    users: Option<&Attributes>,
     verbose: bool,
     pop_penalty: f32,
 ) -> Outcome {
@@ -132,8 +141,10 @@ fn evaluate(
         }
     };
     let started = Instant::now();
-    let report = Recommender::fit(
+    let report = fit_with_attributes(
         &train,
+        items,
+        users,
         params,
         &RecommendCaps::default(),
         Control::new(&mut on_epoch, &cancel),
@@ -188,11 +199,18 @@ fn evaluate(
         let t = Instant::now();
         let ranked = if pop_penalty == 0.0 {
             model
-                .recommend_with(&history, 20, &|i| seen.contains(i), None, &mut scratch)
+                .recommend_user_with(
+                    Some(user),
+                    &history,
+                    20,
+                    &|i| seen.contains(i),
+                    None,
+                    &mut scratch,
+                )
                 .expect("recommend")
         } else {
             let scores: Vec<f32> = model
-                .score_into(&history, &mut scratch)
+                .score_user_into(Some(user), &history, &mut scratch)
                 .expect("score")
                 .iter()
                 .zip(&counts)
@@ -215,12 +233,94 @@ fn evaluate(
         fit_secs,
         score_ms_per_user: score_secs * 1e3 / users.len().max(1) as f64,
         blend: model.spec().blend,
+        attribute_weight: model.spec().attribute_weight,
+        user_attribute_weight: model.spec().user_attribute_weight,
         recency: model.spec().recency_power,
         epochs: model.spec().epochs_trained,
         validation: report
             .metrics
             .map(|m| (m.model.ndcg_at_10, m.model.recall_at_20)),
     }
+}
+
+/// Genres of each movie as one multi-valued item attribute `genre`.
+fn read_genres(path: &str) -> Attributes {
+    let mut reader = csv::Reader::from_path(path).expect("items csv");
+    let headers = reader.headers().expect("header").clone();
+    let id = headers
+        .iter()
+        .position(|h| h == "movie_id")
+        .expect("movie_id column");
+    let first = headers
+        .iter()
+        .position(|h| h == "IMDb_URL")
+        .expect("IMDb_URL column")
+        + 1;
+    let mut attributes = Attributes {
+        names: vec!["genre".into()],
+        vocab: vec![headers.iter().skip(first).map(str::to_owned).collect()],
+        offsets: vec![0],
+        ..Attributes::default()
+    };
+    for record in reader.records() {
+        let record = record.expect("items row");
+        attributes.ids.push(record[id].to_owned());
+        for (g, flag) in record.iter().skip(first).enumerate() {
+            if flag == "1" {
+                attributes.entries.push((0, g as u32));
+            }
+        }
+        attributes.offsets.push(attributes.entries.len() as u32);
+    }
+    attributes
+}
+
+/// MovieLens-1M age bands.
+pub fn age_group(age: u32) -> &'static str {
+    match age {
+        0..=17 => "<18",
+        18..=24 => "18-24",
+        25..=34 => "25-34",
+        35..=44 => "35-44",
+        45..=49 => "45-49",
+        50..=55 => "50-55",
+        _ => "56+",
+    }
+}
+
+/// Age group, gender and occupation of each user.
+fn read_users(path: &str) -> Attributes {
+    let mut reader = csv::Reader::from_path(path).expect("users csv");
+    let headers = reader.headers().expect("header").clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).expect(name);
+    let (id, age, gender, occupation) = (
+        column("user_id"),
+        column("age"),
+        column("gender"),
+        column("occupation"),
+    );
+    let mut attributes = Attributes {
+        names: vec!["age_group".into(), "gender".into(), "occupation".into()],
+        vocab: vec![Vec::new(); 3],
+        offsets: vec![0],
+        ..Attributes::default()
+    };
+    for record in reader.records() {
+        let record = record.expect("users row");
+        attributes.ids.push(record[id].to_owned());
+        let age: u32 = record[age].parse().expect("age");
+        let values = [age_group(age), &record[gender], &record[occupation]];
+        for (a, value) in values.into_iter().enumerate() {
+            let vocab = &mut attributes.vocab[a];
+            let v = vocab.iter().position(|x| x == value).unwrap_or_else(|| {
+                vocab.push(value.to_owned());
+                vocab.len() - 1
+            });
+            attributes.entries.push((a as u32, v as u32));
+        }
+        attributes.offsets.push(attributes.entries.len() as u32);
+    }
+    attributes
 }
 
 fn protocol_params(protocol: &str, overrides: Option<&str>) -> RecommenderParams {
@@ -327,6 +427,8 @@ fn main() {
     let pop_penalty: f32 =
         value("--pop-penalty").map_or(0.0, |v| v.parse().expect("--pop-penalty"));
     let ratings = read_ratings(&path);
+    let items = value("--items").map(|p| read_genres(&p));
+    let users = value("--users").map(|p| read_users(&p));
     let protocols: Vec<&str> = match protocol.as_str() {
         "both" => vec!["loo", "random"],
         "loo" => vec!["loo"],
@@ -340,13 +442,23 @@ fn main() {
             "protocol {protocol}: params {}",
             serde_json::to_string(&params).expect("json")
         );
-        let out = evaluate(&ratings, &test, &params, verbose, pop_penalty);
+        let out = evaluate(
+            &ratings,
+            &test,
+            &params,
+            items.as_ref(),
+            users.as_ref(),
+            verbose,
+            pop_penalty,
+        );
         println!(
-            "\n## protocol {protocol} ({} users, fit {:.1}s, {:.4} ms/user scoring, blend {}, recency {}, epochs {}, validation ndcg@10/recall@20 {:?})",
+            "\n## protocol {protocol} ({} users, fit {:.1}s, {:.4} ms/user scoring, blend {}, attributes {}/{}, recency {}, epochs {}, validation ndcg@10/recall@20 {:?})",
             out.model.users,
             out.fit_secs,
             out.score_ms_per_user,
             out.blend,
+            out.attribute_weight,
+            out.user_attribute_weight,
             out.recency,
             out.epochs,
             out.validation

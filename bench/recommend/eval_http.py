@@ -243,7 +243,7 @@ class MyelinServer:
         except ValueError:
             return st, data.decode(errors="replace")
 
-    def train(self, model: str, rows, params: dict) -> dict:
+    def train(self, model: str, rows, params: dict, attributes: dict | None = None) -> dict:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["user_id", "movie_id", "rating", "timestamp"])
@@ -251,7 +251,7 @@ class MyelinServer:
         body = {"model": model, "task": "recommendation", "params": params,
                 "interaction_columns": {"user": "user_id", "item": "movie_id",
                                         "value": "rating", "timestamp": "timestamp"},
-                "csv": buf.getvalue()}
+                "csv": buf.getvalue(), **(attributes or {})}
         t0 = time.time()
         st, job = self.call("POST", "/train", body)
         if st != 202:
@@ -395,7 +395,50 @@ def select_als(train_rows, protocol: str):
 # --------------------------------------------------------------------------
 
 
-def run_protocol(server: MyelinServer, ratings, protocol: str, als: bool) -> dict:
+def age_group(age: int) -> str:
+    """MovieLens-1M age bands (as `examples/recommend_eval.rs --users`)."""
+    for top, name in ((17, "<18"), (24, "18-24"), (34, "25-34"), (44, "35-44"),
+                      (49, "45-49"), (55, "50-55")):
+        if age <= top:
+            return name
+    return "56+"
+
+
+def read_attributes(ratings_path: Path) -> tuple[dict, dict] | None:
+    """Movie genres and user age group / gender / occupation from the
+    `items.csv` and `users.csv` next to the ratings, or None if absent."""
+    items_path, users_path = ratings_path.parent / "items.csv", ratings_path.parent / "users.csv"
+    if not (items_path.exists() and users_path.exists()):
+        return None
+    genres = {}
+    with open(items_path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        head = next(reader)
+        first = head.index("IMDb_URL") + 1
+        for row in reader:
+            genres[int(row[0])] = "|".join(g for g, v in zip(head[first:], row[first:]) if v == "1")
+    users = {}
+    with open(users_path, newline="") as f:
+        for row in csv.DictReader(f):
+            users[int(row["user_id"])] = (age_group(int(row["age"])), row["gender"], row["occupation"])
+    return genres, users
+
+
+def attribute_tables(attributes, train_rows) -> dict:
+    """`item_attributes` / `user_attributes` for `POST /train`, limited to the
+    training rows' items and users (so the catalog stays the training items)."""
+    genres, users = attributes
+    items = sorted({r[1] for r in train_rows})
+    people = sorted({r[0] for r in train_rows})
+    item_csv = "movie_id,genre\n" + "".join(f"{m},{genres.get(m, '')}\n" for m in items)
+    user_csv = "user_id,age_group,gender,occupation\n" + "".join(
+        f"{u},{','.join(users[u])}\n" for u in people if u in users)
+    return {"item_attributes": {"csv": item_csv, "separator": "|"},
+            "user_attributes": {"csv": user_csv}}
+
+
+def run_protocol(server: MyelinServer, ratings, protocol: str, als: bool,
+                 attributes=None) -> dict:
     test = split(ratings, protocol)
     train_rows = [r for r, t in zip(ratings, test) if not t]
     targets: dict[int, list[int]] = {}
@@ -412,34 +455,51 @@ def run_protocol(server: MyelinServer, ratings, protocol: str, als: bool) -> dic
     n_items = len(train_items)
 
     params = {"holdout": "last" if protocol == "loo" else "random"}
-    model = f"{MODEL}-{protocol}"
-    job = server.train(model, train_rows, params)
     res = {"protocol": protocol, "train_rows": len(train_rows),
            "test_rows": sum(test), "users": len(users), "n_items": n_items,
-           "params": params, "train_wall_s": job["_wall_s"],
-           "job_metrics": job.get("metrics") or job.get("result")}
-
-    # Myelin over HTTP: k=20 gives the top 10 as its prefix (same ordering);
-    # k=10 is also requested and checked to be that prefix.
-    ours, lat, prefix_ok = Acc(), [], 0
-    for u in users:
-        q = f"/recommend?model={model}&user={u}&k=20"
-        t0 = time.perf_counter()
-        st, body = server.call("GET", q)
-        lat.append(time.perf_counter() - t0)
-        if st != 200:
-            raise SystemExit(f"GET {q} answered {st}: {body}")
-        if body.get("strategy") != "personalized":
-            raise SystemExit(f"user {u}: strategy {body.get('strategy')}")
-        ranked = [int(x["item"]) for x in body["items"]]
-        st, b10 = server.call("POST", "/recommend", {"model": model, "user": str(u),
-                                                       "k": 10, "exclude_seen": True})
-        prefix_ok += [int(x["item"]) for x in b10["items"]] == ranked[:10]
-        ours.add(ranked, targets[u])
-    res["myelin"] = ours.finish(n_items)
-    res["k10_is_prefix_of_k20"] = f"{prefix_ok}/{len(users)}"
-    lat.sort()
-    res["sequential_latency_ms_p50"] = lat[len(lat) // 2] * 1e3
+           "params": params, "variants": []}
+    variants = [("interactions only", f"{MODEL}-{protocol}", None)]
+    if attributes:
+        variants.append(("with item and user attributes", f"{MODEL}-{protocol}-attributes",
+                         attribute_tables(attributes, train_rows)))
+    for label, model, tables in variants:
+        job = server.train(model, train_rows, params, tables)
+        spec = {}
+        st, card = server.call("GET", f"/models/{model}/versions/1")
+        if st == 200:
+            spec = card.get("recommender") or {}
+        # Myelin over HTTP: k=20 gives the top 10 as its prefix (same ordering);
+        # k=10 is also requested and checked to be that prefix.
+        ours, lat, prefix_ok = Acc(), [], 0
+        for u in users:
+            q = f"/recommend?model={model}&user={u}&k=20"
+            t0 = time.perf_counter()
+            st, body = server.call("GET", q)
+            lat.append(time.perf_counter() - t0)
+            if st != 200:
+                raise SystemExit(f"GET {q} answered {st}: {body}")
+            if body.get("strategy") != "personalized":
+                raise SystemExit(f"user {u}: strategy {body.get('strategy')}")
+            ranked = [int(x["item"]) for x in body["items"]]
+            st, b10 = server.call("POST", "/recommend", {"model": model, "user": str(u),
+                                                           "k": 10, "exclude_seen": True})
+            prefix_ok += [int(x["item"]) for x in b10["items"]] == ranked[:10]
+            ours.add(ranked, targets[u])
+        lat.sort()
+        res["variants"].append({
+            "label": label, "model": model, "train_wall_s": job["_wall_s"],
+            "job_metrics": job.get("metrics") or job.get("result"),
+            "chosen": {k: spec.get(k) for k in ("blend", "attribute_weight",
+                                                "user_attribute_weight", "recency_power",
+                                                "epochs_trained")},
+            "metrics": ours.finish(n_items),
+            "k10_is_prefix_of_k20": f"{prefix_ok}/{len(users)}",
+            "sequential_latency_ms_p50": lat[len(lat) // 2] * 1e3})
+    first = res["variants"][0]
+    res["myelin"] = first["metrics"]
+    res["train_wall_s"] = first["train_wall_s"]
+    res["k10_is_prefix_of_k20"] = first["k10_is_prefix_of_k20"]
+    res["sequential_latency_ms_p50"] = first["sequential_latency_ms_p50"]
 
     pop = popularity_rank(train_rows)
     pa = Acc()
@@ -484,7 +544,8 @@ def table(res: dict) -> str:
         rows.append(f"| {name} | {m['hr_at_10']:.4f} | {m['ndcg_at_10']:.4f} | "
                     f"{m['recall_at_20']:.4f} | {m['coverage_at_10']:.3f} |")
 
-    row("Myelin over HTTP (`GET /recommend`)", res["myelin"])
+    for v in res["variants"]:
+        row(f"Myelin over HTTP (`GET /recommend`), {v['label']}", v["metrics"])
     row("popularity", res["popularity"])
     for a in res.get("als", []):
         row(f"implicit ALS, {a['label']} ({fmt_cfg(a['config'])})", a)
@@ -561,8 +622,11 @@ def main():
     ap.add_argument("--protocol", default="both", choices=["loo", "random", "both"])
     ap.add_argument("--no-als", action="store_true")
     ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--no-attributes", action="store_true",
+                    help="skip the variant trained with items.csv / users.csv")
     args = ap.parse_args()
     ratings = read_ratings(Path(args.ratings))
+    attributes = None if args.no_attributes else read_attributes(Path(args.ratings))
     protocols = ["loo", "random"] if args.protocol == "both" else [args.protocol]
     OUT.mkdir(parents=True, exist_ok=True)
     results = []
@@ -572,7 +636,7 @@ def main():
         try:
             for p in protocols:
                 print(f"protocol {p} ...", file=sys.stderr)
-                res = run_protocol(server, ratings, p, not args.no_als)
+                res = run_protocol(server, ratings, p, not args.no_als, attributes)
                 results.append(res)
                 print(f"\n## protocol {p}\n" + table(res))
         finally:

@@ -75,12 +75,14 @@ pub struct TrainRequest {
     /// Recommendation: also train on the interactions logged with `POST /interactions`.
     #[serde(default)]
     pub include_logged_interactions: bool,
-    /// Recommendation: item attributes — filters, `include_attributes`, and cold-start
-    /// items (ids without interactions, scored from items with similar attributes).
+    /// Recommendation: item attributes — filters, `include_attributes`, cold-start items
+    /// (ids without interactions, scored from items with similar attributes), and side
+    /// information of the item-item model (items sharing values; `attribute_weight`).
     #[serde(default)]
     pub item_attributes: Option<AttributeTable>,
     /// Recommendation: user attributes — users without history get the popular items of
-    /// their segments (users sharing an attribute value).
+    /// their segments (users sharing an attribute value), and known users' values are
+    /// inputs of the item-item model (`user_attribute_weight`).
     #[serde(default)]
     pub user_attributes: Option<AttributeTable>,
     /// Inline rows: JSON objects of raw values.

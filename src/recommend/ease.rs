@@ -16,8 +16,48 @@ const BLOCK: usize = 64;
 /// The learned item-item weights, row `i` = contribution of history item `i`.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Ease {
-    /// Shape `(n_items, n_items)`, zero diagonal.
+    /// Shape `(n_items + n_features, n_items)`: one row per item, then one per user
+    /// feature (already scaled by the feature's input weight).
     pub weights: Array2<f32>,
+    /// Features of each training user (empty without user features).
+    pub user_features: UserFeatures,
+}
+
+/// Per training user, the user-attribute features fed to the item-item model as extra
+/// inputs (collective EASE on the input side), CSR over user indices.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct UserFeatures {
+    /// Distinct features (rows `n_items..` of the weights).
+    pub count: usize,
+    /// `n_users + 1` offsets into `ids`, or empty when `count == 0`.
+    pub offsets: Vec<usize>,
+    pub ids: Vec<u32>,
+}
+
+impl UserFeatures {
+    /// Features of `user` (empty for an index without any).
+    pub fn of(&self, user: usize) -> &[u32] {
+        match (self.offsets.get(user), self.offsets.get(user + 1)) {
+            (Some(&start), Some(&end)) => &self.ids[start..end],
+            _ => &[],
+        }
+    }
+
+    /// Checks the CSR against `n_users`.
+    pub fn check(&self, n_users: usize) -> Result<(), String> {
+        if self.count == 0 && self.offsets.is_empty() && self.ids.is_empty() {
+            return Ok(());
+        }
+        if self.offsets.len() != n_users + 1
+            || self.offsets.first() != Some(&0)
+            || self.offsets.last() != Some(&self.ids.len())
+            || self.offsets.windows(2).any(|w| w[0] > w[1])
+            || self.ids.iter().any(|&f| f as usize >= self.count)
+        {
+            return Err("user features are inconsistent".into());
+        }
+        Ok(())
+    }
 }
 
 impl Ease {
@@ -27,14 +67,27 @@ impl Ease {
     /// autoencoder closed form (Steck 2020, DLAE): `Λ = λI + p/(1−p)·diag(G)`,
     /// `B = I − (G + Λ)⁻¹Λ`, without the zero-diagonal constraint (history items are
     /// excluded at serving anyway).
+    ///
+    /// `side` adds item side information as in collective EASE (Jeunen et al. 2020): each
+    /// attribute value acts as a pseudo-user of weight `side.weight` who interacted with
+    /// every item having that value, i.e. `G += w · Σ_v t_v t_vᵀ` for the items' value
+    /// indicators `t_v`. Items sharing values then borrow each other's co-occurrences.
+    ///
+    /// `users` adds user features as extra input columns of weight `users.weight` (the
+    /// features' rows predict items, never the reverse): the Gram matrix grows to
+    /// `n_items + n_features` and the weights get one row per feature.
     pub fn fit(
         data: &Dataset,
         lambda: f32,
         dropout: f32,
+        side: Option<&SideInfo>,
+        users: Option<&UserInputs>,
         cancel: &dyn Fn() -> bool,
     ) -> Option<Ease> {
         let n = data.n_items();
-        let mut gram = Array2::<f64>::zeros((n, n));
+        let features = users.map_or(0, |u| u.features.count);
+        let m = n + features;
+        let mut gram = Array2::<f64>::zeros((m, m));
         for user in 0..data.n_users() {
             let range = data.range(user);
             let items = &data.items[range.clone()];
@@ -46,19 +99,37 @@ impl Ease {
                     row[j as usize] += wi * f64::from(wj);
                 }
             }
+            if let Some(inputs) = users {
+                let own = inputs.features.of(user);
+                let w = inputs.weight;
+                for (a, &f) in own.iter().enumerate() {
+                    let mut row = gram.row_mut(n + f as usize);
+                    for (&i, &wi) in items.iter().zip(values) {
+                        row[i as usize] += w * f64::from(wi);
+                    }
+                    for &g in &own[a..] {
+                        row[n + g as usize] += w * w;
+                    }
+                }
+            }
             if user % 1024 == 0 && cancel() {
                 return None;
             }
         }
         // Pairs were accumulated once each (a <= b in history order): symmetrise.
-        let emphasis = f64::from(dropout) / (1.0 - f64::from(dropout));
-        let mut penalty = vec![0.0f64; n];
-        for i in 0..n {
-            for j in (i + 1)..n {
+        for i in 0..m {
+            for j in (i + 1)..m {
                 let total = gram[[i, j]] + gram[[j, i]];
                 gram[[i, j]] = total;
                 gram[[j, i]] = total;
             }
+        }
+        if let Some(side) = side {
+            side.add_to_gram(gram.view_mut(), cancel)?;
+        }
+        let emphasis = f64::from(dropout) / (1.0 - f64::from(dropout));
+        let mut penalty = vec![0.0f64; m];
+        for i in 0..m {
             penalty[i] = f64::from(lambda) + emphasis * gram[[i, i]];
             gram[[i, i]] += penalty[i];
         }
@@ -66,29 +137,81 @@ impl Ease {
             return None;
         }
         let p = gram;
-        let mut weights = Array2::<f32>::zeros((n, n));
-        for i in 0..n {
+        let mut weights = Array2::<f32>::zeros((m, n));
+        for i in 0..m {
+            // A feature row is read with the feature's input weight folded in.
+            let scale = if i < n {
+                1.0
+            } else {
+                users.map_or(1.0, |u| u.weight)
+            };
             for j in 0..n {
-                weights[[i, j]] = if dropout > 0.0 {
+                let b = if dropout > 0.0 {
                     let identity = if i == j { 1.0 } else { 0.0 };
-                    (identity - p[[i, j]] * penalty[j]) as f32
+                    identity - p[[i, j]] * penalty[j]
                 } else if i != j {
-                    (-p[[i, j]] / p[[j, j]]) as f32
+                    -p[[i, j]] / p[[j, j]]
                 } else {
                     0.0
                 };
+                weights[[i, j]] = (b * scale) as f32;
             }
         }
-        Some(Ease { weights })
+        Some(Ease {
+            weights,
+            user_features: users.map(|u| u.features.clone()).unwrap_or_default(),
+        })
     }
 
-    /// Writes `Σ_i w_i · B[i, :]` into `out` (length `n_items`).
-    pub fn score_into(&self, history: &[(u32, f32)], out: &mut [f32]) {
+    /// Writes `Σ_i w_i · B[i, :]` plus the rows of `user`'s features (a training user
+    /// index) into `out` (length `n_items`).
+    pub fn score_into(&self, history: &[(u32, f32)], user: Option<u32>, out: &mut [f32]) {
         out.fill(0.0);
+        let n = self.weights.ncols();
         let rows = self.weights.as_slice().expect("standard layout");
-        let picks = history.iter().map(|&(item, w)| (item as usize, w));
-        add_rows(rows, self.weights.ncols(), picks, out);
+        let features = user.map_or(&[][..], |u| self.user_features.of(u as usize));
+        let picks = history
+            .iter()
+            .map(|&(item, w)| (item as usize, w))
+            .chain(features.iter().map(|&f| (n + f as usize, 1.0)));
+        add_rows(rows, n, picks, out);
     }
+}
+
+/// Item side information for the item-item fit: the items of each attribute value.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SideInfo<'a> {
+    /// Per attribute value, the (warm) items having it, ascending.
+    pub postings: &'a [Vec<u32>],
+    /// Pseudo-user weight of one value.
+    pub weight: f64,
+}
+
+impl SideInfo<'_> {
+    /// `G[i, j] += weight` for every value shared by items `i` and `j`. Costs
+    /// `Σ_v |items of v|²`; `None` if cancelled.
+    fn add_to_gram(&self, mut gram: ArrayViewMut2<f64>, cancel: &dyn Fn() -> bool) -> Option<()> {
+        for (v, items) in self.postings.iter().enumerate() {
+            for &i in items {
+                let mut row = gram.row_mut(i as usize);
+                for &j in items {
+                    row[j as usize] += self.weight;
+                }
+            }
+            if v % 64 == 0 && cancel() {
+                return None;
+            }
+        }
+        Some(())
+    }
+}
+
+/// User features as extra inputs of the item-item fit.
+#[derive(Clone, Debug)]
+pub(crate) struct UserInputs {
+    pub features: UserFeatures,
+    /// Input value of a present feature (an interaction counts 1).
+    pub weight: f64,
 }
 
 /// In-place inverse of a symmetric positive-definite matrix by blocked Gauss-Jordan

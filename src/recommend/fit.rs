@@ -8,9 +8,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::nn::{Control, EpochReport};
 
+use super::attributes::Attributes;
 use super::dae::{Dae, DaeConfig, DaeTrainer};
 use super::data::{Dataset, Interactions};
-use super::ease::Ease;
+use super::ease::{Ease, SideInfo, UserFeatures, UserInputs};
 use super::error::RecommendError;
 use super::metrics::{HoldoutMetrics, RankingAccumulator, RankingMetrics};
 use super::model::{blend_into, Parts, Recommender, RecommenderSpec, SPEC_FORMAT};
@@ -23,6 +24,19 @@ const SPLIT_STREAM: u64 = 20;
 const BLEND_GRID: [f32; 11] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 /// Recency exponents tried on a `last` validation split when `recency_power` is `None`.
 const RECENCY_GRID: [f32; 4] = [0.0, 0.5, 1.0, 1.5];
+/// Item attribute strengths tried on the validation split when `attribute_weight` is
+/// `None` and item attributes are given.
+const ATTRIBUTE_GRID: [f32; 2] = [0.0, 0.2];
+/// `attribute_weight` used when it is `None` and there is no validation split.
+const DEFAULT_ATTRIBUTE_WEIGHT: f32 = 0.2;
+/// User-feature input weights tried on the validation split when `user_attribute_weight`
+/// is `None` and user attributes are given.
+const USER_ATTRIBUTE_GRID: [f32; 2] = [0.0, 1.0];
+/// `user_attribute_weight` used when it is `None` and there is no validation split.
+const DEFAULT_USER_ATTRIBUTE_WEIGHT: f32 = 1.0;
+/// Most user-attribute values used as item-item inputs (the most common ones); each adds
+/// a row and a column to the item-item system.
+pub const MAX_USER_FEATURES: usize = 256;
 /// Name of the validation metric in epoch reports.
 const METRIC: &str = "ndcg@10";
 
@@ -49,6 +63,92 @@ impl Recommender {
     ) -> Result<FitReport, RecommendError> {
         fit(data, params, caps, control)
     }
+}
+
+/// Where each attribute's values start in one numbering of all values, and the total.
+fn value_offsets(attributes: &Attributes) -> (Vec<usize>, usize) {
+    let mut first = Vec::with_capacity(attributes.vocab.len());
+    let mut total = 0usize;
+    for values in &attributes.vocab {
+        first.push(total);
+        total += values.len();
+    }
+    (first, total)
+}
+
+/// For each attribute value shared by at least two warm items, those items (indices of
+/// `item_ids`, ascending).
+fn value_postings(attributes: &Attributes, item_ids: &[String]) -> Vec<Vec<u32>> {
+    let aligned = attributes.aligned(item_ids);
+    let (first, total) = value_offsets(&aligned);
+    let mut postings = vec![Vec::new(); total];
+    for item in 0..item_ids.len() {
+        for &(attribute, value) in aligned.row(item) {
+            postings[first[attribute as usize] + value as usize].push(item as u32);
+        }
+    }
+    postings.retain(|items| items.len() >= 2);
+    for items in &mut postings {
+        items.dedup();
+    }
+    postings
+}
+
+/// Each user's features: the user-attribute values shared by at least two users, at most
+/// [`MAX_USER_FEATURES`] of them (the most common), numbered densely.
+fn user_features(attributes: &Attributes, user_ids: &[String]) -> UserFeatures {
+    let aligned = attributes.aligned(user_ids);
+    let (first, total) = value_offsets(&aligned);
+    let global = |&(attribute, value): &(u32, u32)| first[attribute as usize] + value as usize;
+    let mut counts = vec![0usize; total];
+    for user in 0..user_ids.len() {
+        for entry in aligned.row(user) {
+            counts[global(entry)] += 1;
+        }
+    }
+    let mut ranked: Vec<usize> = (0..total).filter(|&v| counts[v] >= 2).collect();
+    ranked.sort_by_key(|&v| (std::cmp::Reverse(counts[v]), v));
+    ranked.truncate(MAX_USER_FEATURES);
+    let mut dense = vec![u32::MAX; total];
+    for (f, &v) in ranked.iter().enumerate() {
+        dense[v] = f as u32;
+    }
+    let mut out = UserFeatures {
+        count: ranked.len(),
+        offsets: Vec::with_capacity(user_ids.len() + 1),
+        ids: Vec::new(),
+    };
+    out.offsets.push(0);
+    for user in 0..user_ids.len() {
+        let mut own: Vec<u32> = aligned
+            .row(user)
+            .iter()
+            .map(|e| dense[global(e)])
+            .filter(|&f| f != u32::MAX)
+            .collect();
+        own.sort_unstable();
+        own.dedup();
+        out.ids.extend(own);
+        out.offsets.push(out.ids.len());
+    }
+    out
+}
+
+/// Side information of strength `weight` for `data`: one value counts `weight ×` the mean
+/// squared interaction weight per item (the mean diagonal of the Gram matrix).
+fn side_info<'a>(postings: &'a [Vec<u32>], data: &Dataset, weight: f32) -> Option<SideInfo<'a>> {
+    if weight <= 0.0 || postings.is_empty() {
+        return None;
+    }
+    let mass: f64 = data
+        .values
+        .iter()
+        .map(|&w| f64::from(w) * f64::from(w))
+        .sum();
+    Some(SideInfo {
+        postings,
+        weight: f64::from(weight) * mass / data.n_items().max(1) as f64,
+    })
 }
 
 /// Held-out items of sampled users, and the training data without them.
@@ -152,7 +252,7 @@ fn validate(
             dae.decode_into(&hidden, &mut a);
         }
         if let Some(ease) = scorers.ease {
-            ease.score_into(&history, &mut b);
+            ease.score_into(&history, Some(user), &mut b);
         }
         for (&alpha, acc) in alphas.iter().zip(accs.iter_mut()) {
             let scores: &[f32] = match (scorers.dae, scorers.ease) {
@@ -276,6 +376,16 @@ fn train_dae(
     })
 }
 
+/// The configuration chosen on the validation split, with its score and metrics.
+struct Choice {
+    score: f64,
+    strength: f32,
+    user_strength: f32,
+    power: f32,
+    alpha: f32,
+    metrics: RankingMetrics,
+}
+
 /// Trains a [`Recommender`] on `data`.
 ///
 /// With a validation split (`params.holdout` not `none`): the components are trained on
@@ -292,6 +402,24 @@ fn train_dae(
 /// [`RecommendError::NonFinite`] if the autoencoder diverges.
 pub fn fit(
     data: &Interactions,
+    params: &RecommenderParams,
+    caps: &RecommendCaps,
+    control: Control,
+) -> Result<FitReport, RecommendError> {
+    fit_with_attributes(data, None, None, params, caps, control)
+}
+
+/// [`fit`] with item and user attributes as side information for the item-item model
+/// (see [`RecommenderParams::attribute_weight`] and
+/// [`RecommenderParams::user_attribute_weight`]); strengths left `None` are chosen on the
+/// validation split together with the blend weight and recency.
+///
+/// # Errors
+/// As [`fit`].
+pub fn fit_with_attributes(
+    data: &Interactions,
+    item_attributes: Option<&Attributes>,
+    user_attributes: Option<&Attributes>,
     params: &RecommenderParams,
     caps: &RecommendCaps,
     mut control: Control,
@@ -318,20 +446,31 @@ pub fn fit(
     let mut recency = params.recency_power.unwrap_or(0.0);
     let mut metrics = None;
     let mut trained: Option<(Option<Dae>, Option<Ease>)> = None;
+    let postings = match item_attributes {
+        Some(attributes) if uses_ease => value_postings(attributes, &full.item_ids),
+        _ => Vec::new(),
+    };
+    let mut attribute_weight = match params.attribute_weight {
+        _ if postings.is_empty() => 0.0,
+        Some(weight) => weight,
+        None => DEFAULT_ATTRIBUTE_WEIGHT,
+    };
+    let features = match user_attributes {
+        Some(attributes) if uses_ease => user_features(attributes, &full.user_ids),
+        _ => UserFeatures::default(),
+    };
+    let mut user_weight = match params.user_attribute_weight {
+        _ if features.count == 0 => 0.0,
+        Some(weight) => weight,
+        None => DEFAULT_USER_ATTRIBUTE_WEIGHT,
+    };
+    let inputs = |weight: f32| {
+        (weight > 0.0 && features.count > 0).then(|| UserInputs {
+            features: features.clone(),
+            weight: f64::from(weight),
+        })
+    };
     if let Some(holdout) = &holdout {
-        let ease = if uses_ease {
-            Some(
-                Ease::fit(
-                    &holdout.train,
-                    params.ease_lambda,
-                    params.ease_dropout,
-                    &cancelled,
-                )
-                .ok_or(RecommendError::Cancelled)?,
-            )
-        } else {
-            None
-        };
         let dae = if uses_dae {
             let run = train_dae(
                 &holdout.train,
@@ -348,10 +487,6 @@ pub fn fit(
         } else {
             None
         };
-        let scorers = Scorers {
-            dae: dae.as_ref(),
-            ease: ease.as_ref(),
-        };
         let alphas: &[f32] = if component == Component::Blend && params.blend.is_none() {
             &BLEND_GRID
         } else {
@@ -362,27 +497,78 @@ pub fn fit(
             None if holdout.kind == HoldoutKind::Last && full.times.is_some() => &RECENCY_GRID,
             None => &[0.0],
         };
-        // Joint choice of recency and blend weight by validation NDCG@10 + Recall@20.
-        let mut best: Option<(f64, f32, f32, RankingMetrics)> = None;
-        for &power in recencies {
-            let results = validate(holdout, &scorers, power, alphas);
-            for (&alpha, m) in alphas.iter().zip(results) {
-                let score = m.ndcg_at_10 + m.recall_at_20;
-                if best.as_ref().is_none_or(|b| score > b.0) {
-                    best = Some((score, power, alpha, m));
+        let strengths: &[f32] = match params.attribute_weight {
+            None if !postings.is_empty() => &ATTRIBUTE_GRID,
+            _ => &[attribute_weight],
+        };
+        let user_weights: &[f32] = match params.user_attribute_weight {
+            None if features.count > 0 => &USER_ATTRIBUTE_GRID,
+            _ => &[user_weight],
+        };
+        let side_choices: Vec<(f32, f32)> = strengths
+            .iter()
+            .flat_map(|&s| user_weights.iter().map(move |&u| (s, u)))
+            .collect();
+        // Joint choice of attribute strengths, recency and blend weight by validation
+        // NDCG@10 + Recall@20. At most two item-item models are alive at once.
+        let mut best: Option<Choice> = None;
+        let mut kept_ease = None;
+        for &(strength, user_strength) in &side_choices {
+            let ease = if uses_ease {
+                let side = side_info(&postings, &holdout.train, strength);
+                Some(
+                    Ease::fit(
+                        &holdout.train,
+                        params.ease_lambda,
+                        params.ease_dropout,
+                        side.as_ref(),
+                        inputs(user_strength).as_ref(),
+                        &cancelled,
+                    )
+                    .ok_or(RecommendError::Cancelled)?,
+                )
+            } else {
+                None
+            };
+            let scorers = Scorers {
+                dae: dae.as_ref(),
+                ease: ease.as_ref(),
+            };
+            let mut improved = false;
+            for &power in recencies {
+                let results = validate(holdout, &scorers, power, alphas);
+                for (&alpha, m) in alphas.iter().zip(results) {
+                    let score = m.ndcg_at_10 + m.recall_at_20;
+                    if best.as_ref().is_none_or(|b| score > b.score) {
+                        best = Some(Choice {
+                            score,
+                            strength,
+                            user_strength,
+                            power,
+                            alpha,
+                            metrics: m,
+                        });
+                        improved = true;
+                    }
                 }
             }
+            if improved {
+                kept_ease = ease;
+            }
         }
-        let (_, power, alpha, model_metrics) = best.expect("at least one candidate");
-        recency = power;
-        blend = alpha;
+        let choice = best.expect("at least one candidate");
+        attribute_weight = choice.strength;
+        user_weight = choice.user_strength;
+        recency = choice.power;
+        blend = choice.alpha;
+        let model_metrics = choice.metrics;
         metrics = Some(HoldoutMetrics {
             holdout: holdout.kind,
             model: model_metrics,
             popularity: popularity_metrics(holdout),
         });
         if !params.refit {
-            trained = Some((dae, ease));
+            trained = Some((dae, kept_ease));
         }
     }
     // Final components: on all interactions (or the validation models without refit).
@@ -390,9 +576,17 @@ pub fn fit(
         Some(parts) => parts,
         None => {
             let ease = if uses_ease {
+                let side = side_info(&postings, &full, attribute_weight);
                 Some(
-                    Ease::fit(&full, params.ease_lambda, params.ease_dropout, &cancelled)
-                        .ok_or(RecommendError::Cancelled)?,
+                    Ease::fit(
+                        &full,
+                        params.ease_lambda,
+                        params.ease_dropout,
+                        side.as_ref(),
+                        inputs(user_weight).as_ref(),
+                        &cancelled,
+                    )
+                    .ok_or(RecommendError::Cancelled)?,
                 )
             } else {
                 None
@@ -438,6 +632,9 @@ pub fn fit(
         n_users: full.n_users(),
         hidden: if uses_dae { params.hidden } else { 0 },
         blend,
+        attribute_weight,
+        user_attribute_weight: user_weight,
+        user_features: if user_weight > 0.0 { features.count } else { 0 },
         recency_power: recency,
         timestamps: full.times.is_some(),
         max_k: caps.max_k,

@@ -45,7 +45,7 @@ mod topk;
 pub use attributes::{AttributeColumns, Attributes, ItemFilter, COLD_NEIGHBOURS};
 pub use data::{recency_weights, InteractionColumns, Interactions};
 pub use error::RecommendError;
-pub use fit::{fit, FitReport};
+pub use fit::{fit, fit_with_attributes, FitReport};
 pub use metrics::{HoldoutMetrics, RankingAccumulator, RankingMetrics};
 pub use model::{ItemSet, Recommender, RecommenderSpec, ScoreScratch};
 pub use params::{Component, HoldoutKind, RecommendCaps, RecommenderParams};

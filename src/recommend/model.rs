@@ -33,6 +33,16 @@ pub struct RecommenderSpec {
     pub hidden: usize,
     /// Autoencoder weight in the blend (1 for `dae`, 0 for `ease`).
     pub blend: f32,
+    /// Strength of item attributes in the item-item model (0: none; see
+    /// [`RecommenderParams::attribute_weight`]).
+    #[serde(default)]
+    pub attribute_weight: f32,
+    /// Input weight of user attributes in the item-item model (0: none).
+    #[serde(default)]
+    pub user_attribute_weight: f32,
+    /// User features (rows after the items in the item-item weights).
+    #[serde(default)]
+    pub user_features: usize,
     /// Recency exponent applied to stored histories (see
     /// [`RecommenderParams::recency_power`]); callers posting timestamped histories should
     /// weight them the same way with [`super::recency_weights`].
@@ -238,9 +248,14 @@ impl Recommender {
             }
         }
         if let Some(ease) = &ease {
-            if ease.weights.dim() != (n, n) {
-                return Err(bad("item-item weights do not match n_items".into()));
+            if ease.weights.dim() != (n + spec.user_features, n)
+                || ease.user_features.count != spec.user_features
+            {
+                return Err(bad(
+                    "item-item weights do not match n_items and user_features".into(),
+                ));
             }
+            ease.user_features.check(spec.n_users).map_err(bad)?;
         }
         let needs = |c: Component| spec.component == c || spec.component == Component::Blend;
         if needs(Component::Dae) != dae.is_some() || needs(Component::Ease) != ease.is_some() {
@@ -485,10 +500,19 @@ impl Recommender {
     }
 
     /// Item-item scores `Σ_i w_i · B[i, :]` from the `f16` copy.
-    fn item_item_into(&self, history: &[(u32, f32)], out: &mut [f32]) {
+    /// Training user `user`'s features add their rows (stored after the items').
+    fn item_item_into(&self, history: &[(u32, f32)], user: Option<u32>, out: &mut [f32]) {
         out.fill(0.0);
-        let picks = history.iter().map(|&(item, w)| (item as usize, w));
-        add_rows(&self.item_item16, self.n_warm(), picks, out);
+        let n = self.n_warm();
+        let features = match (&self.ease, user) {
+            (Some(ease), Some(user)) => ease.user_features.of(user as usize),
+            _ => &[],
+        };
+        let picks = history
+            .iter()
+            .map(|&(item, w)| (item as usize, w))
+            .chain(features.iter().map(|&f| (n + f as usize, 1.0)));
+        add_rows(&self.item_item16, n, picks, out);
     }
 
     /// `history` with every cold item replaced by its weighted warm neighbours.
@@ -606,6 +630,22 @@ impl Recommender {
         history: &[(u32, f32)],
         scratch: &'s mut ScoreScratch,
     ) -> Result<&'s [f32], RecommendError> {
+        self.score_user_into(None, history, scratch)
+    }
+
+    /// [`Recommender::score_into`] for training user `user` (an index from
+    /// [`Recommender::user_index`]): the item-item model also reads the user's attribute
+    /// features when it was trained with them. `None` or an out-of-range index scores
+    /// the history alone.
+    ///
+    /// # Errors
+    /// As [`Recommender::score_into`].
+    pub fn score_user_into<'s>(
+        &self,
+        user: Option<u32>,
+        history: &[(u32, f32)],
+        scratch: &'s mut ScoreScratch,
+    ) -> Result<&'s [f32], RecommendError> {
         self.check_history(history)?;
         let n = self.n_warm();
         let ScoreScratch {
@@ -631,14 +671,14 @@ impl Recommender {
                 self.encode_into(dae, history, hidden);
                 self.decode_into(dae, hidden, codes, warm);
             }
-            (None, Some(_)) => self.item_item_into(history, warm),
+            (None, Some(_)) => self.item_item_into(history, user, warm),
             (Some(dae), Some(_)) => {
                 hidden.resize(dae.hidden(), 0.0);
                 first.resize(n, 0.0);
                 second.resize(n, 0.0);
                 self.encode_into(dae, history, hidden);
                 self.decode_into(dae, hidden, codes, first);
-                self.item_item_into(history, second);
+                self.item_item_into(history, user, second);
                 blend_into(first, second, self.spec.blend, warm);
             }
             (None, None) => warm.copy_from_slice(&self.popularity[..n]),
@@ -679,9 +719,26 @@ impl Recommender {
         candidates: Option<&[u32]>,
         scratch: &mut ScoreScratch,
     ) -> Result<Vec<(u32, f32)>, RecommendError> {
+        self.recommend_user_with(None, history, k, exclude, candidates, scratch)
+    }
+
+    /// [`Recommender::recommend_with`] for training user `user` (see
+    /// [`Recommender::score_user_into`]).
+    ///
+    /// # Errors
+    /// As [`Recommender::recommend`].
+    pub fn recommend_user_with(
+        &self,
+        user: Option<u32>,
+        history: &[(u32, f32)],
+        k: usize,
+        exclude: &dyn Fn(u32) -> bool,
+        candidates: Option<&[u32]>,
+        scratch: &mut ScoreScratch,
+    ) -> Result<Vec<(u32, f32)>, RecommendError> {
         self.check_k(k)?;
         self.check_candidates(candidates)?;
-        self.score_into(history, scratch)?;
+        self.score_user_into(user, history, scratch)?;
         Ok(top_k(
             &scratch.scores,
             k,
@@ -730,7 +787,7 @@ impl Recommender {
                         .for_each(|(s, v)| *s += w * v);
                 }
             }
-            (None, Some(ease)) => ease.score_into(&query, warm),
+            (None, Some(ease)) => ease.score_into(&query, None, warm),
             (None, None) => warm.copy_from_slice(&self.popularity[..self.n_warm()]),
         }
         self.score_cold(&mut scores);
@@ -787,6 +844,7 @@ impl Recommender {
             decoder_bias: ndarray::Array1::from_shape_fn(n_items, pseudo),
         });
         let ease = item_item.then(|| Ease {
+            user_features: Default::default(),
             weights: Array2::from_shape_fn((n_items, n_items), |(i, j)| {
                 pseudo(i * n_items + j + 3)
             }),
@@ -803,6 +861,9 @@ impl Recommender {
             n_users: 0,
             hidden,
             blend: 0.5,
+            attribute_weight: 0.0,
+            user_attribute_weight: 0.0,
+            user_features: 0,
             recency_power: 0.0,
             timestamps: false,
             max_k: 1000,

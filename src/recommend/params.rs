@@ -59,6 +59,19 @@ pub struct RecommenderParams {
     /// diagonal, uniform ridge); `p > 0` adds `p/(1−p)·G_jj` to item `j`'s ridge and
     /// drops the diagonal constraint (DLAE). Default 0.5.
     pub ease_dropout: f32,
+    /// Strength of item attributes in the item-item model, in `[0, 10]`: each attribute
+    /// value counts as a pseudo-user who interacted with every item having it, weighted
+    /// `attribute_weight ×` the mean interactions per item. Used only when item attributes
+    /// are given at training. `None` (default) picks it from `{0, 0.05, 0.2}` on the
+    /// validation split (0.05 without one).
+    pub attribute_weight: Option<f32>,
+    /// Input weight of user attributes in the item-item model, in `[0, 10]`: each
+    /// attribute value of a training user (the 256 most common values shared by at least
+    /// two users) is an extra input next to the user's items, which count 1 each. Used
+    /// only when user attributes are given at training; only training users have them at
+    /// serving. `None` (default) picks it from `{0, 1}` on the validation split (1
+    /// without one).
+    pub user_attribute_weight: Option<f32>,
     /// Weight of the autoencoder in `[0, 1]` when blending; `None` picks it on the
     /// validation split (0.5 without one). Default `None`.
     pub blend: Option<f32>,
@@ -101,6 +114,8 @@ impl Default for RecommenderParams {
             weight_decay: 0.0,
             ease_lambda: 200.0,
             ease_dropout: 0.5,
+            attribute_weight: None,
+            user_attribute_weight: None,
             blend: None,
             recency_power: None,
             use_values: false,
@@ -205,6 +220,12 @@ impl RecommenderParams {
         within("weight_decay", self.weight_decay, 0.0, 1.0, "[0, 1]")?;
         positive("ease_lambda", self.ease_lambda)?;
         within("ease_dropout", self.ease_dropout, 0.0, 0.9, "[0, 0.9]")?;
+        if let Some(weight) = self.attribute_weight {
+            within("attribute_weight", weight, 0.0, 10.0, "[0, 10]")?;
+        }
+        if let Some(weight) = self.user_attribute_weight {
+            within("user_attribute_weight", weight, 0.0, 10.0, "[0, 10]")?;
+        }
         if let Some(blend) = self.blend {
             within("blend", blend, 0.0, 1.0, "[0, 1]")?;
         }

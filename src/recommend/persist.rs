@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attributes::Attributes;
 use super::dae::Dae;
-use super::ease::Ease;
+use super::ease::{Ease, UserFeatures};
 use super::error::RecommendError;
 use super::model::{Parts, Recommender, RecommenderSpec, SPEC_FORMAT};
 
@@ -115,9 +115,32 @@ impl Recommender {
         if let Some(ease) = &self.ease {
             raws.push(f32_tensor(
                 "item_item.weight",
-                vec![n, n],
+                vec![ease.weights.nrows(), n],
                 ease.weights.iter().copied(),
             ));
+            let features = &ease.user_features;
+            if features.count > 0 {
+                raws.push(Raw {
+                    name: "item_item.user_features.offsets",
+                    dtype: Dtype::I64,
+                    shape: vec![features.offsets.len()],
+                    bytes: features
+                        .offsets
+                        .iter()
+                        .flat_map(|&o| (o as i64).to_le_bytes())
+                        .collect(),
+                });
+                raws.push(Raw {
+                    name: "item_item.user_features.ids",
+                    dtype: Dtype::I32,
+                    shape: vec![features.ids.len()],
+                    bytes: features
+                        .ids
+                        .iter()
+                        .flat_map(|&i| (i as i32).to_le_bytes())
+                        .collect(),
+                });
+            }
         }
         let mut views = Vec::with_capacity(raws.len());
         for raw in &raws {
@@ -216,20 +239,26 @@ impl Recommender {
                 Array2::from_shape_vec((rows, cols), f32s(name, Some(&[rows, cols]))?)
                     .map_err(|e| RecommendError::artifact(name, e))
             };
-        let offsets: Vec<usize> = get("histories.offsets", Dtype::I64, None)?
-            .chunks_exact(8)
-            .map(|c| {
-                let v = i64::from_le_bytes(c.try_into().expect("8 bytes"));
-                usize::try_from(v).unwrap_or(usize::MAX)
-            })
-            .collect();
-        let items: Vec<u32> = get("histories.items", Dtype::I32, None)?
-            .chunks_exact(4)
-            .map(|c| {
-                let v = i32::from_le_bytes(c.try_into().expect("4 bytes"));
-                u32::try_from(v).unwrap_or(u32::MAX)
-            })
-            .collect();
+        let offsets_of = |name: &str| -> Result<Vec<usize>, RecommendError> {
+            Ok(get(name, Dtype::I64, None)?
+                .chunks_exact(8)
+                .map(|c| {
+                    let v = i64::from_le_bytes(c.try_into().expect("8 bytes"));
+                    usize::try_from(v).unwrap_or(usize::MAX)
+                })
+                .collect())
+        };
+        let indices_of = |name: &str| -> Result<Vec<u32>, RecommendError> {
+            Ok(get(name, Dtype::I32, None)?
+                .chunks_exact(4)
+                .map(|c| {
+                    let v = i32::from_le_bytes(c.try_into().expect("4 bytes"));
+                    u32::try_from(v).unwrap_or(u32::MAX)
+                })
+                .collect())
+        };
+        let offsets = offsets_of("histories.offsets")?;
+        let items = indices_of("histories.items")?;
         let weights = f32s("histories.weights", None)?;
         let dae = if h > 0 {
             Some(Dae {
@@ -243,8 +272,19 @@ impl Recommender {
         };
         let has_item_item = st.names().contains(&"item_item.weight");
         let ease = if has_item_item {
+            let count = spec.user_features;
+            let user_features = if count > 0 {
+                UserFeatures {
+                    count,
+                    offsets: offsets_of("item_item.user_features.offsets")?,
+                    ids: indices_of("item_item.user_features.ids")?,
+                }
+            } else {
+                UserFeatures::default()
+            };
             Some(Ease {
-                weights: matrix("item_item.weight", n, n)?,
+                weights: matrix("item_item.weight", n + count, n)?,
+                user_features,
             })
         } else {
             None

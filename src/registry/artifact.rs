@@ -30,7 +30,7 @@ pub enum ModelSpec {
     /// Stored nested under `recommender`: its fields (`format`, `params`, `metrics`)
     /// would otherwise collide with the card's.
     #[serde(with = "nested_recommender")]
-    Recommender(RecommenderSpec),
+    Recommender(Box<RecommenderSpec>),
 }
 
 mod nested_recommender {
@@ -52,8 +52,8 @@ mod nested_recommender {
         Out { recommender: spec }.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RecommenderSpec, D::Error> {
-        In::deserialize(d).map(|i| i.recommender)
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<RecommenderSpec>, D::Error> {
+        In::deserialize(d).map(|i| Box::new(i.recommender))
     }
 }
 

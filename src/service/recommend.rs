@@ -304,7 +304,14 @@ pub async fn recommend(
             }
         }
         model
-            .recommend_with(&history, query.k, &skip, candidates.as_deref(), scratch)
+            .recommend_user_with(
+                known,
+                &history,
+                query.k,
+                &skip,
+                candidates.as_deref(),
+                scratch,
+            )
             .map_err(internal)
     })?;
     let items = served(model, ranked, query.include_attributes);

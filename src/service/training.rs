@@ -594,9 +594,23 @@ fn run_recommendation(
             .map_err(|e| failed("store_read_failed", e.to_string()))?;
         super::recommend::append_logged(&mut interactions, &logged);
     }
+    let read_attributes = |source: &Option<AttributeSource>, field: &str| {
+        let Some(source) = source else {
+            return Ok(None);
+        };
+        let (table, _) = read_input(root, &source.input, limits)
+            .map_err(|e| failed(e.code(), format!("`{field}`: {e}")))?;
+        Attributes::from_table(&table, &source.columns)
+            .map(Some)
+            .map_err(|e| failed(recommend_code(&e), format!("`{field}`: {e}")))
+    };
+    let items = read_attributes(&spec.item_attributes, "item_attributes")?;
+    let users = read_attributes(&spec.user_attributes, "user_attributes")?;
     let mut on_epoch = |r: &crate::nn::EpochReport| control.epoch(r);
-    let report = recommend::fit(
+    let report = recommend::fit_with_attributes(
         &interactions,
+        items.as_ref(),
+        users.as_ref(),
         &params,
         caps,
         Control {
@@ -611,18 +625,6 @@ fn run_recommendation(
     if control.cancel.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(RunFailure::Cancelled);
     }
-    let read_attributes = |source: &Option<AttributeSource>, field: &str| {
-        let Some(source) = source else {
-            return Ok(None);
-        };
-        let (table, _) = read_input(root, &source.input, limits)
-            .map_err(|e| failed(e.code(), format!("`{field}`: {e}")))?;
-        Attributes::from_table(&table, &source.columns)
-            .map(Some)
-            .map_err(|e| failed(recommend_code(&e), format!("`{field}`: {e}")))
-    };
-    let items = read_attributes(&spec.item_attributes, "item_attributes")?;
-    let users = read_attributes(&spec.user_attributes, "user_attributes")?;
     let model = report
         .model
         .with_attributes(items, users, caps.max_items)
@@ -635,7 +637,7 @@ fn run_recommendation(
         version: 0,
         created_at: chrono::Utc::now(),
         task: "recommendation".into(),
-        spec: ModelSpec::Recommender(model.spec().clone()),
+        spec: ModelSpec::Recommender(Box::new(model.spec().clone())),
         architecture: None,
         params: serde_json::to_value(&params).unwrap_or(Value::Null),
         metrics: metrics.clone(),

@@ -284,3 +284,66 @@ async fn an_uploaded_attribute_table_is_kept_while_a_job_needs_it() {
     let response = app.delete(&format!("/datasets/{id}")).await;
     assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
 }
+
+/// Score of each returned item.
+fn scores_of(answer: &Value) -> std::collections::HashMap<String, f64> {
+    answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["item"].as_str().unwrap().to_string(),
+                i["score"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_attributes_are_inputs_of_the_item_item_model_for_known_users() {
+    let app = spawn_app().await;
+    app.train(&json!({
+        "model": "tastes",
+        "task": "recommendation",
+        "params": {"component": "ease", "user_attribute_weight": 1.0, "recency_power": 0.0},
+        "data": interaction_rows(7),
+        "item_attributes": {"data": item_rows()},
+        "user_attributes": {"csv": user_csv()},
+    }))
+    .await;
+    let card = app.get_ok("/models/tastes/versions/1").await;
+    let spec = &card["recommender"];
+    assert_eq!(spec["user_features"], CLUSTERS, "{card:#}");
+    assert_eq!(spec["user_attribute_weight"], 1.0, "{card:#}");
+    assert!(spec["attribute_weight"].is_number(), "{card:#}");
+
+    // u1's own items, posted as a history without the user: the same items, no segment.
+    let own: Vec<String> = interaction_rows(7)
+        .into_iter()
+        .filter(|r| r["user_id"] == "u1")
+        .map(|r| r["item_id"].as_str().unwrap().to_string())
+        .collect();
+    let known = recommend(&app, json!({"model": "tastes", "user": "u1", "k": 40})).await;
+    let posted = recommend(&app, json!({"model": "tastes", "history": own, "k": 40})).await;
+    assert_eq!(known["strategy"], "personalized", "{known:#}");
+    assert_eq!(posted["strategy"], "history", "{posted:#}");
+    assert_eq!(items_of(&known).len(), items_of(&posted).len());
+    // u1's segment is cluster 1: its items gain, the others barely move.
+    let (with, without) = (scores_of(&known), scores_of(&posted));
+    let lift = |cluster: usize| {
+        let gains: Vec<f64> = with
+            .iter()
+            .filter(|(item, _)| item.starts_with('i') && cluster_of(item) == cluster)
+            .map(|(item, s)| s - without[item])
+            .collect();
+        gains.iter().sum::<f64>() / gains.len().max(1) as f64
+    };
+    assert!(lift(1) > 0.01, "{known:#} {posted:#}");
+    for other in [0, 2, 3] {
+        assert!(
+            lift(1) > 3.0 * lift(other).abs(),
+            "cluster {other}: {known:#} {posted:#}"
+        );
+    }
+}
