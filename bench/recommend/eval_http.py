@@ -576,6 +576,10 @@ def write_docs(results, args):
         "plus `holdout` = `last` / `random` as in the example) on the training rows "
         "uploaded as CSV; every test user is then ranked with "
         "`GET /recommend?user=<id>&k=20` (seen items excluded by the server). "
+        "The second Myelin row is a model trained on the same rows plus "
+        "`item_attributes` (the movie's genres) and `user_attributes` (age group, "
+        "gender, occupation from `users.csv`), limited to the training items and users, "
+        "used as side information of the item-item model. "
         "Popularity and ALS are computed in Python on the same training rows and "
         "ranked over the same unseen items; metric definitions are the example's "
         "(NDCG ideal over `min(|test|, 10)`, Recall@20 = hits in top 20 / |test|).\n",
@@ -590,6 +594,11 @@ def write_docs(results, args):
             f"`k=20` for {res['k10_is_prefix_of_k20']} users; sequential `GET /recommend` "
             f"p50 {res['sequential_latency_ms_p50']:.2f} ms (client-side, Python).\n")
         parts.append(table(res))
+        chosen = "; ".join(
+            f"{v['label']}: " + ", ".join(f"{k} {val}" for k, val in v["chosen"].items()
+                                          if val is not None)
+            for v in res["variants"])
+        parts.append(f"Chosen on Myelin's own validation split — {chosen}.\n")
         if res.get("als_error"):
             parts.append(f"ALS: {res['als_error']}\n")
     parts.append(
