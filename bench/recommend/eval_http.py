@@ -595,8 +595,9 @@ def write_docs(results, args):
             f"p50 {res['sequential_latency_ms_p50']:.2f} ms (client-side, Python).\n")
         parts.append(table(res))
         chosen = "; ".join(
-            f"{v['label']}: " + ", ".join(f"{k} {val}" for k, val in v["chosen"].items()
-                                          if val is not None)
+            f"{v['label']}: " + ", ".join(
+                f"{k} {round(val, 4) if isinstance(val, float) else val}"
+                for k, val in v["chosen"].items() if val is not None)
             for v in res["variants"])
         parts.append(f"Chosen on Myelin's own validation split — {chosen}.\n")
         if res.get("als_error"):
