@@ -48,6 +48,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _repo_relative(arg: str) -> str:
+    """A command-line argument as written in reports: repository paths relative."""
+    if arg.startswith("/"):
+        try:
+            return str(Path(arg).resolve().relative_to(REPO))
+        except ValueError:
+            pass
+    return arg
 SEED = 42
 TEST_SIZE = 0.2
 SPLIT_DESC = ("scikit-learn `train_test_split(df, test_size=0.2, random_state=42)` "
@@ -890,7 +900,8 @@ def main() -> int:
     started = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     res = {
         "date": started.isoformat(),
-        "command": shlex.join(["python", "bench/engine.py"] + sys.argv[1:]),
+        "command": shlex.join(["python", "bench/engine.py"]
+                             + [_repo_relative(a) for a in sys.argv[1:]]),
         "only": args.only,
         "epochs": args.epochs,
         "repeat": args.repeat,

@@ -700,7 +700,7 @@ def main() -> int:
     started = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     res: dict = {
         "date": started.isoformat(),
-        "command": shlex.join(["python", "bench/serve.py"] + sys.argv[1:]),
+        "command": shlex.join(["python", "bench/serve.py"] + [_show(a) for a in sys.argv[1:]]),
         "machine": machine_info(),
         "load_average_at_start": loadavg(),
         "settings": {"duration_s": args.duration, "peer_duration_s": args.peer_duration,
