@@ -612,3 +612,27 @@ fn attribute_strengths_are_chosen_on_validation_and_checked() {
         assert!(err.to_string().contains(name), "{err}");
     }
 }
+
+#[test]
+fn a_spec_written_before_attribute_side_information_still_loads() {
+    let model = train(&small_params(Component::Blend)).model;
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let mut json = serde_json::to_value(model.spec()).unwrap();
+    let spec = json.as_object_mut().unwrap();
+    for key in ["attribute_weight", "user_attribute_weight", "user_features"] {
+        assert!(spec.remove(key).is_some(), "{key}");
+    }
+    let params = spec["params"].as_object_mut().unwrap();
+    for key in ["attribute_weight", "user_attribute_weight"] {
+        assert!(params.remove(key).is_some(), "{key}");
+    }
+    let old: RecommenderSpec = serde_json::from_value(json).unwrap();
+    assert_eq!(&old, model.spec());
+    let loaded = Recommender::load(&old, dir.path()).unwrap();
+    let history = model.user_history(0);
+    assert_eq!(
+        loaded.recommend(&history, 10, &|_| false, None).unwrap(),
+        model.recommend(&history, 10, &|_| false, None).unwrap()
+    );
+}
