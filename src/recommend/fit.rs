@@ -464,11 +464,27 @@ pub fn fit_with_attributes(
         Some(weight) => weight,
         None => DEFAULT_USER_ATTRIBUTE_WEIGHT,
     };
-    let inputs = |weight: f32| {
-        (weight > 0.0 && features.count > 0).then(|| UserInputs {
+    // The item-item model (when the component uses one) with the given side-information
+    // strengths.
+    let fit_item_item = |data: &Dataset, strength: f32, user_strength: f32| {
+        if !uses_ease {
+            return Ok(None);
+        }
+        let side = side_info(&postings, data, strength);
+        let users = (user_strength > 0.0 && features.count > 0).then(|| UserInputs {
             features: features.clone(),
-            weight: f64::from(weight),
-        })
+            weight: f64::from(user_strength),
+        });
+        Ease::fit(
+            data,
+            params.ease_lambda,
+            params.ease_dropout,
+            side.as_ref(),
+            users.as_ref(),
+            &cancelled,
+        )
+        .map(Some)
+        .ok_or(RecommendError::Cancelled)
     };
     if let Some(holdout) = &holdout {
         let dae = if uses_dae {
@@ -514,22 +530,7 @@ pub fn fit_with_attributes(
         let mut best: Option<Choice> = None;
         let mut kept_ease = None;
         for &(strength, user_strength) in &side_choices {
-            let ease = if uses_ease {
-                let side = side_info(&postings, &holdout.train, strength);
-                Some(
-                    Ease::fit(
-                        &holdout.train,
-                        params.ease_lambda,
-                        params.ease_dropout,
-                        side.as_ref(),
-                        inputs(user_strength).as_ref(),
-                        &cancelled,
-                    )
-                    .ok_or(RecommendError::Cancelled)?,
-                )
-            } else {
-                None
-            };
+            let ease = fit_item_item(&holdout.train, strength, user_strength)?;
             let scorers = Scorers {
                 dae: dae.as_ref(),
                 ease: ease.as_ref(),
@@ -575,22 +576,7 @@ pub fn fit_with_attributes(
     let (dae, ease) = match trained {
         Some(parts) => parts,
         None => {
-            let ease = if uses_ease {
-                let side = side_info(&postings, &full, attribute_weight);
-                Some(
-                    Ease::fit(
-                        &full,
-                        params.ease_lambda,
-                        params.ease_dropout,
-                        side.as_ref(),
-                        inputs(user_weight).as_ref(),
-                        &cancelled,
-                    )
-                    .ok_or(RecommendError::Cancelled)?,
-                )
-            } else {
-                None
-            };
+            let ease = fit_item_item(&full, attribute_weight, user_weight)?;
             let dae = if uses_dae {
                 let first = history.len();
                 Some(

@@ -442,6 +442,14 @@ fn train_with_attributes(
     .expect("fit")
 }
 
+/// User attributes of `synthetic(160, _)`: the segment is the user's cluster.
+fn segments() -> Attributes {
+    let users: Vec<(String, String)> = (0..160)
+        .map(|u| (format!("u{u}"), format!("s{}", u % CLUSTERS)))
+        .collect();
+    attribute_table("user_id", "segment", &users)
+}
+
 /// Mean score of each cluster's items.
 fn cluster_means(model: &Recommender, scores: &[f32]) -> Vec<f32> {
     let mut sums = vec![0.0; CLUSTERS];
@@ -454,10 +462,7 @@ fn cluster_means(model: &Recommender, scores: &[f32]) -> Vec<f32> {
 #[test]
 fn user_attributes_are_item_item_inputs_for_known_users_and_survive_a_round_trip() {
     // The segment is the user's cluster, so it predicts the user's items.
-    let users: Vec<(String, String)> = (0..160)
-        .map(|u| (format!("u{u}"), format!("s{}", u % CLUSTERS)))
-        .collect();
-    let users = attribute_table("user_id", "segment", &users);
+    let users = segments();
     let params = RecommenderParams {
         user_attribute_weight: Some(1.0),
         ..small_params(Component::Ease)
@@ -555,10 +560,7 @@ fn item_attributes_link_items_that_share_a_value() {
 
 #[test]
 fn attribute_strengths_are_chosen_on_validation_and_checked() {
-    let users: Vec<(String, String)> = (0..160)
-        .map(|u| (format!("u{u}"), format!("s{}", u % CLUSTERS)))
-        .collect();
-    let users = attribute_table("user_id", "segment", &users);
+    let users = segments();
     let items: Vec<(String, String)> = (0..CLUSTERS)
         .flat_map(|c| (0..PER_CLUSTER).map(move |i| (item(c, i), format!("g{c}"))))
         .collect();
