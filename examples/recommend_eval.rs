@@ -276,7 +276,7 @@ fn read_genres(path: &str) -> Attributes {
 }
 
 /// MovieLens-1M age bands.
-pub fn age_group(age: u32) -> &'static str {
+fn age_group(age: u32) -> &'static str {
     match age {
         0..=17 => "<18",
         18..=24 => "18-24",

@@ -81,7 +81,7 @@ impl Ease {
         lambda: f32,
         dropout: f32,
         side: Option<&SideInfo>,
-        users: Option<&UserInputs>,
+        users: Option<&UserInputs<'_>>,
         cancel: &dyn Fn() -> bool,
     ) -> Option<Ease> {
         let n = data.n_items();
@@ -207,9 +207,9 @@ impl SideInfo<'_> {
 }
 
 /// User features as extra inputs of the item-item fit.
-#[derive(Clone, Debug)]
-pub(crate) struct UserInputs {
-    pub features: UserFeatures,
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UserInputs<'a> {
+    pub features: &'a UserFeatures,
     /// Input value of a present feature (an interaction counts 1).
     pub weight: f64,
 }

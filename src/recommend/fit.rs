@@ -87,10 +87,8 @@ fn value_postings(attributes: &Attributes, item_ids: &[String]) -> Vec<Vec<u32>>
             postings[first[attribute as usize] + value as usize].push(item as u32);
         }
     }
+    // Attribute rows hold each value once, so an item appears once per posting.
     postings.retain(|items| items.len() >= 2);
-    for items in &mut postings {
-        items.dedup();
-    }
     postings
 }
 
@@ -120,15 +118,14 @@ fn user_features(attributes: &Attributes, user_ids: &[String]) -> UserFeatures {
     };
     out.offsets.push(0);
     for user in 0..user_ids.len() {
-        let mut own: Vec<u32> = aligned
-            .row(user)
-            .iter()
-            .map(|e| dense[global(e)])
-            .filter(|&f| f != u32::MAX)
-            .collect();
-        own.sort_unstable();
-        own.dedup();
-        out.ids.extend(own);
+        // Attribute rows hold each value once, and `dense` is one-to-one.
+        out.ids.extend(
+            aligned
+                .row(user)
+                .iter()
+                .map(|e| dense[global(e)])
+                .filter(|&f| f != u32::MAX),
+        );
         out.offsets.push(out.ids.len());
     }
     out
@@ -471,8 +468,8 @@ pub fn fit_with_attributes(
             return Ok(None);
         }
         let side = side_info(&postings, data, strength);
-        let users = (user_strength > 0.0 && features.count > 0).then(|| UserInputs {
-            features: features.clone(),
+        let users = (user_strength > 0.0 && features.count > 0).then_some(UserInputs {
+            features: &features,
             weight: f64::from(user_strength),
         });
         Ease::fit(
@@ -562,10 +559,9 @@ pub fn fit_with_attributes(
         user_weight = choice.user_strength;
         recency = choice.power;
         blend = choice.alpha;
-        let model_metrics = choice.metrics;
         metrics = Some(HoldoutMetrics {
             holdout: holdout.kind,
-            model: model_metrics,
+            model: choice.metrics,
             popularity: popularity_metrics(holdout),
         });
         if !params.refit {
@@ -620,7 +616,7 @@ pub fn fit_with_attributes(
         blend,
         attribute_weight,
         user_attribute_weight: user_weight,
-        user_features: if user_weight > 0.0 { features.count } else { 0 },
+        user_features: ease.as_ref().map_or(0, |e| e.user_features.count),
         recency_power: recency,
         timestamps: full.times.is_some(),
         max_k: caps.max_k,

@@ -53,6 +53,32 @@ fn f32_tensor(name: &'static str, shape: Vec<usize>, data: impl Iterator<Item = 
     }
 }
 
+/// CSR offsets as `I64`.
+fn offsets_tensor(name: &'static str, offsets: &[usize]) -> Raw {
+    Raw {
+        name,
+        dtype: Dtype::I64,
+        shape: vec![offsets.len()],
+        bytes: offsets
+            .iter()
+            .flat_map(|&o| (o as i64).to_le_bytes())
+            .collect(),
+    }
+}
+
+/// Indices as `I32`.
+fn indices_tensor(name: &'static str, indices: &[u32]) -> Raw {
+    Raw {
+        name,
+        dtype: Dtype::I32,
+        shape: vec![indices.len()],
+        bytes: indices
+            .iter()
+            .flat_map(|&i| (i as i32).to_le_bytes())
+            .collect(),
+    }
+}
+
 impl Recommender {
     /// Writes `weights.safetensors` and `vocab.json` into `dir` (which must exist). The
     /// spec ([`Recommender::spec`]) is stored by the caller.
@@ -63,26 +89,8 @@ impl Recommender {
         let n = self.n_warm();
         let mut raws = vec![
             f32_tensor("popularity", vec![n], self.popularity[..n].iter().copied()),
-            Raw {
-                name: "histories.offsets",
-                dtype: Dtype::I64,
-                shape: vec![self.history_offsets.len()],
-                bytes: self
-                    .history_offsets
-                    .iter()
-                    .flat_map(|&o| (o as i64).to_le_bytes())
-                    .collect(),
-            },
-            Raw {
-                name: "histories.items",
-                dtype: Dtype::I32,
-                shape: vec![self.history_items.len()],
-                bytes: self
-                    .history_items
-                    .iter()
-                    .flat_map(|&i| (i as i32).to_le_bytes())
-                    .collect(),
-            },
+            offsets_tensor("histories.offsets", &self.history_offsets),
+            indices_tensor("histories.items", &self.history_items),
             f32_tensor(
                 "histories.weights",
                 vec![self.history_weights.len()],
@@ -120,26 +128,11 @@ impl Recommender {
             ));
             let features = &ease.user_features;
             if features.count > 0 {
-                raws.push(Raw {
-                    name: "item_item.user_features.offsets",
-                    dtype: Dtype::I64,
-                    shape: vec![features.offsets.len()],
-                    bytes: features
-                        .offsets
-                        .iter()
-                        .flat_map(|&o| (o as i64).to_le_bytes())
-                        .collect(),
-                });
-                raws.push(Raw {
-                    name: "item_item.user_features.ids",
-                    dtype: Dtype::I32,
-                    shape: vec![features.ids.len()],
-                    bytes: features
-                        .ids
-                        .iter()
-                        .flat_map(|&i| (i as i32).to_le_bytes())
-                        .collect(),
-                });
+                raws.push(offsets_tensor(
+                    "item_item.user_features.offsets",
+                    &features.offsets,
+                ));
+                raws.push(indices_tensor("item_item.user_features.ids", &features.ids));
             }
         }
         let mut views = Vec::with_capacity(raws.len());
