@@ -10,8 +10,13 @@
 #            -e MYELIN_AUTH__KEYS_FILE=/run/secrets/myelin-keys
 #        Without keys every endpoint is open and a warning is logged.
 # Test:  scripts/docker-smoke.sh myelin
+# Offline (no registry, no crates.io): the Containerfile packages a binary
+#        built on the host; scripts/docker-smoke.sh --static builds and checks it.
+# Rootless podman or a VM runtime with low default limits: run with
+#        --ulimit nofile=65536:65536 (one descriptor per connection and per
+#        open model file) and, if threads fail to start, --ulimit nproc=4096:4096.
 
-FROM rust:1.95-slim-bookworm AS build
+FROM docker.io/library/rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

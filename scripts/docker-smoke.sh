@@ -2,6 +2,12 @@
 # Smoke test of a built Myelin image with docker or podman.
 #
 #   scripts/docker-smoke.sh [IMAGE]            # IMAGE defaults to "myelin"
+#   scripts/docker-smoke.sh --static [IMAGE]   # first build IMAGE from Containerfile
+#
+# With --static it builds a static binary on the host (RUSTFLAGS
+# -C target-feature=+crt-static, target x86_64-unknown-linux-gnu; PROFILE=release
+# for an optimised one, default dev) and packages it FROM scratch with the
+# Containerfile: no registry and no network needed.
 #
 # It starts the image with a fresh named volume on /models, then checks:
 # GET /healthz, the image HEALTHCHECK, that the process is not root, JSON
@@ -22,6 +28,11 @@
 
 set -u -o pipefail
 
+STATIC=0
+if [ "${1:-}" = --static ]; then
+    STATIC=1
+    shift
+fi
 IMAGE="${1:-myelin}"
 PORT="${PORT:-18080}"
 ALT_PORT="${ALT_PORT:-19000}"
@@ -38,6 +49,32 @@ if [ -z "${ENGINE:-}" ]; then
     fi
 fi
 command -v curl >/dev/null 2>&1 || { echo "curl is required" >&2; exit 2; }
+
+if [ "$STATIC" = 1 ]; then
+    root="$(cd "$(dirname "$0")/.." && pwd)"
+    profile="${PROFILE:-dev}"
+    dir=debug
+    [ "$profile" = release ] && dir=release
+    echo "--- static build (profile $profile)"
+    (cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build --locked --profile "$profile" --target x86_64-unknown-linux-gnu) || exit 2
+    binary="$root/target/x86_64-unknown-linux-gnu/$dir/myelin"
+    if ldd "$binary" >/dev/null 2>&1; then
+        echo "$binary is not static" >&2
+        exit 2
+    fi
+    ctx="$(mktemp -d)"
+    mkdir "$ctx/models"
+    cp "$binary" "$root/Containerfile" "$ctx/"
+    echo "--- $ENGINE build -f Containerfile -t $IMAGE"
+    format=()
+    [ "$ENGINE" = podman ] && format=(--format docker)
+    if ! "$ENGINE" build ${format[@]+"${format[@]}"} -f "$ctx/Containerfile" -t "$IMAGE" "$ctx"; then
+        rm -rf "$ctx"
+        exit 2
+    fi
+    rm -rf "$ctx"
+fi
 
 SUFFIX="$$"
 CTR="myelin-smoke-$SUFFIX"
@@ -242,7 +279,7 @@ fi
 
 # ---------------------------------------------------------------------------
 # Building without a registry: a local stand-in for the builder image.
-# The Dockerfile builds FROM rust:1.95-slim-bookworm. Where that cannot be
+# The Dockerfile builds FROM docker.io/library/rust:1.95-slim-bookworm. Where that cannot be
 # pulled, make an equivalent from Debian packages and a local Rust 1.95
 # toolchain (rustc, cargo, rust-std; no docs) and tag it with the same name
 # (as root, with debootstrap and podman installed):

@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value};
 
+use crate::config::Settings;
 use crate::data::{self, ColumnKind, ReadLimits, Table, Task};
-use crate::nn::{Caps, Control, EpochReport, TrainParams};
+use crate::nn::{Control, EpochReport, TrainParams};
 use crate::registry::{LoadedModel, Registry, ServingModel};
 use crate::tabular::{self, Prediction, TabularModel, TrainSpec};
 
@@ -86,9 +87,13 @@ pub struct TrainArgs {
     /// Model name ([a-z0-9][a-z0-9._-]{0,63}).
     #[arg(long)]
     pub name: String,
-    /// Model store directory.
-    #[arg(long, default_value = "models")]
-    pub models: PathBuf,
+    /// Model store directory (default: `store.path` of the configuration).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Settings file (TOML) applied over the defaults, as for `serve`; `MYELIN_*`
+    /// variables apply too. Sets the store, read limits and training caps.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// classification or regression (inferred from the target when omitted).
     #[arg(long)]
     pub task: Option<String>,
@@ -124,9 +129,13 @@ pub struct StoredModelArgs {
     /// Version (default: the `production` alias, else the latest).
     #[arg(long)]
     pub version: Option<u32>,
-    /// Model store directory.
-    #[arg(long, default_value = "models")]
-    pub models: PathBuf,
+    /// Model store directory (default: `store.path` of the configuration).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Settings file (TOML) applied over the defaults, as for `serve`; `MYELIN_*`
+    /// variables apply too.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -151,6 +160,23 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// An error and its causes joined by `: `, leaving out a cause whose text is already
+/// part of the message (errors that print their source as well as returning it).
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 /// Reads a dataset file, choosing the format by extension.
@@ -212,9 +238,23 @@ fn parse_columns(pairs: &[String]) -> anyhow::Result<BTreeMap<String, ColumnKind
     Ok(out)
 }
 
+/// The settings the server would use (defaults, `config`, then `MYELIN_*`) and the
+/// model store they name, or `models` when given.
+pub fn open_store(
+    models: Option<&Path>,
+    config: Option<&Path>,
+) -> anyhow::Result<(Settings, Registry)> {
+    let settings = Settings::load(config)?;
+    let root = models.unwrap_or(&settings.store.path);
+    let registry = Registry::open(root, settings.store.retain_versions, 1)
+        .with_context(|| format!("opening the model store {}", root.display()))?;
+    Ok((settings, registry))
+}
+
 /// `myelin train`.
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
-    let limits = ReadLimits::default();
+    let (settings, registry) = open_store(args.models.as_deref(), args.config.as_deref())?;
+    let limits = settings.read_limits();
     let (table, bytes) = read_table(&args.data, &limits)?;
     let spec = TrainSpec {
         target: args.target.clone(),
@@ -232,9 +272,8 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             ),
         },
     };
-    let registry = Registry::open(&args.models, 0, 1)?;
     crate::registry::check_name("model name", &args.name)?;
-    let caps = Caps::default();
+    let caps = settings.training.clone();
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -312,10 +351,12 @@ fn print_metrics(metrics: &Value) {
     }
 }
 
-fn load_stored(args: &StoredModelArgs) -> anyhow::Result<std::sync::Arc<LoadedModel>> {
-    let registry = Registry::open(&args.models, 0, 1)?;
+fn load_stored(
+    args: &StoredModelArgs,
+) -> anyhow::Result<(ReadLimits, std::sync::Arc<LoadedModel>)> {
+    let (settings, registry) = open_store(args.models.as_deref(), args.config.as_deref())?;
     let version = registry.resolve(&args.name, args.version)?;
-    Ok(registry.load(&args.name, version)?)
+    Ok((settings.read_limits(), registry.load(&args.name, version)?))
 }
 
 fn tabular_of<'a>(loaded: &'a LoadedModel, name: &str) -> anyhow::Result<&'a TabularModel> {
@@ -340,11 +381,14 @@ fn records_of(table: &Table) -> Vec<Map<String, Value>> {
 
 /// `myelin predict`.
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
-    let loaded = load_stored(&args.model)?;
+    let (limits, loaded) = load_stored(&args.model)?;
     let model = tabular_of(&loaded, &args.model.name)?;
-    let (table, _) = read_table(&args.data, &ReadLimits::default())?;
+    let (table, _) = read_table(&args.data, &limits)?;
     let records = records_of(&table);
-    let batch = model.predict_records(&records)?;
+    // The file's rows count from 1 (for CSV, the first line after the header).
+    let batch = model
+        .predict_records(&records)
+        .map_err(|e| anyhow::anyhow!("{} row {}: {}", args.data.display(), e.index + 1, e.error))?;
     let as_json = args
         .out
         .as_ref()
@@ -400,9 +444,9 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
 
 /// `myelin eval`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    let loaded = load_stored(&args.model)?;
+    let (limits, loaded) = load_stored(&args.model)?;
     let model = tabular_of(&loaded, &args.model.name)?;
-    let (table, _) = read_table(&args.data, &ReadLimits::default())?;
+    let (table, _) = read_table(&args.data, &limits)?;
     let rows = data::rows_with_target(&table, &model.target);
     if rows.is_empty() {
         bail!(

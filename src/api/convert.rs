@@ -58,7 +58,7 @@ impl From<PredictError> for ApiError {
             }
             PredictError::TooManyInstances { limit, .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_instances", detail)
-                    .with("limit", limit)
+                    .with_limit("limits.max_instances", limit)
             }
             PredictError::NoInstances => ApiError::unprocessable("no_instances", detail),
             PredictError::VersionAndAlias => ApiError::unprocessable("version_and_alias", detail),
@@ -86,6 +86,7 @@ impl From<SubmitTrainError> for ApiError {
                 detail,
             ),
             SubmitTrainError::Submit(s) => s.into(),
+            SubmitTrainError::Data(d) => data_error(&d, detail),
         }
     }
 }
@@ -96,12 +97,12 @@ impl From<SubmitError> for ApiError {
         match e {
             SubmitError::QueueFull { capacity } => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", detail)
-                    .with("limit", capacity)
+                    .with_limit("jobs.queue_capacity", capacity)
             }
             SubmitError::ModelBusy { model, limit } => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "model_busy", detail)
                     .with("model", model)
-                    .with("limit", limit)
+                    .with_limit("jobs.max_active_per_model", limit)
             }
             SubmitError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", detail)
@@ -127,13 +128,22 @@ impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> ApiError {
         let detail = e.to_string();
         match e {
-            UploadError::Data(d) => ApiError::unprocessable(d.code(), detail),
+            UploadError::Data(d) => data_error(&d, detail),
             UploadError::TooLarge { limit } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", detail)
-                    .with("limit", limit)
+                    .with_limit("limits.max_upload_bytes", limit)
             }
             UploadError::Body(_) => ApiError::bad_request("upload_interrupted", detail),
             UploadError::Io(io) => ApiError::internal(io),
         }
+    }
+}
+
+/// 422 with the data error's code, naming the limit when it is one.
+fn data_error(e: &crate::data::DataError, detail: String) -> ApiError {
+    let error = ApiError::unprocessable(e.code(), detail);
+    match e.limit() {
+        Some((setting, value)) => error.with_limit(setting, value),
+        None => error,
     }
 }

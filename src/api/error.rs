@@ -28,6 +28,11 @@ pub struct Problem {
     pub extra: Map<String, Value>,
 }
 
+/// The `code` of a problem answer, kept in the response's extensions so
+/// middleware can tell problems apart without parsing bodies.
+#[derive(Clone, Copy, Debug)]
+pub struct ProblemCode(pub &'static str);
+
 /// An error answered to the client.
 #[derive(Debug)]
 pub struct ApiError {
@@ -70,6 +75,11 @@ impl ApiError {
         self
     }
 
+    /// Names an exceeded limit: its setting (`setting`) and value (`limit`).
+    pub fn with_limit(self, setting: &str, value: impl Into<Value>) -> ApiError {
+        self.with("setting", setting).with("limit", value)
+    }
+
     /// Sets `Retry-After` (seconds).
     pub fn retry_after(mut self, secs: u64) -> ApiError {
         self.retry_after = Some(secs);
@@ -106,6 +116,7 @@ impl IntoResponse for ApiError {
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (self.status, body).into_response();
+        response.extensions_mut().insert(ProblemCode(self.code));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

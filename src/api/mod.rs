@@ -12,11 +12,12 @@ pub mod models;
 pub mod predict;
 pub mod recommend;
 pub mod train;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -165,7 +166,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     let uploads = Router::new()
         .route(
             "/train",
-            post(train::train).layer(DefaultBodyLimit::max(limits.max_train_body_bytes)),
+            post(train::train)
+                .layer(DefaultBodyLimit::max(limits.max_train_body_bytes))
+                .layer(middleware::from_fn_with_state(
+                    BodyLimit {
+                        setting: "limits.max_train_body_bytes",
+                        bytes: limits.max_train_body_bytes,
+                    },
+                    name_body_limit,
+                )),
         )
         .route(
             "/datasets",
@@ -209,6 +218,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::max(limits.max_request_bytes))
+        .layer(middleware::from_fn_with_state(
+            BodyLimit {
+                setting: "limits.max_request_bytes",
+                bytes: limits.max_request_bytes,
+            },
+            name_body_limit,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
@@ -261,6 +277,36 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this route does not accept this method",
     )
+}
+
+/// The body limit of a group of routes, named in their 413 answers.
+#[derive(Clone, Copy)]
+struct BodyLimit {
+    setting: &'static str,
+    bytes: usize,
+}
+
+/// Answers a body over the limit with the limit's setting and value, whichever
+/// extractor noticed it.
+async fn name_body_limit(State(limit): State<BodyLimit>, req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    let code = response.extensions().get::<error::ProblemCode>();
+    if code.is_some_and(|c| c.0 != "body_too_large") {
+        return response;
+    }
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!(
+            "the request body exceeds the limit `{}` of {} bytes",
+            limit.setting, limit.bytes
+        ),
+    )
+    .with_limit(limit.setting, limit.bytes)
+    .into_response()
 }
 
 /// Turns error answers produced outside handlers (timeouts, body limits)
@@ -324,11 +370,30 @@ async fn record_metrics(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().as_str().to_string();
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
     let response = next.run(req).await;
+    let elapsed = start.elapsed();
+    log_access(&method, &route, response.status(), elapsed, &request_id);
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("myelin_http_requests_total", &labels).increment(1);
     metrics::histogram!("myelin_http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     response
+}
+
+/// One access line per request: at `info`, except probes and scrapes at `debug`.
+fn log_access(method: &str, route: &str, status: StatusCode, elapsed: Duration, id: &str) {
+    let status = status.as_u16();
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if matches!(route, "/healthz" | "/readyz" | "/metrics") {
+        tracing::debug!(%method, %route, status, latency_ms, request_id = %id, "request");
+    } else {
+        tracing::info!(%method, %route, status, latency_ms, request_id = %id, "request");
+    }
 }

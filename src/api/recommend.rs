@@ -164,6 +164,10 @@ pub struct RecommendResponse {
     pub items: Vec<ScoredItem>,
     /// Posted item ids (history, exclude, candidates) the model does not know; ignored.
     pub unknown_items: Vec<String>,
+    /// `true` when fewer than `k` items could be served: every other item is seen,
+    /// excluded, filtered out or not a candidate (an empty `items` with `exhausted`
+    /// means the user has seen everything the filters allow).
+    pub exhausted: bool,
 }
 
 impl From<RecommendOutput> for RecommendResponse {
@@ -175,6 +179,7 @@ impl From<RecommendOutput> for RecommendResponse {
             strategy: out.strategy,
             items: scored(out.items),
             unknown_items: out.unknown_items,
+            exhausted: out.exhausted,
         }
     }
 }
@@ -193,7 +198,7 @@ impl From<RecommendServeError> for ApiError {
                 ApiError::unprocessable("invalid_parameter", detail)
                     .with("field", "k")
                     .with("max", max)
-                    .with("limit", max)
+                    .with_limit("recommend.max_k", max)
             }
             RecommendServeError::ItemNotFound { model, item } => {
                 ApiError::not_found("item_not_found", detail)
@@ -205,7 +210,7 @@ impl From<RecommendServeError> for ApiError {
                 "too_many_interactions",
                 detail,
             )
-            .with("limit", limit),
+            .with_limit("limits.max_instances", limit),
             RecommendServeError::Invalid { code, field, .. } => {
                 ApiError::unprocessable(code, detail).with("field", field)
             }
@@ -297,6 +302,9 @@ pub struct InteractionsResponse {
     pub model: String,
     /// How many interactions were logged.
     pub logged: usize,
+    /// Logged item ids the serving version does not know (a retrain with
+    /// `include_logged_interactions` learns them).
+    pub unknown_items: Vec<String>,
 }
 
 /// Log interactions.
@@ -323,12 +331,14 @@ pub async fn log_interactions(
             timestamp: i.timestamp,
         })
         .collect();
-    let logged = recommend::log_interactions(&state, &request.model, events).await?;
+    let (logged, unknown_items) =
+        recommend::log_interactions(&state, &request.model, events).await?;
     Ok((
         StatusCode::CREATED,
         Json(InteractionsResponse {
             model: request.model,
             logged,
+            unknown_items,
         }),
     ))
 }

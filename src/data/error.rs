@@ -27,15 +27,17 @@ pub enum DataError {
     #[error("the data has no rows")]
     Empty,
     /// More data rows than `ReadLimits::max_rows`.
-    #[error("the data has more than {limit} rows")]
+    #[error("the data has more than {limit} rows, the limit `limits.max_rows`")]
     TooManyRows { limit: usize },
     /// More columns than `ReadLimits::max_columns`; for JSON, `found` is the
     /// count at the point the limit was crossed.
-    #[error("the data has {found} columns, more than the limit of {limit}")]
+    #[error("the data has {found} columns, more than the limit `limits.max_columns` of {limit}")]
     TooManyColumns { limit: usize, found: usize },
     /// A field longer than `ReadLimits::max_field_bytes`; `line` is the input
     /// line (CSV, JSON, NDJSON) or the 1-based record number (records).
-    #[error("a field at line {line} is larger than the limit of {limit} bytes")]
+    #[error(
+        "a field at line {line} is larger than the limit `limits.max_field_bytes` of {limit} bytes"
+    )]
     FieldTooLarge { line: u64, limit: usize },
     /// A name given by the caller (target, override, ignore) is not a column.
     #[error("there is no column named `{name}`")]
@@ -72,7 +74,7 @@ pub enum DataError {
     #[error("target column `{column}` has only one class (`{label}`); classification needs at least two")]
     SingleClass { column: String, label: String },
     /// A classification target with more classes than the encoder accepts.
-    #[error("target column `{column}` has {found} classes, more than the limit of {limit}; choose regression or another target")]
+    #[error("target column `{column}` has {found} classes, more than the limit `training.max_categories` of {limit}; choose regression or another target")]
     TooManyClasses {
         column: String,
         found: usize,
@@ -97,6 +99,17 @@ fn at_line(line: Option<u64>) -> String {
 }
 
 impl DataError {
+    /// The setting and value of the limit this error exceeds, if it is one.
+    pub fn limit(&self) -> Option<(&'static str, usize)> {
+        match self {
+            DataError::TooManyRows { limit } => Some(("limits.max_rows", *limit)),
+            DataError::TooManyColumns { limit, .. } => Some(("limits.max_columns", *limit)),
+            DataError::FieldTooLarge { limit, .. } => Some(("limits.max_field_bytes", *limit)),
+            DataError::TooManyClasses { limit, .. } => Some(("training.max_categories", *limit)),
+            _ => None,
+        }
+    }
+
     /// A stable snake_case code for API error bodies.
     pub fn code(&self) -> &'static str {
         match self {

@@ -114,9 +114,11 @@ fn lower_thread_priority(nice: i32) {
 /// Submission refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    #[error("the training queue is full ({capacity} jobs waiting)")]
+    #[error(
+        "the training queue is full ({capacity} jobs waiting, the limit `jobs.queue_capacity`)"
+    )]
     QueueFull { capacity: usize },
-    #[error("model `{model}` already has {limit} queued or running jobs, the limit (jobs.max_active_per_model)")]
+    #[error("model `{model}` already has {limit} queued or running jobs, the limit `jobs.max_active_per_model`")]
     ModelBusy { model: String, limit: usize },
     #[error("the service is shutting down")]
     ShuttingDown,
@@ -469,6 +471,7 @@ impl JobSystem {
                 lower_thread_priority(nice);
                 crate::nn::mark_background_thread();
                 let _enter = span.enter();
+                tracing::info!(job_id = %record.id, model = %record.model, "job started");
                 let outcome =
                     std::panic::catch_unwind(AssertUnwindSafe(|| runner(&record, &control)));
                 let _ = tx.send(outcome);
@@ -595,7 +598,14 @@ impl JobSystem {
             });
         }
         metrics::counter!("myelin_jobs_finished_total", "status" => status.as_str()).increment(1);
-        tracing::info!(job_id = %id, status = status.as_str(), "job ended");
+        match snapshot.version {
+            Some(version) => {
+                tracing::info!(job_id = %id, model = %snapshot.model, version, status = status.as_str(), "job ended")
+            }
+            None => {
+                tracing::info!(job_id = %id, model = %snapshot.model, status = status.as_str(), "job ended")
+            }
+        }
         // The job's table and matrices are freed: give their pages back.
         crate::memory::request_trim();
         self.prune();

@@ -250,7 +250,7 @@ fn in_range(
         Err(invalid(
             name,
             value,
-            format!("exceeds cap {cap_name} = {max}"),
+            format!("exceeds the limit `training.{cap_name}` = {max}"),
         ))
     } else {
         Ok(())
@@ -333,7 +333,10 @@ impl Caps {
             return Err(invalid(
                 "parameters",
                 parameters,
-                format!("exceeds cap max_parameters = {}", self.max_parameters),
+                format!(
+                    "exceeds the limit `training.max_parameters` = {}",
+                    self.max_parameters
+                ),
             ));
         }
         Ok(())
@@ -359,8 +362,8 @@ impl Caps {
                 "batch_size",
                 batch_rows,
                 format!(
-                    "{batch_rows} rows × {units} units = {activations} activations exceed cap \
-                     max_batch_activations = {}",
+                    "{batch_rows} rows × {units} units = {activations} activations exceed the \
+                     limit `training.max_batch_activations` = {}",
                     self.max_batch_activations
                 ),
             ));
@@ -374,7 +377,7 @@ impl Caps {
                 "hidden_layers",
                 hidden,
                 format!(
-                    "{} layers exceed cap max_hidden_layers = {}",
+                    "{} layers exceed the limit `training.max_hidden_layers` = {}",
                     hidden.len(),
                     self.max_hidden_layers
                 ),
@@ -392,7 +395,7 @@ impl Caps {
                 "hidden_layers",
                 hidden,
                 format!(
-                    "layer width {width} exceeds cap max_layer_width = {}",
+                    "layer width {width} exceeds the limit `training.max_layer_width` = {}",
                     self.max_layer_width
                 ),
             ));

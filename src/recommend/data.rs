@@ -174,7 +174,7 @@ impl Interactions {
         }
         if n > caps.max_interactions {
             return Err(RecommendError::Data(format!(
-                "{n} interactions exceed cap max_interactions = {}",
+                "{n} interactions exceed the limit `recommend.max_interactions` = {}",
                 caps.max_interactions
             )));
         }
@@ -276,14 +276,14 @@ impl Dataset {
         }
         if item_ids.len() > caps.max_items {
             return Err(RecommendError::Data(format!(
-                "{} distinct items exceed cap max_items = {}",
+                "{} distinct items exceed the limit `recommend.max_items` = {}",
                 item_ids.len(),
                 caps.max_items
             )));
         }
         if user_ids.len() > caps.max_users {
             return Err(RecommendError::Data(format!(
-                "{} distinct users exceed cap max_users = {}",
+                "{} distinct users exceed the limit `recommend.max_users` = {}",
                 user_ids.len(),
                 caps.max_users
             )));

@@ -194,7 +194,11 @@ fn count(name: &'static str, value: usize, max: usize, cap: &str) -> Result<(), 
     if value == 0 {
         Err(invalid(name, value, "must be at least 1"))
     } else if value > max {
-        Err(invalid(name, value, format!("exceeds cap {cap} = {max}")))
+        Err(invalid(
+            name,
+            value,
+            format!("exceeds the limit `recommend.{cap}` = {max}"),
+        ))
     } else {
         Ok(())
     }
@@ -274,7 +278,7 @@ impl RecommenderParams {
                 "component",
                 self.component,
                 format!(
-                    "{n_items} items exceed cap max_ease_items = {}; use `dae` or `auto`",
+                    "{n_items} items exceed the limit `recommend.max_ease_items` = {}; use `dae` or `auto`",
                     caps.max_ease_items
                 ),
             ));
@@ -291,7 +295,7 @@ impl RecommenderParams {
                     "parameters",
                     parameters,
                     format!(
-                        "2·hidden·n_items exceeds cap max_parameters = {}; lower hidden",
+                        "2·hidden·n_items exceeds the limit `recommend.max_parameters` = {}; lower hidden",
                         caps.max_parameters
                     ),
                 ));

@@ -1,6 +1,9 @@
 //! Saving and loading a recommender: `weights.safetensors` (tensors by layer, F32; stored
 //! histories as CSR I64/I32/F32 tensors) and `vocab.json` (item and user ids); everything
 //! else lives in the serde [`RecommenderSpec`] the caller stores (e.g. in `model.json`).
+//!
+//! This module only encodes and decodes: [`Recommender::artifact_files`] returns the files'
+//! bytes and the registry writes them through its one synced write path.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -80,12 +83,14 @@ fn indices_tensor(name: &'static str, indices: &[u32]) -> Raw {
 }
 
 impl Recommender {
-    /// Writes `weights.safetensors` and `vocab.json` into `dir` (which must exist). The
-    /// spec ([`Recommender::spec`]) is stored by the caller.
+    /// The files of a saved recommender as `(file name, bytes)`: `weights.safetensors`,
+    /// `vocab.json` and, with attributes, `attributes.json`. The caller stores them (the
+    /// registry writes, fsyncs and publishes them) next to the spec
+    /// ([`Recommender::spec`]); [`Recommender::load`] reads them back.
     ///
     /// # Errors
-    /// [`RecommendError::Artifact`] on serialisation or I/O failure.
-    pub fn save(&self, dir: &Path) -> Result<(), RecommendError> {
+    /// [`RecommendError::Artifact`] on serialisation failure.
+    pub fn artifact_files(&self) -> Result<Vec<(&'static str, Vec<u8>)>, RecommendError> {
         let n = self.n_warm();
         let mut raws = vec![
             f32_tensor("popularity", vec![n], self.popularity[..n].iter().copied()),
@@ -145,16 +150,14 @@ impl Recommender {
         meta.insert("format".to_owned(), SPEC_FORMAT.to_string());
         let bytes = safetensors::serialize(views, Some(meta))
             .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
-        std::fs::write(dir.join(WEIGHTS_FILE), bytes)
-            .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
+        let mut files = vec![(WEIGHTS_FILE, bytes)];
         let vocab = Vocab {
             items: self.item_ids[..n].to_vec(),
             users: self.user_ids.clone(),
         };
         let json =
             serde_json::to_vec(&vocab).map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
-        std::fs::write(dir.join(VOCAB_FILE), json)
-            .map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
+        files.push((VOCAB_FILE, json));
         let items = self.item_attributes();
         let users = self.user_attributes();
         if items.is_some() || users.is_some() {
@@ -164,10 +167,9 @@ impl Recommender {
             };
             let json = serde_json::to_vec(&stored)
                 .map_err(|e| RecommendError::artifact(ATTRIBUTES_FILE, e))?;
-            std::fs::write(dir.join(ATTRIBUTES_FILE), json)
-                .map_err(|e| RecommendError::artifact(ATTRIBUTES_FILE, e))?;
+            files.push((ATTRIBUTES_FILE, json));
         }
-        Ok(())
+        Ok(files)
     }
 
     /// Rebuilds a recommender saved by [`Recommender::save`] with its spec.

@@ -241,7 +241,7 @@ impl Registry {
     /// `write` fills a temporary directory given the version number; it is
     /// fsynced and renamed into place only if `write` succeeds, so a crash or
     /// an error never leaves a directory the registry would list.
-    pub fn save_with<F>(&self, name: &str, write: F) -> Result<u32, RegistryError>
+    fn save_with<F>(&self, name: &str, write: F) -> Result<u32, RegistryError>
     where
         F: FnOnce(&Path, u32) -> Result<(), RegistryError>,
     {
@@ -274,6 +274,18 @@ impl Registry {
     /// Writes a card and weights as a new version; the card's `version` and
     /// `name` are set to the allocated ones.
     pub fn save(&self, card: &ModelCard, weights: &[u8]) -> Result<u32, RegistryError> {
+        self.save_files(card, &[(WEIGHTS_FILE, weights)])
+    }
+
+    /// Writes a card and the version's other files (`(file name, bytes)`, e.g.
+    /// a recommender's [`crate::recommend::Recommender::artifact_files`]) as a
+    /// new version: every file is fsynced before the version directory is
+    /// renamed into place. This is the only way artifacts reach the store.
+    pub fn save_files(
+        &self,
+        card: &ModelCard,
+        files: &[(&str, &[u8])],
+    ) -> Result<u32, RegistryError> {
         let name = card.name.clone();
         self.save_with(&name, |dir, version| {
             let mut card = card.clone();
@@ -284,8 +296,11 @@ impl Registry {
                     reason: e.to_string(),
                 })
             })?;
-            let weights_path = dir.join(WEIGHTS_FILE);
-            fsops::write_synced(&weights_path, weights).map_err(io_err(&weights_path))?;
+            for (file, bytes) in files {
+                check_file_name(file)?;
+                let path = dir.join(file);
+                fsops::write_synced(&path, bytes).map_err(io_err(&path))?;
+            }
             let card_path = dir.join(CARD_FILE);
             fsops::write_synced(&card_path, &json).map_err(io_err(&card_path))
         })
@@ -490,6 +505,22 @@ impl Registry {
             .join(format!(".tmp-ready-{}", uuid::Uuid::now_v7().simple()));
         fs::write(&probe, b"ok").map_err(io_err(&probe))?;
         fs::remove_file(&probe).map_err(io_err(&probe))
+    }
+}
+
+/// A version's file is a plain name in the version directory, not the card.
+fn check_file_name(file: &str) -> Result<(), RegistryError> {
+    let plain = !file.is_empty()
+        && !file.starts_with('.')
+        && !file.contains(['/', '\\'])
+        && file != CARD_FILE;
+    if plain {
+        Ok(())
+    } else {
+        Err(RegistryError::Io {
+            path: file.to_string(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "not a version file name"),
+        })
     }
 }
 

@@ -191,3 +191,84 @@ fn concurrent_requests_for_a_cold_version_load_it_once() {
     assert!(loaded.iter().all(|m| std::sync::Arc::ptr_eq(m, &loaded[0])));
     assert_eq!(registry.loaded_count(), 1);
 }
+
+#[test]
+fn save_files_publishes_every_file_of_a_version_and_refuses_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path(), 0, 4).unwrap();
+    let (card, weights, _) = trained_card("shop");
+    let version = registry
+        .save_files(&card, &[(WEIGHTS_FILE, &weights), ("vocab.json", b"{}")])
+        .unwrap();
+    let version_dir = dir.path().join("shop").join(version.to_string());
+    assert_eq!(
+        std::fs::read(version_dir.join("vocab.json")).unwrap(),
+        b"{}"
+    );
+    assert_eq!(
+        std::fs::read(version_dir.join(WEIGHTS_FILE)).unwrap(),
+        weights
+    );
+    for bad in ["../escape", ".hidden", CARD_FILE, ""] {
+        let err = registry.save_files(&card, &[(bad, b"x")]).unwrap_err();
+        assert!(
+            err.to_string().contains("not a version file name"),
+            "{bad}: {err}"
+        );
+    }
+    assert_eq!(registry.versions("shop").unwrap(), vec![version]);
+}
+
+/// Every file of a version goes through `fsops` (written, fsynced, published by a rename
+/// of the synced directory). Production code outside `fsops` writes files with plain
+/// `std::fs` only where it writes no model artifact.
+#[test]
+fn model_artifacts_are_written_only_through_the_synced_write_path() {
+    const WRITES: [&str; 4] = [
+        "fs::write(",
+        "File::create(",
+        "OpenOptions::new(",
+        "fs::copy(",
+    ];
+    // Files that write, and what: none of it is a model artifact.
+    const OTHER_WRITERS: [&str; 6] = [
+        "registry/fsops.rs",    // the synced write path itself
+        "registry/mod.rs",      // the readiness probe file
+        "cli.rs",               // the report and prediction files a user names
+        "fuzz.rs",              // fuzz harness scratch directories
+        "service/datasets.rs",  // uploads, streamed then synced and renamed
+        "service/recommend.rs", // the interaction log, appended and fsynced per request
+    ];
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src.clone()];
+    let mut offenders = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            let is_test = rel.ends_with("tests.rs") || rel.ends_with("_tests.rs");
+            if !rel.ends_with(".rs") || is_test || OTHER_WRITERS.contains(&rel.as_str()) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let production = text.split("#[cfg(test)]").next().unwrap_or("");
+            for (n, line) in production.lines().enumerate() {
+                if WRITES.iter().any(|w| line.contains(w)) {
+                    offenders.push(format!("src/{rel}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "writes outside the synced path: {offenders:#?}"
+    );
+}

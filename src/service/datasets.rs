@@ -43,7 +43,7 @@ pub struct DatasetMeta {
 pub enum UploadError {
     #[error("{0}")]
     Data(#[from] DataError),
-    #[error("upload exceeds the limit of {limit} bytes")]
+    #[error("the upload exceeds the limit `limits.max_upload_bytes` of {limit} bytes")]
     TooLarge { limit: u64 },
     #[error("upload interrupted: {0}")]
     Body(String),

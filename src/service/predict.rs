@@ -25,7 +25,7 @@ pub enum PredictError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Instance(#[from] InstanceError),
-    #[error("`instances` has {found} items; the limit is {limit}")]
+    #[error("`instances` has {found} items; the limit `limits.max_instances` is {limit}")]
     TooManyInstances { found: usize, limit: usize },
     #[error("`instances` is empty")]
     NoInstances,

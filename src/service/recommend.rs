@@ -41,11 +41,11 @@ pub enum RecommendServeError {
     Registry(#[from] RegistryError),
     #[error("model `{model}` is a {kind} model, not a recommender")]
     WrongModelKind { model: String, kind: &'static str },
-    #[error("`k` = {k} must be in 1..={max}")]
+    #[error("`k` = {k} must be in 1..={max}, the limit `recommend.max_k`")]
     InvalidK { k: usize, max: usize },
     #[error("model `{model}` has no item `{item}`")]
     ItemNotFound { model: String, item: String },
-    #[error("`interactions` has {found} items; the limit is {limit}")]
+    #[error("`interactions` has {found} items; the limit `limits.max_instances` is {limit}")]
     TooMany { found: usize, limit: usize },
     #[error("{message}")]
     Invalid {
@@ -154,6 +154,9 @@ pub struct RecommendOutput {
     pub strategy: Strategy,
     pub items: Vec<ServedItem>,
     pub unknown_items: Vec<String>,
+    /// Fewer than `k` items are left once seen, excluded, filtered-out and
+    /// non-candidate items are left out (none at all when the user has seen everything).
+    pub exhausted: bool,
 }
 
 /// Similar items.
@@ -315,6 +318,7 @@ pub async fn recommend(
             .map_err(internal)
     })?;
     let items = served(model, ranked, query.include_attributes);
+    let exhausted = items.len() < query.k;
     metrics::counter!("myelin_recommendations_total", "model" => query.model.clone()).increment(1);
     Ok(RecommendOutput {
         model: query.model,
@@ -323,6 +327,7 @@ pub async fn recommend(
         strategy,
         items,
         unknown_items,
+        exhausted,
     })
 }
 
@@ -363,12 +368,14 @@ pub struct NewInteraction {
     pub timestamp: Option<i64>,
 }
 
-/// Logs interactions for a recommender; returns how many were stored.
+/// Logs interactions for a recommender; returns how many were stored and the
+/// distinct item ids the serving version does not know (logged all the same: a
+/// retrain with the log learns them).
 pub async fn log_interactions(
     state: &AppState,
     model: &str,
     interactions: Vec<NewInteraction>,
-) -> Result<usize, RecommendServeError> {
+) -> Result<(usize, Vec<String>), RecommendServeError> {
     let limit = state.settings.limits.max_instances;
     if interactions.is_empty() {
         return Err(RecommendServeError::Invalid {
@@ -411,7 +418,14 @@ pub async fn log_interactions(
             timestamp: it.timestamp.unwrap_or(now),
         });
     }
-    load_recommender(state, model, None).await?;
+    let loaded = load_recommender(state, model, None).await?;
+    let known = recommender(&loaded);
+    let mut unknown_items: Vec<String> = Vec::new();
+    for event in &events {
+        if known.item_index(&event.item).is_none() && !unknown_items.contains(&event.item) {
+            unknown_items.push(event.item.clone());
+        }
+    }
     let count = events.len();
     let logs = state.interactions.clone();
     let name = model.to_string();
@@ -421,7 +435,7 @@ pub async fn log_interactions(
         .map_err(|e| RecommendServeError::Io(e.to_string()))?;
     metrics::counter!("myelin_interactions_logged_total", "model" => model.to_string())
         .increment(count as u64);
-    Ok(count)
+    Ok((count, unknown_items))
 }
 
 /// Reads a model's interaction log (`<model dir>/interactions.ndjson`); a missing file

@@ -21,8 +21,7 @@ use crate::recommend::{
     RecommenderParams,
 };
 use crate::registry::{
-    check_name, fsops, weights_bytes, ArtifactError, ModelCard, ModelSpec, Registry, RegistryError,
-    CARD_FILE, FORMAT_VERSION,
+    check_name, fsops, weights_bytes, ModelCard, ModelSpec, Registry, FORMAT_VERSION,
 };
 use crate::tabular::{self, ClassWeight, TabularError, TrainSpec};
 
@@ -224,6 +223,9 @@ pub enum SubmitTrainError {
     Store(std::io::Error),
     #[error(transparent)]
     Submit(#[from] crate::jobs::SubmitError),
+    /// The data breaks a rule or a limit.
+    #[error(transparent)]
+    Data(DataError),
 }
 
 fn invalid(code: &'static str, message: impl Into<String>) -> SubmitTrainError {
@@ -235,13 +237,16 @@ fn invalid(code: &'static str, message: impl Into<String>) -> SubmitTrainError {
 
 impl From<TabularError> for SubmitTrainError {
     fn from(e: TabularError) -> Self {
-        invalid(e.code(), e.to_string())
+        match e {
+            TabularError::Data(d) => SubmitTrainError::Data(d),
+            other => invalid(other.code(), other.to_string()),
+        }
     }
 }
 
 impl From<DataError> for SubmitTrainError {
     fn from(e: DataError) -> Self {
-        invalid(e.code(), e.to_string())
+        SubmitTrainError::Data(e)
     }
 }
 
@@ -648,33 +653,15 @@ fn run_recommendation(
         timing: None,
         job_id: Some(record.id.clone()),
     };
-    let version = registry
-        .save_with(&spec.model, |dir, version| {
-            model
-                .save(dir)
-                .map_err(|e| RegistryError::Corrupt(artifact_error(dir, e)))?;
-            let mut card = card.clone();
-            card.version = version;
-            let json = serde_json::to_vec_pretty(&card)
-                .map_err(|e| RegistryError::Corrupt(artifact_error(dir, e)))?;
-            let path = dir.join(CARD_FILE);
-            fsops::write_synced(&path, &json).map_err(|source| RegistryError::Io {
-                path: path.display().to_string(),
-                source,
-            })
-        })
-        .map_err(|e| {
-            failed(
-                "store_write_failed",
-                format!("could not write the model version: {e}"),
-            )
-        })?;
+    let files = model
+        .artifact_files()
+        .map_err(|e| failed("store_write_failed", e.to_string()))?;
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let version = registry.save_files(&card, &files).map_err(|e| {
+        failed(
+            "store_write_failed",
+            format!("could not write the model version: {e}"),
+        )
+    })?;
     Ok(RunOutcome { version, metrics })
-}
-
-fn artifact_error(dir: &Path, e: impl std::fmt::Display) -> ArtifactError {
-    ArtifactError {
-        file: dir.display().to_string(),
-        reason: e.to_string(),
-    }
 }

@@ -13,6 +13,10 @@ use crate::tabular::TabularError;
 pub struct Metrics {
     /// Rows scored.
     pub rows: usize,
+    /// Which rows a trained model was scored on: `validation` (the held-out rows) or
+    /// `training` (with fewer than 10 labelled rows nothing is held out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluated_on: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -74,7 +74,7 @@ pub struct TrainingTiming {
 pub struct TrainedModel {
     pub model: TabularModel,
     pub schema: Schema,
-    /// Metrics on the validation rows (empty when no rows were held out).
+    /// Metrics on the validation rows, or on the training rows when none were held out.
     pub metrics: Metrics,
     pub history: Vec<EpochReport>,
     pub best_epoch: usize,
@@ -143,7 +143,7 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
             "parameters",
             least_parameters,
             format!(
-                "at least; exceeds cap max_parameters = {}",
+                "at least; exceeds the limit `training.max_parameters` = {}",
                 caps.max_parameters
             ),
         ))
@@ -256,11 +256,14 @@ pub fn train(
         encoder,
         mlp: outcome.model,
     };
-    let metrics = if valid_rows.is_empty() {
-        Metrics::default()
+    // Too few rows to hold any out: score the rows it learned from, and say so.
+    let (scored, evaluated_on) = if valid_rows.is_empty() {
+        (&train_rows, "training")
     } else {
-        evaluate(&model, table, &valid_rows)?
+        (&valid_rows, "validation")
     };
+    let mut metrics = evaluate(&model, table, scored)?;
+    metrics.evaluated_on = Some(evaluated_on.to_string());
     Ok(TrainedModel {
         model,
         schema,

@@ -3,16 +3,20 @@
 
 mod auth;
 mod bad_input;
+mod cli;
 mod datasets;
 mod errors;
 mod fuzz_corpus;
 mod helpers;
 mod inputs;
 mod jobs;
+mod limits;
+mod logs;
 mod openapi;
 mod operations;
 mod predict;
 mod process;
+mod readme;
 mod recommend;
 mod recommend_attributes;
 mod registry;

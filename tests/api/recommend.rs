@@ -339,3 +339,33 @@ async fn the_configured_max_k_bounds_every_recommendation_route() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_has_seen_every_item_gets_an_empty_list_marked_exhausted() {
+    let app = spawn_app().await;
+    train_recommender(&app, "shop").await;
+    let everything: Vec<String> = (0..ITEMS).map(|i| format!("i{i}")).collect();
+    let answer = recommend(
+        &app,
+        json!({"model": "shop", "user": "newcomer", "history": everything, "k": 5}),
+    )
+    .await;
+    assert_eq!(answer["items"], json!([]), "{answer:#}");
+    assert_eq!(answer["exhausted"], true, "{answer:#}");
+    let answer = recommend(&app, json!({"model": "shop", "user": "u1", "k": 5})).await;
+    assert_eq!(items_of(&answer).len(), 5, "{answer:#}");
+    assert_eq!(answer["exhausted"], false, "{answer:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logged_interactions_on_items_the_model_does_not_know_are_reported() {
+    let app = spawn_app().await;
+    train_recommender(&app, "shop").await;
+    let body = json!({"model": "shop", "interactions": [
+        {"user": "u1", "item": "i3"}, {"user": "u1", "item": "nope"}, {"user": "u2", "item": "nope"}
+    ]});
+    let response = app.post_json("/interactions", &body).await;
+    let answer = json_ok(response, reqwest::StatusCode::CREATED).await;
+    assert_eq!(answer["logged"], 3, "{answer:#}");
+    assert_eq!(answer["unknown_items"], json!(["nope"]), "{answer:#}");
+}
