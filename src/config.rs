@@ -173,7 +173,7 @@ impl Settings {
         figment = figment.merge(Env::prefixed("MYELIN_").split("__"));
         let settings: Settings = figment
             .extract()
-            .map_err(|e| SettingsError(e.to_string()))?;
+            .map_err(|e| SettingsError(tidy_message(&e.to_string())))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -238,6 +238,15 @@ impl Settings {
             max_field_bytes: self.limits.max_field_bytes,
         }
     }
+}
+
+/// figment quotes an expected-list twice (``expected `one of `a`, `b`` ``) and
+/// prefixes keys with its profile (`default.`): say it once, by the key's name.
+fn tidy_message(message: &str) -> String {
+    message
+        .replace("expected `one of ", "expected one of ")
+        .replace("`` for key", "` for key")
+        .replace("for key \"default.", "for key \"")
 }
 
 #[cfg(test)]
@@ -312,6 +321,22 @@ mod tests {
             jail.set_env("MYELIN_JOBS__WORKERS", "0");
             let err = Settings::load(None).unwrap_err();
             assert!(err.to_string().contains("jobs.workers"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_once_without_doubled_quotes() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file("bad.toml", "[server]\nprot = 1\n")?;
+            let message = Settings::load(Some(Path::new("bad.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains("unknown field: found `prot`"), "{message}");
+            assert!(message.contains("expected one of `host`, `port`"), "{message}");
+            assert!(!message.contains("``"), "{message}");
+            assert!(message.contains("for key \"server.prot\""), "{message}");
             Ok(())
         });
     }

@@ -320,3 +320,33 @@ async fn an_unknown_dataset_is_404() {
     let response = app.delete("/datasets/nope").await;
     assert_problem(response, 404, Some("dataset_not_found")).await;
 }
+
+/// Sends `request` as is on a fresh connection and returns the whole answer.
+async fn raw_exchange(app: &TestApp, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_line_hyper_cannot_parse_is_answered_with_a_problem() {
+    let app = spawn_app().await;
+    // What curl sends for the unencoded `params={"epochs":20}` (it globs the braces).
+    let answer = raw_exchange(
+        &app,
+        "POST /train?model=churn&params=\"epochs\":20 HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n",
+    )
+    .await;
+    let (head, body) = answer.split_once("\r\n\r\n").expect(&answer);
+    assert!(head.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(head.contains("content-type: application/problem+json"), "{answer}");
+    let problem: serde_json::Value = serde_json::from_str(body).expect(&answer);
+    assert_eq!(problem["code"], "malformed_request", "{problem:#}");
+    assert_eq!(problem["status"], 400, "{problem:#}");
+    assert!(detail(&problem).contains("percent-encoded"), "{problem:#}");
+    // The server keeps serving.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}

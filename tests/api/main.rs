@@ -12,6 +12,7 @@ mod inputs;
 mod jobs;
 mod limits;
 mod logs;
+mod model_files;
 mod openapi;
 mod operations;
 mod predict;
