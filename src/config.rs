@@ -334,7 +334,10 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(message.contains("unknown field: found `prot`"), "{message}");
-            assert!(message.contains("expected one of `host`, `port`"), "{message}");
+            assert!(
+                message.contains("expected one of `host`, `port`"),
+                "{message}"
+            );
             assert!(!message.contains("``"), "{message}");
             assert!(message.contains("for key \"server.prot\""), "{message}");
             Ok(())

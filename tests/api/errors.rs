@@ -342,7 +342,10 @@ async fn a_request_line_hyper_cannot_parse_is_answered_with_a_problem() {
     .await;
     let (head, body) = answer.split_once("\r\n\r\n").expect(&answer);
     assert!(head.starts_with("HTTP/1.1 400 "), "{answer}");
-    assert!(head.contains("content-type: application/problem+json"), "{answer}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{answer}"
+    );
     let problem: serde_json::Value = serde_json::from_str(body).expect(&answer);
     assert_eq!(problem["code"], "malformed_request", "{problem:#}");
     assert_eq!(problem["status"], 400, "{problem:#}");

@@ -36,7 +36,10 @@ fn encode(pipeline: &Value, record: &Value) -> Vec<f64> {
                 let mut slots = vec![0.0; vocabulary.len() + 2];
                 let slot = match raw.as_str() {
                     None => vocabulary.len(),
-                    Some(v) => vocabulary.iter().position(|w| w == v).unwrap_or(vocabulary.len() + 1),
+                    Some(v) => vocabulary
+                        .iter()
+                        .position(|w| w == v)
+                        .unwrap_or(vocabulary.len() + 1),
                 };
                 slots[slot] = 1.0;
                 features.extend(slots);
@@ -66,15 +69,17 @@ fn layer(tensors: &SafeTensors, i: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prediction_is_reproduced_from_the_stored_files_as_the_readme_describes() {
     let app = spawn_app().await;
-    let csv = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/churn.csv"))
-        .unwrap();
+    let csv =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/churn.csv"))
+            .unwrap();
     let job = app
         .train(&json!({"model": "churn", "target": "churned", "csv": csv,
             "params": {"hidden_layers": [16, 8], "epochs": 5}}))
         .await;
     assert_eq!(job["status"], "succeeded");
     let dir = app.store_path.join("churn/1");
-    let card: Value = serde_json::from_slice(&std::fs::read(dir.join("model.json")).unwrap()).unwrap();
+    let card: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("model.json")).unwrap()).unwrap();
     let bytes = std::fs::read(dir.join("weights.safetensors")).unwrap();
     let tensors = SafeTensors::deserialize(&bytes).unwrap();
     assert_eq!(card["architecture"]["activation"], "relu");
@@ -85,11 +90,19 @@ async fn a_prediction_is_reproduced_from_the_stored_files_as_the_readme_describe
         json!({"tenure": 3, "plan": "basic", "monthly": 31.0, "support_calls": 4}),
         json!({"tenure": 40, "plan": "enterprise", "monthly": null, "support_calls": 0}),
     ];
-    let served = app.predict(&json!({"model": "churn", "instances": instances})).await;
+    let served = app
+        .predict(&json!({"model": "churn", "instances": instances}))
+        .await;
     let layers = card["architecture"]["hidden"].as_array().unwrap().len() + 1;
-    for (instance, prediction) in instances.iter().zip(served["predictions"].as_array().unwrap()) {
+    for (instance, prediction) in instances
+        .iter()
+        .zip(served["predictions"].as_array().unwrap())
+    {
         let mut h = encode(&card["pipeline"], instance);
-        assert_eq!(h.len() as u64, card["architecture"]["inputs"].as_u64().unwrap());
+        assert_eq!(
+            h.len() as u64,
+            card["architecture"]["inputs"].as_u64().unwrap()
+        );
         for i in 0..layers {
             let (weight, bias) = layer(&tensors, i);
             h = weight
@@ -105,8 +118,15 @@ async fn a_prediction_is_reproduced_from_the_stored_files_as_the_readme_describe
         let served_positive = prediction["probabilities"][labels[1].as_str().unwrap()]
             .as_f64()
             .unwrap();
-        assert!((positive - served_positive).abs() < 1e-4, "{positive} vs {prediction}");
-        let label = if positive >= 0.5 { &labels[1] } else { &labels[0] };
+        assert!(
+            (positive - served_positive).abs() < 1e-4,
+            "{positive} vs {prediction}"
+        );
+        let label = if positive >= 0.5 {
+            &labels[1]
+        } else {
+            &labels[0]
+        };
         assert_eq!(&prediction["label"], label, "{prediction}");
     }
 }
