@@ -344,6 +344,8 @@ fn print_metrics(metrics: &Value) {
                 println!("  {k:<18} {n}");
             } else if let Some(x) = v.as_f64() {
                 println!("  {k:<18} {x:.4}");
+            } else if let Some(text) = v.as_str() {
+                println!("  {k:<18} {text}");
             } else if k != "confusion_matrix" {
                 println!("  {k:<18} {v}");
             }
