@@ -12,6 +12,7 @@ pub mod models;
 pub mod predict;
 pub mod recommend;
 pub mod train;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -220,6 +221,12 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut app = Router::new().merge(uploads).merge(api).merge(streams);
     if state.settings.http.metrics {
         app = app.route("/metrics", get(health::metrics));
+    }
+    if state.settings.http.dashboard {
+        app = app
+            .route("/", get(ui::root))
+            .route("/ui", get(ui::page))
+            .route("/ui/assets/{build}/{file}", get(ui::asset));
     }
     if state.settings.http.docs {
         app = app.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()));

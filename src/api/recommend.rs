@@ -66,6 +66,9 @@ pub struct RecommendRequest {
     /// Return each item's attributes (default false).
     #[serde(default)]
     pub include_attributes: bool,
+    /// Return the user's history the answer was computed from (default false).
+    #[serde(default)]
+    pub include_history: bool,
 }
 
 /// The filter as `(attribute, accepted values)`, naming a bad entry.
@@ -164,6 +167,10 @@ pub struct RecommendResponse {
     pub items: Vec<ScoredItem>,
     /// Posted item ids (history, exclude, candidates) the model does not know; ignored.
     pub unknown_items: Vec<String>,
+    /// With `include_history`: the items the answer was computed from (stored,
+    /// logged and posted), `score` being each one's weight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<ScoredItem>>,
 }
 
 impl From<RecommendOutput> for RecommendResponse {
@@ -175,6 +182,7 @@ impl From<RecommendOutput> for RecommendResponse {
             strategy: out.strategy,
             items: scored(out.items),
             unknown_items: out.unknown_items,
+            history: out.history.map(scored),
         }
     }
 }
@@ -242,6 +250,7 @@ pub async fn recommend_post(
         candidates: request.candidates,
         filter: filter_clauses(request.filter)?,
         include_attributes: request.include_attributes,
+        include_history: request.include_history,
     };
     Ok(Json(recommend::recommend(&state, query).await?.into()))
 }

@@ -86,6 +86,8 @@ pub struct RecommendQuery {
     pub filter: Vec<(String, Vec<String>)>,
     /// Return each item's attributes.
     pub include_attributes: bool,
+    /// Return the history the answer was computed from.
+    pub include_history: bool,
 }
 
 /// One served item: id, score and, when asked for, its attributes.
@@ -154,6 +156,9 @@ pub struct RecommendOutput {
     pub strategy: Strategy,
     pub items: Vec<ServedItem>,
     pub unknown_items: Vec<String>,
+    /// With `include_history`: the items the answer was computed from, with
+    /// their weights as scores (stored, logged and posted; known items only).
+    pub history: Option<Vec<ServedItem>>,
 }
 
 /// Similar items.
@@ -315,6 +320,9 @@ pub async fn recommend(
             .map_err(internal)
     })?;
     let items = served(model, ranked, query.include_attributes);
+    let history = query
+        .include_history
+        .then(|| served(model, history, query.include_attributes));
     metrics::counter!("myelin_recommendations_total", "model" => query.model.clone()).increment(1);
     Ok(RecommendOutput {
         model: query.model,
@@ -323,6 +331,7 @@ pub async fn recommend(
         strategy,
         items,
         unknown_items,
+        history,
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod dashboard_data;
 mod datasets;
 mod errors;
 mod fuzz_corpus;
@@ -19,3 +20,4 @@ mod registry;
 mod restart;
 mod slow_clients;
 mod training;
+mod ui;
