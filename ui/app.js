@@ -12,13 +12,15 @@ const dialog = document.getElementById("key-dialog");
 const keyButton = document.getElementById("key-button");
 let leave = null;
 
+// Each page renders into its own view; a page still loading when the route
+// changes fills a view that is no longer shown.
 const routes = [
-  [/^\/models$/, "models", () => modelsPage(main)],
-  [/^\/models\/([^/]+)\/versions\/(\d+)$/, "models", (m) => versionPage(main, decodeURIComponent(m[1]), Number(m[2]))],
-  [/^\/jobs$/, "jobs", () => jobsPage(main)],
-  [/^\/jobs\/([^/]+)$/, "jobs", (m) => jobPage(main, decodeURIComponent(m[1]))],
-  [/^\/train$/, "train", () => trainPage(main)],
-  [/^\/try(?:\/([^/]+))?$/, "try", (m) => tryPage(main, m[1] ? decodeURIComponent(m[1]) : null)],
+  [/^\/models$/, "models", (m, view) => modelsPage(view)],
+  [/^\/models\/([^/]+)\/versions\/(\d+)$/, "models", (m, view) => versionPage(view, decodeURIComponent(m[1]), Number(m[2]))],
+  [/^\/jobs$/, "jobs", (m, view) => jobsPage(view)],
+  [/^\/jobs\/([^/]+)$/, "jobs", (m, view) => jobPage(view, decodeURIComponent(m[1]))],
+  [/^\/train$/, "train", (m, view) => trainPage(view)],
+  [/^\/try(?:\/([^/]+))?$/, "try", (m, view) => tryPage(view, m[1] ? decodeURIComponent(m[1]) : null)],
 ];
 
 async function render() {
@@ -30,10 +32,14 @@ async function render() {
     else a.removeAttribute("aria-current");
   });
   if (!route) { location.hash = "#/models"; return; }
+  const view = document.createElement("div");
+  fill(main, view);
   try {
-    leave = (await route[2](path.match(route[0]))) || null;
+    const done = (await route[2](path.match(route[0]), view)) || null;
+    if (main.firstChild === view) leave = done;
+    else if (done) done();
   } catch (err) {
-    fill(main, problem(err));
+    fill(view, problem(err));
   }
 }
 

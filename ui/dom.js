@@ -73,3 +73,16 @@ export function table(headers, rows, opts = {}) {
       h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => (c instanceof Node && c.tagName === "TD" ? c : h("td", {}, c))))))));
 }
+
+/**
+ * Numeric entries of a metrics object as [name, value]; nested objects (a
+ * recommender's `model` and `popularity` ranking metrics) as "model hr_at_10".
+ */
+export function metricEntries(metrics, prefix = "") {
+  const out = [];
+  for (const [k, v] of Object.entries(metrics || {})) {
+    if (typeof v === "number") out.push([prefix + k, v]);
+    else if (v && typeof v === "object" && !Array.isArray(v)) out.push(...metricEntries(v, `${prefix}${k} `));
+  }
+  return out;
+}

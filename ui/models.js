@@ -1,24 +1,14 @@
 // Models page: every model with its task, versions, aliases, headline metrics;
 // promote or roll back an alias, delete a version.
 import { api, seg } from "./api.js";
-import { h, fill, num, when, problem, table } from "./dom.js";
-
-/** The headline metric of a model's metrics object, as [name, value]. */
-export function headline(metrics) {
-  if (!metrics) return null;
-  for (const k of ["accuracy", "r2", "rmse", "ndcg_at_k", "ndcg", "hit_rate", "recall"]) {
-    if (typeof metrics[k] === "number") return [k, metrics[k]];
-  }
-  const first = Object.entries(metrics).find(([k, v]) => typeof v === "number" && k !== "rows");
-  return first || null;
-}
+import { h, fill, num, when, problem, table, metricEntries } from "./dom.js";
 
 function metricCell(metrics) {
-  const shown = Object.entries(metrics || {})
-    .filter(([k, v]) => typeof v === "number" && k !== "rows")
+  const shown = metricEntries(metrics)
+    .filter(([k]) => !/(^| )(rows|users)$/.test(k) && !k.startsWith("popularity "))
     .slice(0, 3);
   if (!shown.length) return h("span", { class: "muted" }, "–");
-  return h("span", {}, shown.map(([k, v], i) => [i ? " · " : "", h("span", { class: `metric metric-${k}` }, `${k} ${num(v)}`)]));
+  return h("span", {}, shown.map(([k, v], i) => [i ? " · " : "", h("span", { class: `metric metric-${k.replace(/ /g, "-")}` }, `${k.replace(/^model /, "")} ${num(v)}`)]));
 }
 
 export async function modelsPage(main) {
@@ -41,7 +31,7 @@ export async function modelsPage(main) {
       versions,
       aliases,
       metricCell(m.metrics),
-      h("span", { class: "hide-narrow" }, when(m.created_at)),
+      h("span", {}, when(m.created_at)),
       h("a", { href: `#/try/${seg(m.name)}` }, "Try it"),
     ];
   });

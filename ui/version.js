@@ -1,19 +1,22 @@
 // Version page: metrics, parameters, schema, curves, confusion matrix or
 // residual histogram, data fingerprint.
 import { api, seg } from "./api.js";
-import { h, fill, num, when, problem, table } from "./dom.js";
+import { h, fill, num, when, problem, table, metricEntries } from "./dom.js";
 import { historyCharts, histogram } from "./chart.js";
 
-function kv(obj) {
-  const entries = Object.entries(obj || {}).filter(([, v]) => v !== null && typeof v !== "object");
-  if (!entries.length) return h("p", { class: "muted" }, "–");
-  return h("dl", { class: "kv" }, entries.map(([k, v]) => [h("dt", {}, k), h("dd", { class: `metric-${k}` }, num(v))]));
+function kv(metrics) {
+  const entries = metricEntries(metrics);
+  const holdout = metrics && typeof metrics.holdout === "string" ? h("p", { class: "muted" }, `holdout: ${metrics.holdout}`) : null;
+  if (!entries.length) return h("p", { class: "muted" }, "No validation metrics.");
+  return [holdout, h("dl", { class: "kv" }, entries.map(([k, v]) => [h("dt", {}, k), h("dd", { class: `metric-${k.replace(/ /g, "-")}` }, num(v))]))];
 }
 
+// Parameters are stored as f32: show them to 6 significant digits.
 function params(obj) {
   const entries = Object.entries(obj || {});
   if (!entries.length) return h("p", { class: "muted" }, "defaults");
-  return h("dl", { class: "kv" }, entries.map(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]));
+  const show = (v) => (typeof v === "number" ? num(v, 6) : v && typeof v === "object" ? JSON.stringify(v) : String(v));
+  return h("dl", { class: "kv" }, entries.map(([k, v]) => [h("dt", {}, k), h("dd", {}, show(v))]));
 }
 
 function confusion(matrix, labels) {

@@ -63,7 +63,7 @@ def test_a_csv_dropped_on_the_train_page_trains_a_model_with_a_live_curve(sessio
     assert page.locator("#live-curves .point-train").count() == EPOCHS
     assert page.locator("#live-curves .point-valid").count() >= EPOCHS
     assert page.locator("#job-progress").get_attribute("value") == "100"
-    assert "epoch" in page.locator("#live-curves .x-label").first.inner_text()
+    assert "epoch" in page.locator("#live-curves .x-label").first.text_content()
     shot(page, "job")
 
 
@@ -89,6 +89,21 @@ def test_the_version_page_shows_metrics_curves_schema_and_confusion_matrix(sessi
     assert card["fingerprint"]["sha256"] in page.locator("#fingerprint").inner_text()
     assert "categorical" in page.locator("table.schema").inner_text()
     shot(page, "version")
+
+
+def test_a_regression_version_shows_its_residual_histogram(session, server):
+    page, _, _ = session
+    rows = [{"x": i % 17, "z": (i * 7) % 11, "y": 3 * (i % 17) - (i * 7) % 11} for i in range(200)]
+    job = server.ok("POST", "/train", {"model": "price", "target": "y", "data": rows,
+                                        "params": {"epochs": 5, "hidden_layers": [8], "learning_rate": 0.01}}, expect=202)
+    assert server.wait_for_job(job["id"])["status"] == "succeeded"
+    card = server.ok("GET", "/models/price/versions/1")
+    goto(page, server, "/models/price/versions/1")
+    page.wait_for_selector("#residuals")
+    assert page.locator("#residuals rect.bar").count() == len(card["metrics"]["residual_histogram"]["counts"])
+    assert "residual" in page.locator("#residuals .x-label").text_content()
+    assert page.locator("#confusion-matrix").count() == 0
+    shot(page, "version-regression")
 
 
 def test_the_try_it_form_answers_what_predict_answers(session, server):
@@ -174,6 +189,7 @@ def test_an_api_error_is_shown_with_its_detail(session, server):
 def test_the_pages_are_keyboard_navigable_and_fit_a_phone(session, server, browser):
     page, _, _ = session
     goto(page, server, "/models")
+    page.reload()
     page.wait_for_selector("table.models")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "skip"
