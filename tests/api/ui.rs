@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::*;
 
-fn header<'a>(response: &'a reqwest::Response, name: reqwest::header::HeaderName) -> &'a str {
+fn header(response: &reqwest::Response, name: reqwest::header::HeaderName) -> &str {
     response
         .headers()
         .get(&name)

@@ -40,7 +40,7 @@ class Server:
     """The real binary on loopback; `env` adds MYELIN_* settings."""
 
     def __init__(self, binary=None, env=None):
-        self.binary = Path(binary or os.environ.get("MYELIN_BIN", ROOT / "target/debug/myelin"))
+        self.binary = Path(binary or os.environ.get("DASHBOARD_BINARY", ROOT / "target/debug/myelin"))
         self.store = tempfile.TemporaryDirectory(prefix="myelin-ui-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
