@@ -106,16 +106,6 @@ static BUILT: LazyLock<Built> = LazyLock::new(|| {
     Built { build, page, etag }
 });
 
-/// Total bytes of the page and assets compiled into the binary.
-pub fn asset_bytes() -> usize {
-    INDEX.len() + ASSETS.iter().map(|(_, _, b)| b.len()).sum::<usize>()
-}
-
-/// The build hash in asset URLs.
-pub fn build_id() -> &'static str {
-    &BUILT.build
-}
-
 fn secured(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(

@@ -2,8 +2,8 @@
 page, follow the job, read a version, try a prediction and recommendations,
 promote an alias; no request leaves the server. Screenshots go to docs/."""
 
-import json
 import re
+import time
 
 from harness import ROOT, Server, churn_rows, interaction_rows, item_attributes, to_csv
 
@@ -73,7 +73,6 @@ def test_the_jobs_page_lists_the_job(session, server):
     page.wait_for_selector("table.jobs")
     row = page.locator("table.jobs tbody tr").first
     assert "churn" in row.inner_text() and "succeeded" in row.inner_text()
-    shot(page, "jobs")
 
 
 def test_the_version_page_shows_metrics_curves_schema_and_confusion_matrix(session, server):
@@ -153,6 +152,30 @@ def test_the_try_it_page_previews_a_users_recommendations(session, server):
     page.locator("#recommended-items li button").first.click()
     page.wait_for_selector("#similar-items li")
     shot(page, "recommend")
+
+
+def test_a_running_job_shows_progress_live_and_cancels(session, server):
+    page, _, _ = session
+    job = server.ok("POST", "/train", {"model": "long", "target": "churned", "data": churn_rows(400),
+                                        "params": {"epochs": 5000, "hidden_layers": [32], "batch_size": 8,
+                                                   "early_stopping_patience": None}}, expect=202)
+    goto(page, server, f"/jobs/{job['id']}")
+    page.wait_for_selector("#live-curves .point-train")
+    page.wait_for_selector("#job-eta")
+    first = page.locator("#live-curves .point-train").count()
+    # (wait_for_function would evaluate a string, which the page's CSP forbids.)
+    deadline = time.time() + 60
+    while page.locator("#live-curves .point-train").count() <= first:
+        assert time.time() < deadline, "the curve did not grow"
+        page.wait_for_timeout(100)
+    assert int(page.locator("#job-progress").get_attribute("value")) < 100
+    goto(page, server, "/jobs")
+    page.wait_for_selector("table.jobs .status-running")
+    shot(page, "jobs")
+    goto(page, server, f"/jobs/{job['id']}")
+    page.click("#job-cancel")
+    page.wait_for_selector("h1 .status-cancelled", timeout=60_000)
+    assert server.wait_for_job(job["id"])["status"] == "cancelled"
 
 
 def test_promoting_an_alias_on_the_models_page_shows_in_the_api(session, server):
