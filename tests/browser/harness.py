@@ -157,3 +157,31 @@ def interaction_rows():
 
 def item_attributes():
     return [{"item_id": f"i{i}", "genre": ["drama", "comedy", "news", "sport"][i // 10]} for i in range(40)]
+
+
+def png(width, height, pixels):
+    """A grayscale PNG of `pixels` (rows of 0..255 ints)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + bytes(row) for row in pixels)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def image_rows(n):
+    """Rows of an 8×8 PNG (`image`, base64), a `note` and a `shade` label:
+    light images are bright on the left half, dark ones on the right."""
+    import base64
+    rows = []
+    words = ["bright", "left", "glow", "dim", "right", "shadow"]
+    for i in range(n):
+        light = i % 2 == 0
+        pixels = [[(200 if (x < 4) == light else 40) + (i * 7 + x * 3 + y) % 20 for x in range(8)] for y in range(8)]
+        note = " ".join(words[(i + k) % 3 + (0 if light else 3)] for k in range(3))
+        rows.append({"image": base64.b64encode(png(8, 8, pixels)).decode(), "note": note,
+                     "shade": "light" if light else "dark"})
+    return rows

@@ -5,7 +5,9 @@ promote an alias; no request leaves the server. Screenshots go to docs/."""
 import re
 import time
 
-from harness import ROOT, Server, churn_rows, interaction_rows, item_attributes, to_csv
+import base64
+
+from harness import ROOT, Server, churn_rows, image_rows, interaction_rows, item_attributes, to_csv
 
 DOCS = ROOT / "docs"
 EPOCHS = 6
@@ -127,6 +129,40 @@ def test_the_try_it_form_answers_what_predict_answers(session, server):
              for i in range(bars.count())}
     assert shown == expected["probabilities"]
     shot(page, "try")
+
+
+def test_the_try_it_form_takes_an_image_upload_and_text(session, server, tmp_path):
+    page, _, _ = session
+    rows = image_rows(60)
+    job = server.ok("POST", "/train", {"model": "shades", "target": "shade", "data": rows,
+                                        "columns": {"note": "text"}, "pipeline": {"image": {"width": 8, "height": 8}},
+                                        "params": {"epochs": 5, "hidden_layers": [8], "learning_rate": 0.01}}, expect=202)
+    assert server.wait_for_job(job["id"])["status"] == "succeeded", server.ok("GET", f"/jobs/{job['id']}")
+    card = server.ok("GET", "/models/shades/versions/1")
+    kinds = {c["name"]: c["kind"] for c in card["pipeline"]["columns"]}
+    assert kinds == {"image": "image", "note": "text"}, kinds
+    record = rows[1]
+    image_file = tmp_path / "sample.png"
+    image_file.write_bytes(base64.b64decode(record["image"]))
+    goto(page, server, "/try/shades")
+    page.wait_for_selector("#try-form")
+    for i, column in enumerate(card["pipeline"]["columns"]):
+        field = page.locator(f"#field-{i}")
+        if column["kind"] == "image":
+            assert field.get_attribute("type") == "file"
+            field.set_input_files(str(image_file))
+        else:
+            assert field.evaluate("e => e.tagName") == "TEXTAREA"
+            field.fill(record["note"])
+    page.click("#predict")
+    page.wait_for_selector("#predicted-label")
+    expected = server.ok("POST", "/predict", {"model": "shades", "instances": [
+        {"image": record["image"], "note": record["note"]}]})["predictions"][0]
+    assert page.locator("#predicted-label").inner_text() == expected["label"]
+    bars = page.locator("#probabilities li")
+    shown = {bars.nth(i).get_attribute("data-label"): float(bars.nth(i).get_attribute("data-probability"))
+             for i in range(bars.count())}
+    assert shown == expected["probabilities"]
 
 
 def test_the_try_it_page_previews_a_users_recommendations(session, server):
