@@ -8,12 +8,12 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use super::extract::ApiPath;
 
 /// The page; `{{build}}` is replaced by the asset hash.
 const INDEX: &str = include_str!("../../ui/index.html");
@@ -157,7 +157,7 @@ pub async fn page(headers: HeaderMap) -> Response {
 
 /// `GET /ui/assets/{build}/{file}`: a script, stylesheet or icon. An old
 /// build hash is answered 404, so a stale page never mixes asset versions.
-pub async fn asset(Path((build, file)): Path<(String, String)>) -> Response {
+pub async fn asset(ApiPath((build, file)): ApiPath<(String, String)>) -> Response {
     let found = ASSETS.iter().find(|(name, _, _)| *name == file);
     match found {
         Some((_, content_type, bytes)) if build == BUILT.build => secured(
