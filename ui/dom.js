@@ -71,7 +71,7 @@ export function table(headers, rows, opts = {}) {
     h("table", { class: opts.class || "" },
       opts.caption ? h("caption", { class: "muted" }, opts.caption) : null,
       h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => (c instanceof Node && c.tagName === "TD" ? c : h("td", {}, c))))))));
+      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { "data-label": headers[i] || null }, c)))))));
 }
 
 /**

@@ -32,7 +32,7 @@ export async function jobsPage(main) {
       const active = list.jobs.filter((j) => !TERMINAL.includes(j.status)).length;
       fill(body,
         h("p", { class: "muted" }, `${list.total} jobs, ${active} queued or running.`),
-        list.jobs.length ? table(["Model", "Status", "Progress", "Epoch", "ETA", "Version", "Created"], rows, { class: "jobs" })
+        list.jobs.length ? table(["Model", "Status", "Progress", "Epoch", "ETA", "Version", "Created"], rows, { class: "jobs stack" })
           : h("p", {}, "No jobs yet. ", h("a", { href: "#/train" }, "Train a model"), "."));
     } catch (err) {
       fill(body, problem(err));

@@ -39,7 +39,7 @@ export async function modelsPage(main) {
     h("h1", {}, "Models"),
     status,
     list.models.length
-      ? table(["Model", "Task", "Versions", "Aliases", "Latest metrics", "Created", ""], rows, { class: "models" })
+      ? table(["Model", "Task", "Versions", "Aliases", "Latest metrics", "Created", ""], rows, { class: "models stack" })
       : h("p", {}, "No models yet. ", h("a", { href: "#/train" }, "Train one"), "."),
     list.models.length ? manageForms(list.models, status, () => modelsPage(main)) : null);
 }
