@@ -81,6 +81,12 @@ export async function jobPage(main, id) {
     charts.dataset.epochs = String(history.length);
   };
   draw();
+  // Fast epochs arrive faster than anyone reads: redraw at most 4 times a second.
+  let pending = null;
+  const redraw = () => {
+    if (TERMINAL.includes(job.status)) { clearTimeout(pending); pending = null; draw(); return; }
+    if (!pending) pending = setTimeout(() => { pending = null; draw(); }, 250);
+  };
   if (!TERMINAL.includes(job.status)) {
     follow(`/jobs/${seg(id)}/events`, (name, data) => {
       if (name === "epoch") {
@@ -90,8 +96,8 @@ export async function jobPage(main, id) {
         job = data;
         if (data.history && data.history.length >= history.length) history.splice(0, history.length, ...data.history);
       }
-      draw();
+      redraw();
     }, controller.signal).catch((err) => { if (err.name !== "AbortError") fill(status, problem(err)); });
   }
-  return () => controller.abort();
+  return () => { controller.abort(); clearTimeout(pending); };
 }

@@ -130,7 +130,11 @@ function itemList(items, id, onSimilar) {
 }
 
 function recommenderForm(name, card) {
-  const user = h("input", { id: "rec-user", required: false, placeholder: "user id", autocomplete: "off" });
+  const users = h("datalist", { id: "rec-users" });
+  const user = h("input", { id: "rec-user", list: "rec-users", placeholder: "user id", autocomplete: "off" });
+  api("GET", `/models/${seg(name)}/users?limit=500&version=${card.version}`)
+    .then((out) => fill(users, out.users.map((u) => h("option", { value: u }))))
+    .catch(() => {});
   const k = h("input", { id: "rec-k", type: "number", min: 1, value: 10 });
   const history = h("div", {}), recs = h("div", {}), similar = h("div", {}, h("p", { class: "muted" }, "Choose “similar” on an item."));
   const status = h("div", { "aria-live": "polite" });
@@ -147,8 +151,8 @@ function recommenderForm(name, card) {
   const form = h("form", { class: "panel", id: "rec-form" },
     h("h2", {}, "Recommendations for a user"),
     h("div", { class: "form-grid" },
-      h("div", { class: "field" }, h("label", { for: "rec-user" }, "User"), user,
-        h("small", {}, "A user seen in training, or any id (then popular or logged items).")),
+      h("div", { class: "field" }, h("label", { for: "rec-user" }, "User"), user, users,
+        h("small", {}, "Pick a user seen in training, or type any id (then popular or logged items).")),
       h("div", { class: "field" }, h("label", { for: "rec-k" }, "How many"), k)),
     h("div", { class: "row" }, submit), status);
   form.addEventListener("submit", async (e) => {

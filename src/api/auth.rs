@@ -66,6 +66,7 @@ pub fn required_access(
         | "/models"
         | "/models/{name}"
         | "/models/{name}/versions/{version}"
+        | "/models/{name}/users"
             if read =>
         {
             Access::Scope(Read)

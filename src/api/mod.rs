@@ -46,7 +46,7 @@ use error::ApiError;
         models::put_alias, models::delete_alias,
         predict::predict, predict::predict_named,
         recommend::recommend_get, recommend::recommend_post, recommend::log_interactions,
-        recommend::similar,
+        recommend::similar, recommend::users,
         health::healthz, health::readyz, health::metrics,
     ),
     modifiers(&BearerAuth, &CommonResponses),
@@ -207,6 +207,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/models/{name}/items/{item}/similar",
             get(recommend::similar),
         )
+        .route("/models/{name}/users", get(recommend::users))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::max(limits.max_request_bytes))

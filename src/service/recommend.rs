@@ -335,6 +335,38 @@ pub async fn recommend(
     })
 }
 
+/// Users known at training, in training order.
+#[derive(Debug)]
+pub struct UsersOutput {
+    pub model: String,
+    pub version: u32,
+    /// The first `limit` user ids.
+    pub users: Vec<String>,
+    /// Users known at training.
+    pub total: usize,
+}
+
+/// The first `limit` users a recommender version was trained on.
+pub async fn users(
+    state: &AppState,
+    model_name: &str,
+    version: Option<u32>,
+    limit: usize,
+) -> Result<UsersOutput, RecommendServeError> {
+    let loaded = load_recommender(state, model_name, version).await?;
+    let model = recommender(&loaded);
+    let total = model.n_users();
+    let users = (0..total.min(limit))
+        .filter_map(|u| model.user_id(u as u32).map(str::to_string))
+        .collect();
+    Ok(UsersOutput {
+        model: model_name.to_string(),
+        version: loaded.card.version,
+        users,
+        total,
+    })
+}
+
 /// The `k` items most similar to `item`.
 pub async fn similar(
     state: &AppState,

@@ -134,3 +134,89 @@ async fn recommendations_answer_the_history_they_came_from_when_asked() {
         .collect();
     assert_eq!(items, ["i1", "i2"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recommender_lists_the_users_it_was_trained_on() {
+    let app = spawn_app_with(|s| {
+        s.auth.keys = vec![
+            "read:users-reader-0123456789abcdef".into(),
+            "admin+inference:users-admin-0123456789abcdef".into(),
+        ];
+    })
+    .await;
+    let admin = "users-admin-0123456789abcdef";
+    let reader = "users-reader-0123456789abcdef";
+    let job = app
+        .client
+        .post(app.url("/train"))
+        .bearer_auth(admin)
+        .json(&json!({
+            "model": "shop",
+            "task": "recommendation",
+            "params": recommend_params(),
+            "data": interaction_rows(7),
+        }))
+        .send()
+        .await
+        .unwrap();
+    let job = json_ok(job, StatusCode::ACCEPTED).await;
+    let id = job["id"].as_str().unwrap();
+    loop {
+        let record: Value = app
+            .client
+            .get(app.url(&format!("/jobs/{id}")))
+            .bearer_auth(reader)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if is_terminal(&record) {
+            assert_eq!(record["status"], "succeeded", "{record:#}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let trained: BTreeSet<String> = interaction_rows(7)
+        .into_iter()
+        .map(|r| r["user_id"].as_str().unwrap().to_string())
+        .collect();
+    let get = |path: &str, key: &str| app.client.get(app.url(path)).bearer_auth(key).send();
+
+    let all = json_ok(
+        get("/models/shop/users?limit=1000", reader).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(all["total"], trained.len());
+    let listed: BTreeSet<String> = all["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, trained);
+
+    let page = json_ok(
+        get("/models/shop/users?limit=5", reader).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(page["users"].as_array().unwrap().len(), 5);
+    assert_eq!(page["version"], 1);
+
+    assert_problem(
+        get("/models/shop/users?limit=0", reader).await.unwrap(),
+        422,
+        Some("invalid_parameter"),
+    )
+    .await;
+    assert_problem(get("/models/nope/users", reader).await.unwrap(), 404, None).await;
+    assert_problem(
+        app.get("/models/shop/users").await,
+        401,
+        Some("unauthorized"),
+    )
+    .await;
+}

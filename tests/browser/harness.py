@@ -51,6 +51,8 @@ class Server:
             "MYELIN_SERVER__PORT": str(self.port),
             "MYELIN_STORE__PATH": self.store.name,
             "MYELIN_LOG__LEVEL": "warn",
+            # Training at normal priority: in the idle class it can starve on a busy machine.
+            "MYELIN_JOBS__TRAINING_NICE": "0",
         })
         full.update(env or {})
         self.log = open(Path(self.store.name) / "server.log", "wb")

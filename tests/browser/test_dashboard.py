@@ -175,6 +175,9 @@ def test_the_try_it_page_previews_a_users_recommendations(session, server):
     assert server.wait_for_job(job["id"])["status"] == "succeeded"
     goto(page, server, "/try/shop")
     page.wait_for_selector("#rec-form")
+    options = page.locator("#rec-users option")
+    options.first.wait_for(state="attached")
+    assert options.count() == 60
     page.fill("#rec-user", "u3")
     page.fill("#rec-k", "5")
     page.click("#recommend")
@@ -196,15 +199,16 @@ def test_a_running_job_shows_progress_live_and_cancels(session, server):
                                         "params": {"epochs": 5000, "hidden_layers": [32], "batch_size": 8,
                                                    "early_stopping_patience": None}}, expect=202)
     goto(page, server, f"/jobs/{job['id']}")
-    page.wait_for_selector("#live-curves .point-train")
-    page.wait_for_selector("#job-eta")
+    # The page redraws as epochs arrive: wait for elements to be attached, read counts.
+    page.wait_for_selector("#live-curves .point-train", state="attached")
+    page.wait_for_selector("#job-eta", state="attached")
     first = page.locator("#live-curves .point-train").count()
     # (wait_for_function would evaluate a string, which the page's CSP forbids.)
     deadline = time.time() + 60
     while page.locator("#live-curves .point-train").count() <= first:
         assert time.time() < deadline, "the curve did not grow"
         page.wait_for_timeout(100)
-    assert int(page.locator("#job-progress").get_attribute("value")) < 100
+    assert page.evaluate("() => Number(document.getElementById('job-progress').value)") < 100
     goto(page, server, "/jobs")
     page.wait_for_selector("table.jobs .status-running")
     shot(page, "jobs")
