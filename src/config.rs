@@ -100,6 +100,8 @@ pub struct LogSettings {
 pub struct HttpSettings {
     pub metrics: bool,
     pub docs: bool,
+    /// Serve the web dashboard at /ui (and redirect / there).
+    pub dashboard: bool,
 }
 
 /// API keys and which endpoints need one. The keys are secrets: `Debug`

@@ -50,7 +50,8 @@ pub fn required_access(
     };
     let read = *method == Method::GET || *method == Method::HEAD;
     match route {
-        "/healthz" | "/readyz" => Access::Open,
+        // The dashboard's page and assets hold no data; its API calls carry the key.
+        "/healthz" | "/readyz" | "/" | "/ui" | "/ui/assets/{build}/{file}" => Access::Open,
         "/metrics" => protected(auth.protect_metrics),
         "/predict"
         | "/models/{name}/predict"
@@ -65,6 +66,7 @@ pub fn required_access(
         | "/models"
         | "/models/{name}"
         | "/models/{name}/versions/{version}"
+        | "/models/{name}/users"
             if read =>
         {
             Access::Scope(Read)

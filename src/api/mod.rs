@@ -13,6 +13,7 @@ pub mod predict;
 pub mod recommend;
 pub mod train;
 pub mod wire;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,7 +47,7 @@ use error::ApiError;
         models::put_alias, models::delete_alias,
         predict::predict, predict::predict_named,
         recommend::recommend_get, recommend::recommend_post, recommend::log_interactions,
-        recommend::similar,
+        recommend::similar, recommend::users,
         health::healthz, health::readyz, health::metrics,
     ),
     modifiers(&BearerAuth, &CommonResponses),
@@ -215,6 +216,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/models/{name}/items/{item}/similar",
             get(recommend::similar),
         )
+        .route("/models/{name}/users", get(recommend::users))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::max(limits.max_request_bytes))
@@ -236,6 +238,12 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut app = Router::new().merge(uploads).merge(api).merge(streams);
     if state.settings.http.metrics {
         app = app.route("/metrics", get(health::metrics));
+    }
+    if state.settings.http.dashboard {
+        app = app
+            .route("/", get(ui::root))
+            .route("/ui", get(ui::page))
+            .route("/ui/assets/{build}/{file}", get(ui::asset));
     }
     if state.settings.http.docs {
         app = app.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()));

@@ -31,6 +31,8 @@ pub struct ModelView {
     /// Validation metrics of the latest version.
     #[schema(value_type = Object)]
     pub metrics: Value,
+    /// When the latest version was created.
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn view(summary: ModelSummary) -> ModelView {
@@ -40,13 +42,14 @@ fn view(summary: ModelSummary) -> ModelView {
         .get(PRODUCTION_ALIAS)
         .copied()
         .or(latest_version);
-    let (kind, task, metrics) = match &summary.latest {
+    let (kind, task, metrics, created_at) = match &summary.latest {
         Some(card) => (
             Some(card.spec.kind().to_string()),
             Some(card.task.clone()),
             serde_json::to_value(&card.metrics).unwrap_or(Value::Null),
+            Some(card.created_at),
         ),
-        None => (None, None, Value::Null),
+        None => (None, None, Value::Null, None),
     };
     ModelView {
         name: summary.name,
@@ -57,6 +60,7 @@ fn view(summary: ModelSummary) -> ModelView {
         versions: summary.versions,
         aliases: summary.aliases,
         metrics,
+        created_at,
     }
 }
 

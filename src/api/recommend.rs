@@ -66,6 +66,9 @@ pub struct RecommendRequest {
     /// Return each item's attributes (default false).
     #[serde(default)]
     pub include_attributes: bool,
+    /// Return the user's history the answer was computed from (default false).
+    #[serde(default)]
+    pub include_history: bool,
 }
 
 /// The filter as `(attribute, accepted values)`, naming a bad entry.
@@ -168,6 +171,10 @@ pub struct RecommendResponse {
     /// excluded, filtered out or not a candidate (an empty `items` with `exhausted`
     /// means the user has seen everything the filters allow).
     pub exhausted: bool,
+    /// With `include_history`: the items the answer was computed from (stored,
+    /// logged and posted), `score` being each one's weight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<ScoredItem>>,
 }
 
 impl From<RecommendOutput> for RecommendResponse {
@@ -180,6 +187,7 @@ impl From<RecommendOutput> for RecommendResponse {
             items: scored(out.items),
             unknown_items: out.unknown_items,
             exhausted: out.exhausted,
+            history: out.history.map(scored),
         }
     }
 }
@@ -247,6 +255,7 @@ pub async fn recommend_post(
         candidates: request.candidates,
         filter: filter_clauses(request.filter)?,
         include_attributes: request.include_attributes,
+        include_history: request.include_history,
     };
     Ok(Json(recommend::recommend(&state, query).await?.into()))
 }
@@ -388,5 +397,59 @@ pub async fn similar(
         version: out.version,
         item: out.item,
         items: scored(out.items),
+    }))
+}
+
+/// Largest page of `GET /models/{name}/users`.
+pub const MAX_USERS_PAGE: usize = 1000;
+
+/// Query of the users route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UsersParams {
+    /// Number of user ids, `1..=1000` (default 100).
+    pub limit: Option<usize>,
+    /// Version to use.
+    pub version: Option<u32>,
+}
+
+/// Users a recommender knows from training.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsersResponse {
+    pub model: String,
+    pub version: u32,
+    /// The first `limit` user ids, in training order.
+    pub users: Vec<String>,
+    /// Users known at training.
+    pub total: usize,
+}
+
+/// Users a recommender was trained on (to pick one to preview).
+#[utoipa::path(get, path = "/models/{name}/users", tag = "recommendation",
+    params(("name" = String, Path, description = "Model name"), UsersParams),
+    responses((status = 200, body = UsersResponse),
+        (status = 404, description = "Unknown model or version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid `limit`, or not a recommender", body = Problem, content_type = "application/problem+json")))]
+pub async fn users(
+    State(state): State<Arc<AppState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<UsersParams>,
+) -> ApiResult<Json<UsersResponse>> {
+    let limit = params.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_USERS_PAGE {
+        return Err(ApiError::unprocessable(
+            "invalid_parameter",
+            format!("limit must be between 1 and {MAX_USERS_PAGE}, got {limit}"),
+        )
+        .with("field", "limit")
+        .with("limit", MAX_USERS_PAGE));
+    }
+    let out = recommend::users(&state, &name, params.version, limit).await?;
+    Ok(Json(UsersResponse {
+        model: out.model,
+        version: out.version,
+        users: out.users,
+        total: out.total,
     }))
 }

@@ -1,5 +1,7 @@
 //! The in-memory raw table: named columns of raw cells, column-major.
 
+use serde_json::{Map, Value};
+
 /// One raw cell. CSV fields arrive as `Text` (or `Missing`); JSON values keep
 /// their type (`null` and missing-token strings become `Missing`).
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +50,33 @@ impl Table {
                 .collect(),
         }
     }
+
+    /// The first `n` rows as JSON records (column → value; missing cells are
+    /// `null`), text cut to `max_chars` characters with `…` appended.
+    pub fn head_records(&self, n: usize, max_chars: usize) -> Vec<Map<String, Value>> {
+        (0..self.rows().min(n))
+            .map(|r| {
+                self.columns
+                    .iter()
+                    .zip(&self.cells)
+                    .map(|(name, col)| {
+                        let value = match &col[r] {
+                            Cell::Missing => Value::Null,
+                            Cell::Number(x) => {
+                                serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number)
+                            }
+                            Cell::Bool(b) => Value::Bool(*b),
+                            Cell::Text(t) if t.chars().count() > max_chars => {
+                                Value::String(t.chars().take(max_chars).chain(['…']).collect())
+                            }
+                            Cell::Text(t) => Value::String(t.clone()),
+                        };
+                        (name.clone(), value)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -74,5 +103,28 @@ mod tests {
             Some(&[Cell::Bool(true), Cell::Text("x".into())][..])
         );
         assert_eq!(Table::default().rows(), 0);
+    }
+
+    #[test]
+    fn head_records_are_the_first_rows_as_json_with_long_text_cut() {
+        let t = Table {
+            columns: vec!["a".into(), "b".into()],
+            cells: vec![
+                vec![Cell::Number(1.5), Cell::Missing, Cell::Number(3.0)],
+                vec![
+                    Cell::Text("abcdef".into()),
+                    Cell::Bool(true),
+                    Cell::Text("x".into()),
+                ],
+            ],
+        };
+        let head = t.head_records(2, 3);
+        assert_eq!(head.len(), 2);
+        assert_eq!(head[0]["a"], serde_json::json!(1.5));
+        assert_eq!(head[0]["b"], serde_json::json!("abc…"));
+        assert_eq!(head[1]["a"], Value::Null);
+        assert_eq!(head[1]["b"], serde_json::json!(true));
+        assert!(t.head_records(10, 3).len() == 3);
+        assert!(Table::default().head_records(5, 3).is_empty());
     }
 }

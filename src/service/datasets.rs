@@ -36,7 +36,17 @@ pub struct DatasetMeta {
     /// Hex SHA-256 of the file.
     pub sha256: String,
     pub created_at: DateTime<Utc>,
+    /// The first rows (at most 5) as records, text cut to 120 characters;
+    /// empty for datasets stored before it was recorded.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub head: Vec<serde_json::Map<String, serde_json::Value>>,
 }
+
+/// Rows shown in [`DatasetMeta::head`].
+pub const HEAD_ROWS: usize = 5;
+/// Characters of a text value kept in [`DatasetMeta::head`].
+pub const HEAD_CHARS: usize = 120;
 
 /// Why an upload was refused.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +157,7 @@ impl DatasetStore {
                 bytes,
                 rows,
                 columns: sample.columns.clone(),
+                head: sample.head_records(HEAD_ROWS, HEAD_CHARS),
                 schema,
                 sha256: hex::encode(hasher.finalize()),
                 created_at: Utc::now(),

@@ -86,6 +86,8 @@ pub struct RecommendQuery {
     pub filter: Vec<(String, Vec<String>)>,
     /// Return each item's attributes.
     pub include_attributes: bool,
+    /// Return the history the answer was computed from.
+    pub include_history: bool,
 }
 
 /// One served item: id, score and, when asked for, its attributes.
@@ -157,6 +159,9 @@ pub struct RecommendOutput {
     /// Fewer than `k` items are left once seen, excluded, filtered-out and
     /// non-candidate items are left out (none at all when the user has seen everything).
     pub exhausted: bool,
+    /// With `include_history`: the items the answer was computed from, with
+    /// their weights as scores (stored, logged and posted; known items only).
+    pub history: Option<Vec<ServedItem>>,
 }
 
 /// Similar items.
@@ -319,6 +324,9 @@ pub async fn recommend(
     })?;
     let items = served(model, ranked, query.include_attributes);
     let exhausted = items.len() < query.k;
+    let history = query
+        .include_history
+        .then(|| served(model, history, query.include_attributes));
     metrics::counter!("myelin_recommendations_total", "model" => query.model.clone()).increment(1);
     Ok(RecommendOutput {
         model: query.model,
@@ -328,6 +336,39 @@ pub async fn recommend(
         items,
         unknown_items,
         exhausted,
+        history,
+    })
+}
+
+/// Users known at training, in training order.
+#[derive(Debug)]
+pub struct UsersOutput {
+    pub model: String,
+    pub version: u32,
+    /// The first `limit` user ids.
+    pub users: Vec<String>,
+    /// Users known at training.
+    pub total: usize,
+}
+
+/// The first `limit` users a recommender version was trained on.
+pub async fn users(
+    state: &AppState,
+    model_name: &str,
+    version: Option<u32>,
+    limit: usize,
+) -> Result<UsersOutput, RecommendServeError> {
+    let loaded = load_recommender(state, model_name, version).await?;
+    let model = recommender(&loaded);
+    let total = model.n_users();
+    let users = (0..total.min(limit))
+        .filter_map(|u| model.user_id(u as u32).map(str::to_string))
+        .collect();
+    Ok(UsersOutput {
+        model: model_name.to_string(),
+        version: loaded.card.version,
+        users,
+        total,
     })
 }
 

@@ -38,6 +38,54 @@ pub struct Metrics {
     pub mae: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r2: Option<f64>,
+    /// Regression: histogram of residuals (actual − predicted, target units).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residual_histogram: Option<Histogram>,
+}
+
+/// Counts of values in equal-width bins: `counts[i]` holds the values in
+/// `[edges[i], edges[i + 1])` (the last bin includes its upper edge).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Histogram {
+    /// `counts.len() + 1` ascending edges.
+    pub edges: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
+/// Bins of a residual histogram: about √n, between 5 and 30.
+pub const fn residual_bins(n: usize) -> usize {
+    let mut bins = 5;
+    while bins * bins < n && bins < 30 {
+        bins += 1;
+    }
+    bins
+}
+
+/// Histogram of the finite `values` in `bins` equal-width bins spanning
+/// their range; `None` without finite values or with `bins == 0`. Equal
+/// values get one bin of width 1 centred on them.
+pub fn histogram(values: &[f64], bins: usize) -> Option<Histogram> {
+    let finite = || values.iter().copied().filter(|v| v.is_finite());
+    let lo = finite().reduce(f64::min)?;
+    let hi = finite().reduce(f64::max)?;
+    if bins == 0 {
+        return None;
+    }
+    let (lo, hi, bins) = if hi > lo {
+        (lo, hi, bins)
+    } else {
+        (lo - 0.5, lo + 0.5, 1)
+    };
+    let width = (hi - lo) / bins as f64;
+    let edges = (0..=bins)
+        .map(|i| if i == bins { hi } else { lo + width * i as f64 })
+        .collect();
+    let mut counts = vec![0u64; bins];
+    for v in finite() {
+        let i = (((v - lo) / width) as usize).min(bins - 1);
+        counts[i] += 1;
+    }
+    Some(Histogram { edges, counts })
 }
 
 /// Scores `model` on `rows` of `table` (the target column must be present).
@@ -90,6 +138,8 @@ pub fn evaluate(
             m.rmse = Some(metrics::rmse(&truth, &pred));
             m.mae = Some(metrics::mae(&truth, &pred));
             m.r2 = Some(metrics::r2(&truth, &pred));
+            let residuals: Vec<f64> = truth.iter().zip(&pred).map(|(t, p)| t - p).collect();
+            m.residual_histogram = histogram(&residuals, residual_bins(residuals.len()));
         }
     }
     Ok(m)
@@ -121,4 +171,36 @@ pub(crate) fn argmax(values: &[f32]) -> usize {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_counts_every_value_once_in_equal_bins() {
+        let h = histogram(&[0.0, 0.5, 1.0, 2.0, 3.9, 4.0, f64::NAN], 4).unwrap();
+        assert_eq!(h.edges, vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(h.counts, vec![2, 1, 1, 2]);
+    }
+
+    #[test]
+    fn histogram_of_equal_values_is_one_bin_around_them() {
+        let h = histogram(&[2.0, 2.0], 10).unwrap();
+        assert_eq!(h.edges, vec![1.5, 2.5]);
+        assert_eq!(h.counts, vec![2]);
+    }
+
+    #[test]
+    fn histogram_without_finite_values_is_none() {
+        assert_eq!(histogram(&[], 5), None);
+        assert_eq!(histogram(&[f64::INFINITY], 5), None);
+    }
+
+    #[test]
+    fn residual_bins_grow_with_the_square_root_between_5_and_30() {
+        assert_eq!(residual_bins(3), 5);
+        assert_eq!(residual_bins(100), 10);
+        assert_eq!(residual_bins(1_000_000), 30);
+    }
 }

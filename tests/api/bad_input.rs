@@ -439,11 +439,12 @@ async fn every_kind_of_bad_input_is_a_4xx_problem_and_changes_nothing() {
             "invalid_name",
             "\u{0441}hurn",
         ),
-        // Clients resolve `%2e%2e` as `..`: the path leaves /models and matches nothing.
+        // Clients resolve `%2e%2e` as `..`: the path leaves /models and matches
+        // nothing (`/` itself is the dashboard's redirect).
         case(
             "path model `%2e%2e`",
             Method::GET,
-            "/models/%2e%2e",
+            "/models/%2e%2e/nothing",
             "",
             "",
             404,

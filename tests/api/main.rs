@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod cli;
+mod dashboard_data;
 mod datasets;
 mod errors;
 mod fuzz_corpus;
@@ -24,3 +25,4 @@ mod registry;
 mod restart;
 mod slow_clients;
 mod training;
+mod ui;
