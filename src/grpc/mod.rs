@@ -43,6 +43,7 @@ fn status(error: OipError) -> Status {
     match error.kind {
         OipErrorKind::Invalid => Status::invalid_argument(message),
         OipErrorKind::NotFound => Status::not_found(message),
+        OipErrorKind::TooLarge => Status::resource_exhausted(message),
         OipErrorKind::Internal => Status::internal(message),
     }
 }

@@ -42,6 +42,7 @@ impl IntoResponse for OipFailure {
         let status = match self.0.kind {
             OipErrorKind::Invalid => StatusCode::BAD_REQUEST,
             OipErrorKind::NotFound => StatusCode::NOT_FOUND,
+            OipErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             OipErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let body = ErrorBody {
@@ -192,7 +193,8 @@ pub async fn version_ready(
         (Vec<u8> = "application/octet-stream"))),
     responses((status = 200, body = InferenceResponse),
         (status = 400, description = "Invalid request, naming the tensor and element", body = ErrorBody),
-        (status = 404, description = "Unknown model", body = ErrorBody)))]
+        (status = 404, description = "Unknown model", body = ErrorBody),
+        (status = 413, description = "Body or rows over the configured limits", body = ErrorBody)))]
 pub async fn infer(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
@@ -216,7 +218,8 @@ pub async fn infer(
         (Vec<u8> = "application/octet-stream"))),
     responses((status = 200, body = InferenceResponse),
         (status = 400, description = "Invalid request, naming the tensor and element", body = ErrorBody),
-        (status = 404, description = "Unknown model, version or alias", body = ErrorBody)))]
+        (status = 404, description = "Unknown model, version or alias", body = ErrorBody),
+        (status = 413, description = "Body or rows over the configured limits", body = ErrorBody)))]
 pub async fn infer_version(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
@@ -239,7 +242,11 @@ async fn run_infer(
 ) -> OipResult<Response> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            OipFailure(OipError::invalid("body_too_large", rejection.body_text()))
+            OipFailure(OipError {
+                kind: OipErrorKind::TooLarge,
+                code: "body_too_large",
+                message: "the request body exceeds limits.max_request_bytes".into(),
+            })
         } else {
             OipFailure(OipError::invalid("invalid_body", rejection.body_text()))
         }

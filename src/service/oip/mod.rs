@@ -43,6 +43,8 @@ pub enum OipErrorKind {
     Invalid,
     /// No such model, version or alias (HTTP 404, gRPC NOT_FOUND).
     NotFound,
+    /// Over a configured limit (HTTP 413, gRPC RESOURCE_EXHAUSTED).
+    TooLarge,
     /// A failure on the server (HTTP 500, gRPC INTERNAL); logged.
     Internal,
 }
@@ -98,10 +100,13 @@ impl From<PredictError> for OipError {
         let message = error.to_string();
         match error {
             PredictError::Registry(e) => e.into(),
-            PredictError::TooManyInstances { found, limit } => OipError::invalid(
-                "too_many_instances",
-                format!("the input tensors have {found} rows; the limit is {limit}"),
-            ),
+            PredictError::TooManyInstances { found, limit } => OipError {
+                kind: OipErrorKind::TooLarge,
+                code: "too_many_instances",
+                message: format!(
+                    "the input tensors have {found} rows; the limit is {limit} (limits.max_instances)"
+                ),
+            },
             PredictError::NoInstances => {
                 OipError::invalid("no_instances", "the input tensors have no rows")
             }

@@ -1,14 +1,13 @@
-"""The Open Inference Protocol with the real clients from PyPI.
+"""Fixtures of the Open Inference Protocol client tests: target/debug/myelin
+on free loopback ports (HTTP and gRPC) with a temporary store and a small
+churn classifier trained on rows made here, and the /predict answers the
+clients' results must equal within 1e-6.
 
-Starts target/debug/myelin on free loopback ports with a temporary store,
-trains a small churn classifier it makes itself, then drives the server with
-tritonclient (HTTP with binary tensors on and off, gRPC) and KServe's
-InferenceRESTClient (protocol v2): liveness, readiness, metadata and
-inference, whose labels and probabilities must equal POST /predict on the
-same rows within 1e-6.
+tritonclient.grpc and kserve both register the protocol's `inference.*`
+messages in protobuf's default pool, so their tests run in separate pytest
+processes (scripts/suites/oip.sh).
 """
 
-import asyncio
 import json
 import os
 import random
@@ -21,12 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tritonclient.grpc as grpcclient
-import tritonclient.http as httpclient
-from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-BINARY = Path(os.environ.get("MYELIN_BIN", ROOT / "target" / "debug" / "myelin"))
+BINARY = Path(os.environ.get("OIP_SERVER_BIN", ROOT / "target" / "debug" / "myelin"))
 MODEL = "churn"
 TOLERANCE = 1e-6
 
@@ -157,90 +153,3 @@ def check(expected, labels, probabilities):
     assert np.max(np.abs(probabilities - want_probs)) <= TOLERANCE
 
 
-def test_tritonclient_http_health_and_metadata(server):
-    client = httpclient.InferenceServerClient(server.http)
-    assert client.is_server_live()
-    assert client.is_server_ready()
-    assert client.is_model_ready(MODEL)
-    assert not client.is_model_ready("no-such-model")
-    meta = client.get_model_metadata(MODEL)
-    assert meta["platform"] == "myelin"
-    assert meta["versions"] == ["1"]
-    inputs = {t["name"]: (t["datatype"], t["shape"]) for t in meta["inputs"]}
-    assert inputs == {"tenure": ("FP64", [-1]), "plan": ("BYTES", [-1]),
-                      "monthly": ("FP64", [-1]), "autopay": ("BOOL", [-1])}
-    assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities"]
-    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
-
-
-@pytest.mark.parametrize("binary", [True, False])
-def test_tritonclient_http_infer_equals_predict(server, expected, binary):
-    client = httpclient.InferenceServerClient(server.http)
-    inputs = []
-    for name, (datatype, values) in columns().items():
-        tensor = httpclient.InferInput(name, list(values.shape), datatype)
-        tensor.set_data_from_numpy(values, binary_data=binary)
-        inputs.append(tensor)
-    outputs = [httpclient.InferRequestedOutput("label", binary_data=binary),
-               httpclient.InferRequestedOutput("probabilities", binary_data=binary)]
-    result = client.infer(MODEL, inputs, outputs=outputs, request_id="r1")
-    check(expected, result.as_numpy("label"), result.as_numpy("probabilities"))
-    # Without requested outputs tritonclient asks for every output in binary.
-    result = client.infer(MODEL, inputs)
-    check(expected, result.as_numpy("label"), result.as_numpy("probabilities"))
-
-
-def test_tritonclient_http_errors_name_the_tensor(server):
-    client = httpclient.InferenceServerClient(server.http)
-    tensor = httpclient.InferInput("age", [2], "FP64")
-    tensor.set_data_from_numpy(np.array([1.0, 2.0]))
-    with pytest.raises(Exception, match="unknown input tensor `age`"):
-        client.infer(MODEL, [tensor])
-
-
-def test_tritonclient_grpc_health_metadata_and_infer(server, expected):
-    client = grpcclient.InferenceServerClient(server.grpc)
-    assert client.is_server_live()
-    assert client.is_server_ready()
-    assert client.is_model_ready(MODEL)
-    meta = client.get_model_metadata(MODEL, as_json=True)
-    assert meta["platform"] == "myelin"
-    assert {t["name"] for t in meta["inputs"]} == {"tenure", "plan", "monthly", "autopay"}
-    inputs = []
-    for name, (datatype, values) in columns().items():
-        tensor = grpcclient.InferInput(name, list(values.shape), datatype)
-        tensor.set_data_from_numpy(values)
-        inputs.append(tensor)
-    result = client.infer(MODEL, inputs)
-    check(expected, result.as_numpy("label"), result.as_numpy("probabilities"))
-    result = client.infer(MODEL, inputs, outputs=[grpcclient.InferRequestedOutput("label")])
-    assert result.as_numpy("probabilities") is None
-    check(expected, result.as_numpy("label"), expected[1])
-    with pytest.raises(Exception, match="unknown input tensor `age`"):
-        bad = grpcclient.InferInput("age", [2], "FP64")
-        bad.set_data_from_numpy(np.array([1.0, 2.0]))
-        client.infer(MODEL, [bad])
-
-
-@pytest.mark.parametrize("binary", [False, True])
-def test_kserve_rest_client_v2(server, expected, binary):
-    async def run():
-        client = InferenceRESTClient(RESTConfig(protocol="v2", retries=1))
-        base = f"http://{server.http}"
-        try:
-            assert await client.is_server_live(base)
-            assert await client.is_server_ready(base)
-            assert await client.is_model_ready(base, MODEL)
-            inputs = []
-            for name, (datatype, values) in columns().items():
-                tensor = InferInput(name, list(values.shape), datatype)
-                tensor.set_data_from_numpy(values, binary_data=binary)
-                inputs.append(tensor)
-            request = InferRequest(model_name=MODEL, infer_inputs=inputs, request_id="k1")
-            response = await client.infer(base, request, model_name=MODEL)
-            outputs = {o.name: o.as_numpy() for o in response.outputs}
-            check(expected, outputs["label"], outputs["probabilities"])
-        finally:
-            await client.close()
-
-    asyncio.run(run())
