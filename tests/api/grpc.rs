@@ -364,3 +364,20 @@ async fn grpc_can_be_turned_off() {
     let app = spawn_app_with(|s| s.grpc.enabled = false).await;
     assert!(app.grpc_addr.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_stops_with_the_application_even_with_a_client_connected() {
+    let app = spawn_app().await;
+    let mut grpc = client(&app).await;
+    assert!(
+        grpc.server_live(ServerLiveRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    );
+    let addr = app.grpc_addr.unwrap();
+    app.stop_within(std::time::Duration::from_secs(15)).await;
+    assert!(grpc.server_live(ServerLiveRequest {}).await.is_err());
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

@@ -264,8 +264,9 @@ pub fn decode(datatype: DataType, data: Value, tensor: &str) -> Result<TensorDat
                 flat.into_iter()
                     .enumerate()
                     .map(|(i, v)| {
-                        v.as_u64()
-                            .filter(|x| i128::from(*x) <= max)
+                        integral(&v)
+                            .filter(|x| (0..=max).contains(x))
+                            .map(|x| x as u64)
                             .ok_or_else(|| wrong(i, &v, &format!("an integer in 0..={max}")))
                     })
                     .collect::<Result<_, _>>()?,
@@ -279,14 +280,30 @@ pub fn decode(datatype: DataType, data: Value, tensor: &str) -> Result<TensorDat
                 flat.into_iter()
                     .enumerate()
                     .map(|(i, v)| {
-                        v.as_i64()
-                            .filter(|x| (min..=max).contains(&i128::from(*x)))
+                        integral(&v)
+                            .filter(|x| (min..=max).contains(x))
+                            .map(|x| x as i64)
                             .ok_or_else(|| wrong(i, &v, &format!("an integer in {min}..={max}")))
                     })
                     .collect::<Result<_, _>>()?,
             )
         }
     })
+}
+
+/// An integer, or a float with no fractional part (`3.0`, as Python writes
+/// numpy floats), widened to i128 for range checks.
+fn integral(value: &Value) -> Option<i128> {
+    if let Some(x) = value.as_i64() {
+        return Some(x.into());
+    }
+    if let Some(x) = value.as_u64() {
+        return Some(x.into());
+    }
+    value
+        .as_f64()
+        .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)
+        .map(|f| f as i128)
 }
 
 fn flatten(value: Value, out: &mut Vec<Value>) {
