@@ -11,6 +11,7 @@ mod helpers;
 mod inputs;
 mod jobs;
 mod oip;
+mod oip_binary;
 mod openapi;
 mod operations;
 mod predict;
