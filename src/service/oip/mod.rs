@@ -299,33 +299,35 @@ pub async fn infer(state: &AppState, request: InferRequest) -> Result<InferRespo
             .into())
         }
     };
-    let available = output_metadata(tabular);
+    let available: &[&str] = match tabular.encoder.task() {
+        Task::Classification => &[LABEL, PROBABILITIES],
+        Task::Regression => &[VALUE],
+    };
     let wanted: Vec<&str> = match &request.outputs {
-        None => available.iter().map(|o| o.name.as_str()).collect(),
+        None => available.to_vec(),
         Some(names) => {
-            for name in names {
-                if !available.iter().any(|o| o.name == *name) {
-                    return Err(OipError::invalid(
-                        "unknown_output",
-                        format!(
-                            "unknown output `{name}`; the model's outputs are {}",
-                            available
-                                .iter()
-                                .map(|o| format!("`{}`", o.name))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
-                }
+            if let Some(name) = names.iter().find(|n| !available.contains(&n.as_str())) {
+                return Err(OipError::invalid(
+                    "unknown_output",
+                    format!(
+                        "unknown output `{name}`; the model's outputs are {}",
+                        available
+                            .iter()
+                            .map(|o| format!("`{o}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
             }
             names.iter().map(String::as_str).collect()
         }
     };
     let columns = tabular.pipeline.inputs();
     let (records, layout) = records::to_records(&columns, &request.inputs)?;
-    let classes = tabular.encoder.labels().to_vec();
-    let classes_param =
-        matches!(tabular.encoder.task(), Task::Classification).then(|| classes_parameter(tabular));
+    let classes = tabular.encoder.labels();
+    let classes_param = wanted
+        .contains(&PROBABILITIES)
+        .then(|| classes_parameter(tabular));
     let out = match predict::predict_loaded(state, loaded.clone(), records).await {
         Ok(out) => out,
         Err(PredictError::Instance(e)) => {
@@ -336,7 +338,7 @@ pub async fn infer(state: &AppState, request: InferRequest) -> Result<InferRespo
     let n = out.predictions.len();
     let outputs = wanted
         .iter()
-        .map(|name| output(name, &out.predictions, &classes, classes_param.as_ref(), n))
+        .map(|name| output(name, &out.predictions, classes, classes_param.as_ref(), n))
         .collect();
     Ok(InferResponse {
         model_name: out.model,

@@ -143,7 +143,7 @@ impl TensorData {
         let Some(size) = datatype.size() else {
             return decode_bytes(raw, tensor).map(TensorData::Bytes);
         };
-        if raw.len() % size != 0 {
+        if !raw.len().is_multiple_of(size) {
             return Err(OipError::invalid(
                 "invalid_tensor_data",
                 format!(
