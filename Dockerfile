@@ -2,7 +2,7 @@
 # Build: docker build -t myelin .
 #        (podman: podman build --format docker -t myelin . — the default OCI
 #        image format has no HEALTHCHECK and podman drops it)
-# Run:   docker run -p 8080:8080 -v myelin-models:/models \
+# Run:   docker run -p 8080:8080 -p 8081:8081 -v myelin-models:/models \
 #            -e MYELIN_AUTH__KEYS="admin+read:<key1>,inference:<key2>" myelin
 #        Keys are "<scopes>:<key>" entries (scopes admin, inference, read joined
 #        by "+"; keys of 16+ characters, e.g. `openssl rand -hex 24`). A keys
@@ -18,7 +18,8 @@
 
 FROM docker.io/library/rust:1.95-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY proto ./proto
 COPY src ./src
 COPY config ./config
 COPY benches ./benches
@@ -37,7 +38,7 @@ ENV MYELIN_SERVER__HOST=0.0.0.0 \
     MYELIN_STORE__PATH=/models \
     MYELIN_LOG__FORMAT=json
 VOLUME ["/models"]
-EXPOSE 8080
+EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["/myelin", "healthcheck"]
 ENTRYPOINT ["/myelin"]

@@ -819,7 +819,8 @@ def main() -> int:
     # 3. Myelin.
     port = free_port()
     env = {"MYELIN_STORE__PATH": str(store), "MYELIN_SERVER__HOST": "127.0.0.1",
-           "MYELIN_SERVER__PORT": str(port), "MYELIN_LOG__LEVEL": "warn"}
+           "MYELIN_SERVER__PORT": str(port), "MYELIN_GRPC__PORT": str(free_port()),
+           "MYELIN_LOG__LEVEL": "warn"}
     if args.while_training:
         env["MYELIN_JOBS__WORKERS"] = str(max(1, args.while_training))
     srv = Server("myelin", "Myelin", [myelin, "serve"], env, port, "/predict", bodies,

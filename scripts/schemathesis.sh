@@ -22,7 +22,7 @@ fi
 
 store="$(mktemp -d)"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-MYELIN_SERVER__HOST=127.0.0.1 MYELIN_SERVER__PORT="$port" MYELIN_STORE__PATH="$store" \
+MYELIN_SERVER__HOST=127.0.0.1 MYELIN_SERVER__PORT="$port" MYELIN_GRPC__PORT=0 MYELIN_STORE__PATH="$store" \
   MYELIN_AUTH__KEYS="admin+inference+read:$key" MYELIN_LOG__LEVEL=warn \
   "$binary" serve >"$store/server.log" 2>&1 &
 server=$!

@@ -24,6 +24,7 @@ pub struct Settings {
     pub training: Caps,
     pub log: LogSettings,
     pub http: HttpSettings,
+    pub grpc: GrpcSettings,
     pub auth: AuthSettings,
     /// Caps on recommendation training and serving.
     pub recommend: RecommendCaps,
@@ -102,6 +103,17 @@ pub struct HttpSettings {
     pub docs: bool,
     /// Serve the web dashboard at /ui (and redirect / there).
     pub dashboard: bool,
+}
+
+/// The Open Inference Protocol's gRPC service, served beside HTTP with the
+/// same keys and limits.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcSettings {
+    /// Whether to serve it.
+    pub enabled: bool,
+    /// Its TCP port on `server.host`; 0 picks a free one.
+    pub port: u16,
 }
 
 /// API keys and which endpoints need one. The keys are secrets: `Debug`

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod fuzz;
+pub mod grpc;
 pub mod jobs;
 pub mod memory;
 pub mod nn;

@@ -13,26 +13,39 @@ use crate::service::AppState;
 /// A bound, ready-to-run application.
 pub struct Application {
     listener: TcpListener,
+    /// The gRPC listener, when `grpc.enabled`.
+    grpc_listener: Option<TcpListener>,
     state: Arc<AppState>,
 }
 
 impl Application {
-    /// Opens the store, starts the workers and binds the port (0 picks a free one).
+    /// Opens the store, starts the workers and binds the HTTP port and, when
+    /// enabled, the gRPC port (0 picks a free one).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let state = AppState::start(settings, crate::telemetry::metrics_handle())?;
-        let address = format!(
-            "{}:{}",
-            state.settings.server.host, state.settings.server.port
-        );
-        let listener = TcpListener::bind(&address)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
-        Ok(Application { listener, state })
+        let host = &state.settings.server.host;
+        let listener = bind(host, state.settings.server.port).await?;
+        let grpc_listener = match state.settings.grpc.enabled {
+            true => Some(bind(host, state.settings.grpc.port).await?),
+            false => None,
+        };
+        Ok(Application {
+            listener,
+            grpc_listener,
+            state,
+        })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The bound gRPC address, when gRPC is enabled.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The shared state (tests use it to inspect the app).
@@ -54,12 +67,27 @@ impl Application {
         tracing::info!(address = %self.listener.local_addr()?, store = %state.settings.store.path.display(), "serving");
         let trimmer = tokio::spawn(crate::memory::trim_periodically());
         let upkeep = tokio::spawn(crate::telemetry::metrics_upkeep(state.metrics.clone()));
+        let (stop_grpc, grpc_stopped) = tokio::sync::watch::channel(false);
+        let grpc = self.grpc_listener.map(|listener| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(address = %address, "serving the inference protocol over gRPC");
+            }
+            let router = crate::grpc::router(state.clone());
+            let mut stopped = grpc_stopped;
+            tokio::spawn(serve(listener, router, header_timeout, async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }))
+        });
         serve(self.listener, app, header_timeout, async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests and stopping training");
+            let _ = stop_grpc.send(true);
             jobs.shutdown();
         })
         .await;
+        if let Some(grpc) = grpc {
+            let _ = grpc.await;
+        }
         trimmer.abort();
         upkeep.abort();
         state.jobs.shutdown();
@@ -71,6 +99,13 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
+    let address = format!("{host}:{port}");
+    TcpListener::bind(&address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))
 }
 
 /// Accepts connections until `shutdown` resolves, then stops accepting and

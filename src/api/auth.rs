@@ -50,14 +50,21 @@ pub fn required_access(
     };
     let read = *method == Method::GET || *method == Method::HEAD;
     match route {
+        "/healthz" | "/readyz" | "/v2" | "/v2/health/live" | "/v2/health/ready" => Access::Open,
         // The dashboard's page and assets hold no data; its API calls carry the key.
-        "/healthz" | "/readyz" | "/" | "/ui" | "/ui/assets/{build}/{file}" => Access::Open,
+        "/" | "/ui" | "/ui/assets/{build}/{file}" => Access::Open,
         "/metrics" => protected(auth.protect_metrics),
         "/predict"
         | "/models/{name}/predict"
         | "/recommend"
         | "/interactions"
-        | "/models/{name}/items/{item}/similar" => Access::Scope(Inference),
+        | "/models/{name}/items/{item}/similar"
+        | "/v2/models/{name}"
+        | "/v2/models/{name}/versions/{version}"
+        | "/v2/models/{name}/ready"
+        | "/v2/models/{name}/versions/{version}/ready"
+        | "/v2/models/{name}/infer"
+        | "/v2/models/{name}/versions/{version}/infer" => Access::Scope(Inference),
         "/jobs"
         | "/jobs/{id}"
         | "/jobs/{id}/events"
@@ -175,6 +182,15 @@ mod tests {
             Access::Scope(Inference)
         );
         assert_eq!(rule(Method::GET, "/healthz"), Access::Open);
+        assert_eq!(rule(Method::GET, "/v2/health/ready"), Access::Open);
+        assert_eq!(
+            rule(Method::POST, "/v2/models/{name}/infer"),
+            Access::Scope(Inference)
+        );
+        assert_eq!(
+            rule(Method::GET, "/v2/models/{name}"),
+            Access::Scope(Inference)
+        );
         assert_eq!(rule(Method::GET, "/metrics"), Access::Scope(Read));
         assert_eq!(rule(Method::GET, "/docs/"), Access::Open);
         assert_eq!(rule(Method::GET, "/some/new/route"), Access::Scope(Admin));

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod jobs;
 pub mod models;
+pub mod oip;
 pub mod predict;
 pub mod recommend;
 pub mod train;
@@ -49,6 +50,8 @@ use error::ApiError;
         recommend::recommend_get, recommend::recommend_post, recommend::log_interactions,
         recommend::similar, recommend::users,
         health::healthz, health::readyz, health::metrics,
+        oip::server_metadata, oip::live, oip::ready, oip::model_metadata, oip::version_metadata,
+        oip::model_ready, oip::version_ready, oip::infer, oip::infer_version,
     ),
     modifiers(&BearerAuth, &CommonResponses),
     security(("bearer" = [])),
@@ -60,6 +63,7 @@ use error::ApiError;
         (name = "prediction", description = "Predictions on raw records"),
         (name = "recommendation", description = "Item recommendations and logged interactions"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "inference-protocol", description = "The Open Inference Protocol (V2) of Triton, KServe and MLServer: health, metadata and inference with tensors"),
     )
 )]
 pub struct ApiDoc;
@@ -79,7 +83,7 @@ impl utoipa::Modify for BearerAuth {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "An API key with the scope the operation needs: `admin` (train, datasets, \
-                         deletes, aliases, cancel), `inference` (predict, recommend, interactions) \
+                         deletes, aliases, cancel), `inference` (predict, recommend, interactions, /v2 models) \
                          or `read` (GET on jobs, models, datasets). Not needed when the service \
                          runs without keys; /healthz and /readyz never need one.",
                     ))
@@ -219,6 +223,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/models/{name}/users", get(recommend::users))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(oip_routes())
         .layer(DefaultBodyLimit::max(limits.max_request_bytes))
         .layer(middleware::from_fn_with_state(
             BodyLimit {
@@ -275,6 +280,29 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The Open Inference Protocol routes under `/v2`.
+fn oip_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v2", get(oip::server_metadata))
+        .route("/v2/health/live", get(oip::live))
+        .route("/v2/health/ready", get(oip::ready))
+        .route("/v2/models/{name}", get(oip::model_metadata))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(oip::version_metadata),
+        )
+        .route("/v2/models/{name}/ready", get(oip::model_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(oip::version_ready),
+        )
+        .route("/v2/models/{name}/infer", post(oip::infer))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(oip::infer_version),
+        )
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("route_not_found", "no route matches this path")
 }
@@ -321,6 +349,9 @@ async fn name_body_limit(State(limit): State<BodyLimit>, req: Request, next: Nex
 /// into problem+json.
 async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
+    if response.extensions().get::<oip::ProtocolError>().is_some() {
+        return response;
+    }
     let status = response.status();
     let is_problem = response
         .headers()

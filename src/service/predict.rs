@@ -78,17 +78,19 @@ pub async fn predict(
     selector: &VersionSelector,
     instances: Vec<Map<String, Value>>,
 ) -> Result<PredictOutput, PredictError> {
-    let limit = state.settings.limits.max_instances;
-    if instances.is_empty() {
-        return Err(PredictError::NoInstances);
-    }
-    if instances.len() > limit {
-        return Err(PredictError::TooManyInstances {
-            found: instances.len(),
-            limit,
-        });
-    }
+    check_count(state, instances.len())?;
     let loaded = resolve_and_load(state, model, selector).await?;
+    predict_loaded(state, loaded, instances).await
+}
+
+/// Predicts `instances` with a version already resolved and loaded by
+/// [`resolve_and_load`]; the same limits as [`predict`] apply.
+pub async fn predict_loaded(
+    state: &AppState,
+    loaded: Arc<LoadedModel>,
+    instances: Vec<Map<String, Value>>,
+) -> Result<PredictOutput, PredictError> {
+    check_count(state, instances.len())?;
     let version = loaded.card.version;
     let batch = if instances.len() <= state.settings.limits.inline_predict_instances {
         run(&loaded, &instances)?
@@ -100,16 +102,27 @@ pub async fn predict(
     };
     metrics::counter!(
         "myelin_predictions_total",
-        "model" => model.to_string(),
+        "model" => loaded.card.name.clone(),
         "version" => version.to_string()
     )
     .increment(batch.predictions.len() as u64);
     Ok(PredictOutput {
-        model: model.to_string(),
+        model: loaded.card.name.clone(),
         version,
         predictions: batch.predictions,
         ignored_fields: batch.ignored_fields,
     })
+}
+
+fn check_count(state: &AppState, found: usize) -> Result<(), PredictError> {
+    let limit = state.settings.limits.max_instances;
+    if found == 0 {
+        return Err(PredictError::NoInstances);
+    }
+    if found > limit {
+        return Err(PredictError::TooManyInstances { found, limit });
+    }
+    Ok(())
 }
 
 fn run(

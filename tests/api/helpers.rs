@@ -24,6 +24,8 @@ pub const JOB_DEADLINE: Duration = Duration::from_secs(60);
 /// A running application.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The gRPC address (`grpc.enabled` is on in tests).
+    pub grpc_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     /// The model store directory.
     pub store_path: PathBuf,
@@ -45,6 +47,7 @@ pub fn test_settings(store: &Path) -> Settings {
     let mut settings = Settings::defaults();
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;
+    settings.grpc.port = 0;
     settings.server.shutdown_grace_secs = 10;
     settings.store.path = store.to_path_buf();
     settings
@@ -73,6 +76,7 @@ pub async fn spawn_app_on(store: &Path, tweak: impl FnOnce(&mut Settings)) -> Te
         .await
         .expect("the application failed to build");
     let addr = application.local_addr().expect("no local address");
+    let grpc_addr = application.grpc_addr();
     let state = application.state();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
@@ -84,6 +88,7 @@ pub async fn spawn_app_on(store: &Path, tweak: impl FnOnce(&mut Settings)) -> Te
         .expect("cannot build the HTTP client");
     TestApp {
         addr,
+        grpc_addr,
         client,
         store_path: store.to_path_buf(),
         store: None,

@@ -42,6 +42,7 @@ impl Server {
             .arg("serve")
             .env("MYELIN_SERVER__HOST", "127.0.0.1")
             .env("MYELIN_SERVER__PORT", "0")
+            .env("MYELIN_GRPC__PORT", "0")
             .env("MYELIN_SERVER__SHUTDOWN_GRACE_SECS", "10")
             .env("MYELIN_STORE__PATH", store)
             .env("MYELIN_STORE__RETAIN_VERSIONS", "0")

@@ -1,0 +1,15 @@
+//! Generates the Open Inference Protocol gRPC types and service from the
+//! vendored `proto/grpc_predict_v2.proto`. `protox` parses the file in Rust,
+//! so building needs neither `protoc` nor network access.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = "proto/grpc_predict_v2.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let descriptors = protox::compile([proto], ["proto"])?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .build_transport(false)
+        .compile_fds(descriptors)?;
+    Ok(())
+}
