@@ -95,7 +95,7 @@ pub struct TrainArgs {
     /// Training parameter as key=value (value in JSON, e.g. hidden_layers=[64,32]); repeatable.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
-    /// Column kind override as column=kind (numeric, boolean, categorical, text, image, identifier); repeatable.
+    /// Column kind override as column=kind (numeric, boolean, categorical, text, image, audio, identifier); repeatable.
     #[arg(long = "column", value_name = "COLUMN=KIND")]
     pub columns: Vec<String>,
     /// Column to leave out of the features; repeatable.
@@ -104,7 +104,7 @@ pub struct TrainArgs {
     /// Class weighting: none or balanced.
     #[arg(long)]
     pub class_weight: Option<String>,
-    /// Feature pipeline option as key=value (max_one_hot, hash_buckets, standardize, numeric_bins, text={...}, image={...} as JSON); repeatable.
+    /// Feature pipeline option as key=value (max_one_hot, hash_buckets, standardize, numeric_bins, text={...}, image={...}, audio={...} as JSON); repeatable.
     #[arg(long = "pipeline", value_name = "KEY=VALUE")]
     pub pipeline: Vec<String>,
     /// Write a JSON report (version, metrics, history, timing) to this file.
@@ -214,6 +214,7 @@ fn parse_columns(pairs: &[String]) -> anyhow::Result<BTreeMap<String, ColumnKind
 
 /// `myelin train`.
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
+    install_audio_limits()?;
     let limits = ReadLimits::default();
     let (table, bytes) = read_table(&args.data, &limits)?;
     let spec = TrainSpec {
@@ -312,6 +313,13 @@ fn print_metrics(metrics: &Value) {
     }
 }
 
+/// Applies the `[audio]` caps of the default settings and `MYELIN_AUDIO__*` variables.
+fn install_audio_limits() -> anyhow::Result<()> {
+    let settings = crate::config::Settings::load(None)?;
+    crate::data::set_audio_limits(&settings.audio);
+    Ok(())
+}
+
 fn load_stored(args: &StoredModelArgs) -> anyhow::Result<std::sync::Arc<LoadedModel>> {
     let registry = Registry::open(&args.models, 0, 1)?;
     let version = registry.resolve(&args.name, args.version)?;
@@ -340,6 +348,7 @@ fn records_of(table: &Table) -> Vec<Map<String, Value>> {
 
 /// `myelin predict`.
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    install_audio_limits()?;
     let loaded = load_stored(&args.model)?;
     let model = tabular_of(&loaded, &args.model.name)?;
     let (table, _) = read_table(&args.data, &ReadLimits::default())?;

@@ -46,7 +46,7 @@ pub struct TrainRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub task: Option<TaskKind>,
-    /// Column kind overrides: column → numeric | boolean | categorical | text | image | identifier.
+    /// Column kind overrides: column → numeric | boolean | categorical | text | image | audio | identifier.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, String>)]
     pub columns: BTreeMap<String, ColumnKind>,
