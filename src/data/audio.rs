@@ -444,7 +444,7 @@ pub(crate) fn decode_wav(bytes: &[u8], limits: &AudioLimits) -> Result<Clip, Str
     let mut frame_sum = 0.0f32;
     let mut push = |i: usize, v: f32| {
         frame_sum += v;
-        if (i + 1) % channels == 0 {
+        if (i + 1).is_multiple_of(channels) {
             mono.push(frame_sum / channels as f32);
             frame_sum = 0.0;
         }
