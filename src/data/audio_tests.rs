@@ -1,7 +1,11 @@
 use std::collections::BTreeMap;
 use std::f64::consts::PI;
+use std::io::Cursor;
+
+use base64::Engine as _;
 
 use super::*;
+use crate::data::wav::{decode_wav, resample};
 use crate::data::{infer_schema, Cell, FeaturePipeline, PipelineOptions};
 
 /// A WAV file of `frames` frames: channel `c` of frame `i` is `signal(i, c)` in [-1, 1].

@@ -14,6 +14,7 @@ mod split;
 mod table;
 mod target;
 mod text;
+mod wav;
 
 pub use audio::{
     audio_limits, check_audio, set_audio_limits, wav_log_mel, AudioLimits, AudioOptions,
