@@ -12,7 +12,7 @@ seconds="${1:-60}"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
-for target in dataset predict_request model_card; do
+for target in dataset predict_request model_card audio; do
   cp -r "corpus/$target" "$scratch/$target"
   echo "--- fuzz $target for ${seconds}s"
   cargo fuzz run --sanitizer none --dev "$target" "$scratch/$target" -- \

@@ -100,7 +100,7 @@ pub struct TrainArgs {
     /// Training parameter as key=value (value in JSON, e.g. hidden_layers=[64,32]); repeatable.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
-    /// Column kind override as column=kind (numeric, boolean, categorical, text, image, identifier); repeatable.
+    /// Column kind override as column=kind (numeric, boolean, categorical, text, image, audio, identifier); repeatable.
     #[arg(long = "column", value_name = "COLUMN=KIND")]
     pub columns: Vec<String>,
     /// Column to leave out of the features; repeatable.
@@ -109,7 +109,7 @@ pub struct TrainArgs {
     /// Class weighting: none or balanced.
     #[arg(long)]
     pub class_weight: Option<String>,
-    /// Feature pipeline option as key=value (max_one_hot, hash_buckets, standardize, numeric_bins, text={...}, image={...} as JSON); repeatable.
+    /// Feature pipeline option as key=value (max_one_hot, hash_buckets, standardize, numeric_bins, text={...}, image={...}, audio={...} as JSON); repeatable.
     #[arg(long = "pipeline", value_name = "KEY=VALUE")]
     pub pipeline: Vec<String>,
     /// Write a JSON report (version, metrics, history, timing) to this file.
@@ -254,6 +254,7 @@ pub fn open_store(
 /// `myelin train`.
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let (settings, registry) = open_store(args.models.as_deref(), args.config.as_deref())?;
+    crate::data::set_audio_limits(&settings.audio);
     let limits = settings.read_limits();
     let (table, bytes) = read_table(&args.data, &limits)?;
     let spec = TrainSpec {
@@ -357,6 +358,7 @@ fn load_stored(
     args: &StoredModelArgs,
 ) -> anyhow::Result<(ReadLimits, std::sync::Arc<LoadedModel>)> {
     let (settings, registry) = open_store(args.models.as_deref(), args.config.as_deref())?;
+    crate::data::set_audio_limits(&settings.audio);
     let version = registry.resolve(&args.name, args.version)?;
     Ok((settings.read_limits(), registry.load(&args.name, version)?))
 }

@@ -29,6 +29,8 @@ pub struct Settings {
     /// Caps on recommendation training and serving.
     pub recommend: RecommendCaps,
     pub interactions: InteractionLogSettings,
+    /// Caps on the audio clips accepted for decoding.
+    pub audio: crate::data::AudioLimits,
 }
 
 /// The per-model interaction logs of `POST /interactions`.
@@ -240,6 +242,18 @@ impl Settings {
             if value == 0 {
                 return Err(SettingsError(format!("`{key}` must be at least 1, got 0")));
             }
+        }
+        let clip = self.audio.max_clip_secs;
+        if !(clip.is_finite() && clip > 0.0) {
+            return Err(SettingsError(format!(
+                "`audio.max_clip_secs` must be a positive number of seconds, got {clip}"
+            )));
+        }
+        if self.audio.max_sample_rate < 1000 {
+            return Err(SettingsError(format!(
+                "`audio.max_sample_rate` must be at least 1000 Hz, got {}",
+                self.audio.max_sample_rate
+            )));
         }
         Ok(())
     }

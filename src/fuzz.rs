@@ -47,6 +47,26 @@ pub fn dataset(bytes: &[u8]) {
     }
 }
 
+/// `bytes` as a WAV file through the audio front end (decode, resample, log-mel) under
+/// small caps. Panics if a decoded clip gives a non-finite feature.
+pub fn audio(bytes: &[u8]) {
+    let limits = data::AudioLimits {
+        max_clip_secs: 2.0,
+        max_sample_rate: 96_000,
+    };
+    let options = data::AudioOptions {
+        duration_secs: 0.25,
+        deltas: true,
+        ..Default::default()
+    };
+    if let Ok(features) = data::wav_log_mel(bytes, &options, &limits) {
+        assert!(
+            features.iter().all(|v| v.is_finite()),
+            "a decoded clip has a non-finite feature"
+        );
+    }
+}
+
 /// A small classifier trained once: the model predict inputs are decoded for.
 pub fn fixture_model() -> &'static TabularModel {
     static MODEL: OnceLock<TabularModel> = OnceLock::new();

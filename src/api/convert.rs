@@ -51,6 +51,9 @@ impl From<PredictError> for ApiError {
                     crate::data::RecordError::InvalidImage { field, .. } => {
                         ("invalid_image", field.clone())
                     }
+                    crate::data::RecordError::InvalidAudio { field, .. } => {
+                        ("invalid_audio", field.clone())
+                    }
                 };
                 ApiError::unprocessable(code, detail)
                     .with("instance_index", i.index)

@@ -13,8 +13,8 @@ pub mod oip;
 pub mod predict;
 pub mod recommend;
 pub mod train;
-pub mod wire;
 pub mod ui;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

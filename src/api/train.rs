@@ -46,7 +46,7 @@ pub struct TrainRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub task: Option<TaskKind>,
-    /// Column kind overrides: column → numeric | boolean | categorical | text | image | identifier.
+    /// Column kind overrides: column → numeric | boolean | categorical | text | image | audio | identifier.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, String>)]
     pub columns: BTreeMap<String, ColumnKind>,
@@ -63,7 +63,9 @@ pub struct TrainRequest {
     /// Feature pipeline options: `max_one_hot` (64), `hash_buckets` (32), `standardize` (true), `numeric_bins` (16),
     /// `text` (`ngram_range` [1, 2], `char_ngrams` null, `min_df` 2, `max_features` 20000, `hashing` null, `sublinear_tf` true),
     /// `text_columns` (per-column text options),
-    /// `image` (`width` 28, `height` 28, `mode` grayscale|rgb, `pixels` {width, height, channels} for pixel arrays, `pixel_max` 255).
+    /// `image` (`width` 28, `height` 28, `mode` grayscale|rgb, `pixels` {width, height, channels} for pixel arrays, `pixel_max` 255),
+    /// `audio` (`sample_rate` 16000, `duration_secs` 1.0, `n_mels` 40, `window_ms` 25, `hop_ms` 10, `deltas` false,
+    /// `augment` null or {`copies` 1, `max_shift_ms` 100, `snr_db` 20, `gain_db` 6}).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub pipeline: PipelineOptions,

@@ -61,6 +61,13 @@ pub enum DataError {
         row: usize,
         reason: String,
     },
+    /// An audio cell that cannot be decoded, is unsupported or over the caps (1-based `row`).
+    #[error("row {row}, column `{column}`: {reason}")]
+    InvalidAudio {
+        column: String,
+        row: usize,
+        reason: String,
+    },
     #[error("row {row}: the target column `{column}` has no value")]
     MissingTarget { column: String, row: usize },
     /// A target label that the fitted encoder has not seen.
@@ -132,6 +139,7 @@ impl DataError {
             DataError::NotClassification => "not_classification",
             DataError::InvalidOptions { .. } => "invalid_options",
             DataError::InvalidImage { .. } => "invalid_image",
+            DataError::InvalidAudio { .. } => "invalid_audio",
             DataError::RowOutOfRange { .. } => "row_out_of_range",
             DataError::NoFeatures => "no_features",
         }
@@ -154,6 +162,9 @@ pub enum RecordError {
     /// An image field that cannot be decoded or is too large.
     #[error("field `{field}`: {reason}")]
     InvalidImage { field: String, reason: String },
+    /// An audio field that cannot be decoded, is unsupported or over the caps.
+    #[error("field `{field}`: {reason}")]
+    InvalidAudio { field: String, reason: String },
 }
 
 /// Shortens a user value for inclusion in an error message.

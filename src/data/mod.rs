@@ -2,9 +2,11 @@
 //! tables, inferring column kinds, fitting and applying the feature pipeline
 //! and target encoding, splitting and fingerprinting training data.
 
+mod audio;
 mod canon;
 mod error;
 mod image;
+mod mel;
 mod pipeline;
 mod read;
 mod schema;
@@ -12,7 +14,13 @@ mod split;
 mod table;
 mod target;
 mod text;
+mod wav;
 
+pub use audio::{
+    audio_limits, check_audio, set_audio_limits, wav_log_mel, AudioLimits, AudioOptions,
+    AugmentOptions, MAX_AUDIO_FEATURES, MAX_MEL_BANDS, MAX_MODEL_DURATION_SECS,
+    MAX_MODEL_SAMPLE_RATE, MIN_BAND_STD,
+};
 pub use canon::{is_missing_token, MISSING_TOKENS};
 pub use error::{DataError, RecordError};
 pub use image::{

@@ -22,6 +22,9 @@
 //! - image: decoded, converted and resized pixels in [0, 1], standardized per
 //!   pixel with training statistics (see `image`), `name#pK`; all zeros (the
 //!   training mean) when missing;
+//! - audio: base64 WAV decoded, resampled, padded or trimmed, log-mel frames
+//!   standardized per band with training statistics (see `audio`), `name#tTmB`; all
+//!   zeros when missing;
 //! - text fitted by earlier versions (`bag_of_words`): FNV-1a hashed bag of
 //!   lowercase alphanumeric words (`name#wordK`), L2-normalized, kept for loading
 //!   stored models.
@@ -38,6 +41,7 @@ use ndarray::{s, Array2};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::audio::{AudioEncoder, AudioOptions};
 use super::image::{ImageEncoder, ImageInput, ImageOptions};
 use super::text::{TextOptions, TfidfEncoder};
 use crate::nn::CsrMatrix;
@@ -77,6 +81,8 @@ pub struct PipelineOptions {
     pub text_columns: BTreeMap<String, TextOptions>,
     /// Image columns: size, colour mode, pixel-array layout (see [`ImageOptions`]).
     pub image: ImageOptions,
+    /// Audio columns: sample rate, duration, mel bands, framing, augmentation (see [`AudioOptions`]).
+    pub audio: AudioOptions,
 }
 
 impl Default for PipelineOptions {
@@ -89,6 +95,7 @@ impl Default for PipelineOptions {
             text: TextOptions::default(),
             text_columns: BTreeMap::new(),
             image: ImageOptions::default(),
+            audio: AudioOptions::default(),
         }
     }
 }
@@ -121,6 +128,7 @@ impl PipelineOptions {
                 })
             })
             .and_then(|()| self.image.validate())
+            .and_then(|()| self.audio.validate())
             .map_err(|reason| DataError::InvalidOptions { reason })?;
         if self.max_one_hot > MAX_ONE_HOT_LIMIT {
             return Err(DataError::InvalidOptions {
@@ -155,6 +163,7 @@ const EXPECT_BOOL: &str = "a boolean (true/false, yes/no, 1/0)";
 const EXPECT_CATEGORY: &str = "a string, number or boolean";
 const EXPECT_TEXT: &str = "a string";
 const EXPECT_IMAGE: &str = "a base64 PNG or JPEG image, or a pixel array in the declared layout";
+pub(super) const EXPECT_AUDIO: &str = "a base64 WAV file";
 
 /// The fitted feature pipeline. Serializes to JSON (for model.json); fitted on
 /// training rows only.
@@ -228,6 +237,7 @@ enum Encoder {
     },
     Tfidf(TfidfEncoder),
     Image(ImageEncoder),
+    Audio(AudioEncoder),
 }
 
 /// Why a value could not be encoded.
@@ -236,6 +246,8 @@ enum Reject {
     Kind,
     /// An image that cannot be decoded, with the reason.
     Image(String),
+    /// An audio clip that cannot be decoded, with the reason.
+    Audio(String),
 }
 
 impl Encoder {
@@ -253,6 +265,7 @@ impl Encoder {
             Encoder::Hashed { buckets } | Encoder::BagOfWords { buckets } => *buckets,
             Encoder::Tfidf(tfidf) => tfidf.width(),
             Encoder::Image(image) => image.width(),
+            Encoder::Audio(audio) => audio.width(),
         }
     }
 
@@ -268,6 +281,7 @@ impl Encoder {
             Encoder::OneHot { .. } | Encoder::Hashed { .. } => EXPECT_CATEGORY,
             Encoder::BagOfWords { .. } | Encoder::Tfidf(_) => EXPECT_TEXT,
             Encoder::Image(_) => EXPECT_IMAGE,
+            Encoder::Audio(_) => EXPECT_AUDIO,
         }
     }
 
@@ -369,6 +383,11 @@ impl Encoder {
                     .map_err(Reject::Image)?,
                 Raw::Number(_) | Raw::Bool(_) => return Err(Reject::Kind),
             },
+            Encoder::Audio(audio) => match raw {
+                Raw::Missing => out.fill(0.0),
+                Raw::Text(s) => audio.encode(s, None, out).map_err(Reject::Audio)?,
+                Raw::Number(_) | Raw::Bool(_) => return Err(Reject::Kind),
+            },
         }
         Ok(())
     }
@@ -420,6 +439,9 @@ impl TryFrom<PipelineRepr> for FeaturePipeline {
                     }
                 }
                 Encoder::Image(image) => image
+                    .check()
+                    .map_err(|reason| format!("column `{name}`: {reason}"))?,
+                Encoder::Audio(audio) => audio
                     .check()
                     .map_err(|reason| format!("column `{name}`: {reason}"))?,
                 Encoder::OneHot { .. } | Encoder::Tfidf(_) => {}
@@ -613,6 +635,24 @@ impl FeaturePipeline {
                             })?;
                     Encoder::Image(encoder)
                 }
+                ColumnKind::Audio => {
+                    let mut clips = Vec::with_capacity(rows.len());
+                    for &r in rows {
+                        clips.push(match Raw::from_cell(&cells[r]) {
+                            Raw::Missing => None,
+                            Raw::Text(s) => Some(s),
+                            raw => return Err(invalid(r, raw, EXPECT_AUDIO)),
+                        });
+                    }
+                    let encoder =
+                        AudioEncoder::fit(&options.audio, clips.into_iter(), options.standardize)
+                            .map_err(|(i, reason)| DataError::InvalidAudio {
+                            column: column.name.clone(),
+                            row: rows[i] + 1,
+                            reason,
+                        })?;
+                    Encoder::Audio(encoder)
+                }
                 ColumnKind::Text => {
                     let docs: Vec<Option<Cow<'_, str>>> = rows
                         .iter()
@@ -693,6 +733,7 @@ impl FeaturePipeline {
                 }
                 Encoder::Tfidf(tfidf) => tfidf.feature_names(name, &mut names),
                 Encoder::Image(image) => image.feature_names(name, &mut names),
+                Encoder::Audio(audio) => audio.feature_names(name, &mut names),
             }
         }
         names
@@ -741,6 +782,44 @@ impl FeaturePipeline {
         table: &Table,
         rows: &[usize],
     ) -> Result<(Array2<f32>, CsrMatrix), DataError> {
+        self.transform_rows(table, rows, None)
+    }
+
+    /// Most augmented copies any audio column asks for (0: no augmentation).
+    pub fn augment_copies(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|c| match &c.encoder {
+                Encoder::Audio(audio) => audio.augment_copies(),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Training features with augmentation: `rows` as by
+    /// [`FeaturePipeline::transform_split`], followed by `augment_copies()` more passes
+    /// over `rows` in which audio columns encode augmented clips drawn from `seed`
+    /// (other columns encode as usual). Row `i` of pass `c` is output row
+    /// `c · rows.len() + i`.
+    pub fn transform_split_augmented(
+        &self,
+        table: &Table,
+        rows: &[usize],
+        seed: u64,
+    ) -> Result<(Array2<f32>, CsrMatrix), DataError> {
+        let copies = self.augment_copies();
+        let all: Vec<usize> = (0..=copies).flat_map(|_| rows.iter().copied()).collect();
+        self.transform_rows(table, &all, Some((rows.len(), seed)))
+    }
+
+    /// `augment`: (rows per pass, seed); pass 0 is never augmented.
+    fn transform_rows(
+        &self,
+        table: &Table,
+        rows: &[usize],
+        augment: Option<(usize, u64)>,
+    ) -> Result<(Array2<f32>, CsrMatrix), DataError> {
         let width = self.dense_width;
         let sources = self
             .columns
@@ -765,22 +844,39 @@ impl FeaturePipeline {
             for (column, cells) in self.columns.iter().zip(&sources) {
                 let raw = Raw::from_cell(&cells[r]);
                 let span = column.dense_span();
-                column
-                    .encoder
-                    .encode(raw, &mut out[span], &mut row, column.offset)
-                    .map_err(|reject| match reject {
-                        Reject::Kind => DataError::InvalidValue {
-                            column: column.name.clone(),
-                            row: r + 1,
-                            value: raw.describe(),
-                            expected: column.encoder.expected(),
-                        },
-                        Reject::Image(reason) => DataError::InvalidImage {
-                            column: column.name.clone(),
-                            row: r + 1,
-                            reason,
-                        },
-                    })?;
+                let augmented = match (augment, &column.encoder, raw) {
+                    (Some((per_pass, seed)), Encoder::Audio(audio), Raw::Text(s))
+                        if i >= per_pass =>
+                    {
+                        let draw = super::canon::fnv1a(&format!("{seed}/{}/{i}", column.name));
+                        Some(audio.encode(s, Some(draw), &mut out[span.clone()]))
+                    }
+                    _ => None,
+                };
+                let result = match augmented {
+                    Some(result) => result.map_err(Reject::Audio),
+                    None => column
+                        .encoder
+                        .encode(raw, &mut out[span], &mut row, column.offset),
+                };
+                result.map_err(|reject| match reject {
+                    Reject::Kind => DataError::InvalidValue {
+                        column: column.name.clone(),
+                        row: r + 1,
+                        value: raw.describe(),
+                        expected: column.encoder.expected(),
+                    },
+                    Reject::Image(reason) => DataError::InvalidImage {
+                        column: column.name.clone(),
+                        row: r + 1,
+                        reason,
+                    },
+                    Reject::Audio(reason) => DataError::InvalidAudio {
+                        column: column.name.clone(),
+                        row: r + 1,
+                        reason,
+                    },
+                })?;
             }
             sparse.push_row(&row.entries);
         }
@@ -877,6 +973,10 @@ impl FeaturePipeline {
                 .map_err(|reject| match reject {
                     Reject::Kind => wrong(),
                     Reject::Image(reason) => RecordError::InvalidImage {
+                        field: column.name.clone(),
+                        reason,
+                    },
+                    Reject::Audio(reason) => RecordError::InvalidAudio {
                         field: column.name.clone(),
                         reason,
                     },

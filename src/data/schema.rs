@@ -10,6 +10,7 @@
 //!    (a 0/1 column stays `Numeric`: standardized 0/1 carries the same
 //!    information and serving keeps accepting plain numbers);
 //! 4. every value a base64 PNG or JPEG (or a `data:image/` URL) -> `Image`;
+//!    every value a base64 WAV (or a `data:audio/` URL) -> `Audio`;
 //! 5. average length over 30 characters, at least half the values containing
 //!    whitespace and at least half the values distinct -> `Text`;
 //! 6. at least 20 non-missing values, all distinct -> `Identifier` (excluded
@@ -26,6 +27,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::audio::looks_like_encoded_audio;
 use super::canon::{
     in_range, is_inferred_bool_text, is_out_of_range_number, parse_bool, parse_number, Raw,
 };
@@ -49,6 +51,7 @@ pub enum ColumnKind {
     Categorical,
     Text,
     Image,
+    Audio,
     Identifier,
 }
 
@@ -215,6 +218,7 @@ struct Profile {
     /// finite or out of range; such values do not make a column non-numeric.
     out_of_range: Option<(usize, String)>,
     all_image: bool,
+    all_audio: bool,
 }
 
 impl Profile {
@@ -231,6 +235,7 @@ impl Profile {
             spaced: 0,
             out_of_range: None,
             all_image: true,
+            all_audio: true,
         };
         let mut seen: HashSet<Distinct<'_>> = HashSet::new();
         for (row, cell) in cells.iter().enumerate() {
@@ -255,11 +260,13 @@ impl Profile {
                 Raw::Bool(b) => {
                     p.all_numeric = false;
                     p.all_image = false;
+                    p.all_audio = false;
                     Distinct::Bool(b)
                 }
                 Raw::Number(v) => {
                     p.all_bool = false;
                     p.all_image = false;
+                    p.all_audio = false;
                     Distinct::Number(number_bits(v))
                 }
                 Raw::Text(s) => {
@@ -270,6 +277,7 @@ impl Profile {
                     }
                     p.all_bool &= is_inferred_bool_text(t);
                     p.all_image &= looks_like_encoded_image(t);
+                    p.all_audio = p.all_audio && looks_like_encoded_audio(t);
                     match parse_number(t) {
                         Some(v) => Distinct::Number(number_bits(v)),
                         None => {
@@ -301,6 +309,8 @@ impl Profile {
             ColumnKind::Numeric
         } else if self.all_image {
             ColumnKind::Image
+        } else if self.all_audio {
+            ColumnKind::Audio
         } else if self.chars as f64 / n as f64 > TEXT_MIN_AVG_CHARS
             && self.spaced * 2 >= n
             && self.distinct * 2 >= self.counted

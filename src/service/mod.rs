@@ -58,6 +58,7 @@ impl AppState {
         } else {
             tracing::info!(keys = keys.len(), "API keys loaded");
         }
+        crate::data::set_audio_limits(&settings.audio);
         let root = settings.store.path.clone();
         let store_err = |reason: String| StartError::Store {
             path: root.display().to_string(),

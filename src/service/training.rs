@@ -41,7 +41,7 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub task: Option<TaskKind>,
-    /// Column kind overrides: column → numeric | boolean | categorical | text | image | identifier.
+    /// Column kind overrides: column → numeric | boolean | categorical | text | image | audio | identifier.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, String>)]
     pub columns: BTreeMap<String, ColumnKind>,
@@ -55,7 +55,7 @@ pub struct JobSpec {
     /// `none`, `balanced`, or a weight per label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weight: Option<ClassWeight>,
-    /// Feature pipeline options: `max_one_hot`, `hash_buckets`, `standardize`, `numeric_bins`, `text`, `text_columns`, `image`.
+    /// Feature pipeline options: `max_one_hot`, `hash_buckets`, `standardize`, `numeric_bins`, `text`, `text_columns`, `image`, `audio`.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub pipeline: PipelineOptions,

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{evaluate, Metrics, TabularModel};
 use crate::data::{
-    check_images, infer_schema, rows_with_target, train_test_split, ColumnKind, DataError,
-    FeaturePipeline, PipelineOptions, Schema, Table, TargetEncoder, Task,
+    check_audio, check_images, infer_schema, rows_with_target, train_test_split, ColumnKind,
+    DataError, FeaturePipeline, PipelineOptions, Schema, Table, TargetEncoder, Task,
 };
 use crate::nn::{self, Caps, Control, EpochReport, Head, RegressionLoss, TrainParams, TrainSet};
 
@@ -160,6 +160,7 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
     }
     TargetEncoder::fit_limited(table, &rows, &spec.target, spec.task, caps.max_categories)?;
     check_images(table, &rows, &schema, &spec.target, &spec.pipeline.image)?;
+    check_audio(table, &rows, &schema, &spec.target, &spec.pipeline.audio)?;
     Ok(schema)
 }
 
@@ -207,9 +208,15 @@ pub fn train(
     )?;
     let head = head_for(&encoder, &spec.params);
 
-    let (x_train, sparse_train) = pipeline.transform_split(table, &train_rows)?;
-    let y_train = encoder.encode(table, &train_rows)?;
-    let weights = row_weights(table, &train_rows, &encoder, &spec.class_weight)?;
+    // Augmented audio copies follow the original rows; their targets and weights repeat.
+    let copies = pipeline.augment_copies();
+    let (x_train, sparse_train) =
+        pipeline.transform_split_augmented(table, &train_rows, spec.params.seed)?;
+    let fit_rows: Vec<usize> = (0..=copies)
+        .flat_map(|_| train_rows.iter().copied())
+        .collect();
+    let y_train = encoder.encode(table, &fit_rows)?;
+    let weights = row_weights(table, &fit_rows, &encoder, &spec.class_weight)?;
     let valid = if valid_rows.is_empty() {
         None
     } else {

@@ -48,6 +48,13 @@ fn the_predict_request_corpus_decodes_and_predicts_without_panics() {
 }
 
 #[test]
+fn the_audio_corpus_decodes_without_panics() {
+    for (path, bytes) in corpus("audio") {
+        replay(&path, || myelin::fuzz::audio(&bytes));
+    }
+}
+
+#[test]
 fn the_model_card_corpus_loads_without_panics() {
     let dir = tempfile::tempdir().unwrap();
     myelin::fuzz::write_fixture_version(dir.path()).unwrap();

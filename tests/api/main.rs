@@ -1,6 +1,7 @@
 //! HTTP API integration tests: each test starts the application on a free
 //! port with its own temporary model store.
 
+mod audio;
 mod auth;
 mod bad_input;
 mod cli;

@@ -222,6 +222,7 @@ fn input_metadata(model: &TabularModel) -> Vec<TensorMetadata> {
                 ColumnKind::Categorical
                 | ColumnKind::Text
                 | ColumnKind::Image
+                | ColumnKind::Audio
                 | ColumnKind::Identifier => DataType::Bytes,
             };
             meta(name, datatype, vec![-1])

@@ -211,7 +211,8 @@ pub fn instance_error(
             expected,
             found,
         } => (field, format!("expected {expected}, found {found}")),
-        RecordError::InvalidImage { field, reason } => (field, reason.clone()),
+        RecordError::InvalidImage { field, reason }
+        | RecordError::InvalidAudio { field, reason } => (field, reason.clone()),
     };
     let i = error.index;
     let place = match layout {
