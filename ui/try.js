@@ -55,8 +55,9 @@ function control(column, id) {
     const el = h("textarea", { id, rows: 3 });
     return { el, read: async () => (el.value === "" ? null : el.value) };
   }
-  if (column.kind === "image") {
-    const el = h("input", { id, type: "file", accept: "image/png,image/jpeg" });
+  if (column.kind === "image" || column.kind === "audio") {
+    const accept = column.kind === "image" ? "image/png,image/jpeg" : "audio/wav,audio/x-wav,.wav";
+    const el = h("input", { id, type: "file", accept });
     return {
       el,
       read: () => new Promise((resolve, reject) => {
