@@ -215,7 +215,7 @@ class Acc:
 class MyelinServer:
     def __init__(self, binary: str, store: Path, log: Path):
         self.port = free_port()
-        env = dict(os.environ, MYELIN_SERVER__PORT=str(self.port),
+        env = dict(os.environ, MYELIN_SERVER__PORT=str(self.port), MYELIN_GRPC__PORT="0",
                    MYELIN_STORE__PATH=str(store), MYELIN_SERVER__HOST="127.0.0.1")
         self.logf = open(log, "wb")
         self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.logf,

@@ -49,6 +49,7 @@ class Server:
         full.update({
             "MYELIN_SERVER__HOST": "127.0.0.1",
             "MYELIN_SERVER__PORT": str(self.port),
+            "MYELIN_GRPC__PORT": "0",
             "MYELIN_STORE__PATH": self.store.name,
             "MYELIN_LOG__LEVEL": "warn",
             # Training at normal priority: in the idle class it can starve on a busy machine.
