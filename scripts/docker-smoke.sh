@@ -24,6 +24,9 @@
 #                   "--runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096"
 #   KEEP=1          leave the containers and the volume in place
 #
+# Exit status: 0 all checks passed, 1 a check failed, 2 set-up failed (no
+# engine, no image, build failed), 3 the engine could not start a container.
+#
 # Needs bash and curl on the host.
 
 set -u -o pipefail
@@ -59,7 +62,8 @@ if [ "$STATIC" = 1 ]; then
     (cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" \
         cargo build --locked --profile "$profile" --target x86_64-unknown-linux-gnu) || exit 2
     binary="$root/target/x86_64-unknown-linux-gnu/$dir/myelin"
-    if ldd "$binary" >/dev/null 2>&1; then
+    # A static (or static-pie) binary links no shared library.
+    if ldd "$binary" 2>&1 | grep -q '=>'; then
         echo "$binary is not static" >&2
         exit 2
     fi
@@ -161,7 +165,9 @@ info "image size: $("$ENGINE" image inspect --format '{{.Size}}' "$IMAGE") bytes
 if quiet "$ENGINE" run -d --name "$CTR" ${RUN_OPTS[@]+"${RUN_OPTS[@]}"} -p "$PORT:8080" -v "$VOL:/models" "$IMAGE"; then
     pass "container started ($CTR)"
 else
-    fail "container did not start"; exit 1
+    # Exit 3: the engine cannot run containers here (e.g. crun refusing the
+    # host's cgroup layout or limits); the image itself was not exercised.
+    fail "container did not start"; exit 3
 fi
 
 # --- liveness ---------------------------------------------------------------
