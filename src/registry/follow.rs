@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::{Registry, RegistryError, ORPHAN_GRACE};
+use super::{Registry, RegistryError};
 
 /// What one poll did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -100,7 +100,7 @@ impl Registry {
         for (name, entry) in catalog.iter() {
             for (version, claimed_at) in &entry.claims {
                 let age = (now - *claimed_at).to_std().unwrap_or_default();
-                if age < ORPHAN_GRACE {
+                if age < self.orphan_grace {
                     continue;
                 }
                 let prefix = format!("{name}/{version}");

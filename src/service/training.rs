@@ -543,12 +543,7 @@ fn run_job(
     );
     let weights = weights_bytes(&trained.model.mlp)
         .map_err(|e| failed("store_write_failed", e.to_string()))?;
-    let version = registry.save(&card, &weights).map_err(|e| {
-        failed(
-            "store_write_failed",
-            format!("could not write the model version: {e}"),
-        )
-    })?;
+    let version = registry.save(&card, &weights).map_err(save_failure)?;
     let metrics = serde_json::to_value(&trained.metrics).unwrap_or(Value::Null);
     Ok(RunOutcome { version, metrics })
 }
@@ -663,13 +658,18 @@ fn run_recommendation(
                 source,
             })
         })
-        .map_err(|e| {
-            failed(
-                "store_write_failed",
-                format!("could not write the model version: {e}"),
-            )
-        })?;
+        .map_err(save_failure)?;
     Ok(RunOutcome { version, metrics })
+}
+
+/// A job whose version could not be stored: `store_unavailable` when the
+/// store could not be reached after the registry's retries.
+fn save_failure(e: RegistryError) -> RunFailure {
+    let code = match e {
+        RegistryError::Unavailable(_) => "store_unavailable",
+        _ => "store_write_failed",
+    };
+    failed(code, format!("could not write the model version: {e}"))
 }
 
 fn artifact_error(dir: &Path, e: impl std::fmt::Display) -> ArtifactError {

@@ -26,6 +26,7 @@ pub(super) fn open(root: &Path, cache_dir: &Path) -> Result<super::Store, StoreE
         url: root.display().to_string().into(),
         cache_dir: cache_dir.into(),
         healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        reads: Arc::new(std::sync::atomic::AtomicU64::new(0)),
     })
 }
 

@@ -15,7 +15,7 @@ mod url;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -110,6 +110,7 @@ pub struct Store {
     url: Arc<str>,
     cache_dir: Arc<Path>,
     healthy: Arc<AtomicBool>,
+    reads: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -165,7 +166,22 @@ impl Store {
             url: url.into(),
             cache_dir: cache_dir.into(),
             healthy: Arc::new(AtomicBool::new(true)),
+            reads: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The same store with another local cache directory (a second
+    /// replica on the same objects, in tests).
+    pub fn with_cache_dir(&self, cache_dir: &Path) -> Store {
+        Store {
+            cache_dir: cache_dir.into(),
+            ..self.clone()
+        }
+    }
+
+    /// Objects read (GET) through this store and its clones.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// The store's URL or directory, for logs.
@@ -266,6 +282,7 @@ impl Store {
     /// Reads an object; `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
         let path = Store::key(key)?;
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let result = async {
             let got = self.inner.get(&path).await?;
             let version = UpdateVersion {
@@ -364,8 +381,15 @@ impl Store {
         } else {
             Some(Store::key(prefix)?)
         };
-        let result: object_store::Result<Vec<_>> =
+        let mut result: object_store::Result<Vec<_>> =
             self.inner.list(path.as_ref()).try_collect().await;
+        // On disk, a file removed during the walk fails the listing: walk again.
+        for _ in 0..3 {
+            if !matches!(result, Err(object_store::Error::NotFound { .. })) {
+                break;
+            }
+            result = self.inner.list(path.as_ref()).try_collect().await;
+        }
         let metas = self.record("list", prefix, result)?;
         metrics::counter!("myelin_store_listed_objects_total").increment(metas.len() as u64);
         Ok(metas
