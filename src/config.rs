@@ -233,7 +233,12 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("MYELIN_").split("__"));
+        // `MYELIN_TEST_*` tells the test suite where its services are; not settings.
+        figment = figment.merge(
+            Env::prefixed("MYELIN_")
+                .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
+                .split("__"),
+        );
         let settings: Settings = figment
             .extract()
             .map_err(|e| SettingsError(e.to_string()))?;

@@ -37,9 +37,15 @@ impl Registry {
     where
         F: FnOnce(&Path, u32) -> Result<(), RegistryError>,
     {
-        let mut version = self.next_version(name)?;
-        write(staged, version)?;
         let mut failures = 0;
+        let mut version = loop {
+            match self.next_version(name) {
+                Ok(v) => break v,
+                Err(RegistryError::Unavailable(e)) => backoff(name, &mut failures, e)?,
+                Err(e) => return Err(e),
+            }
+        };
+        write(staged, version)?;
         loop {
             renumber_card(staged, version)?;
             let prefix = format!("{name}/{version}");
@@ -49,16 +55,13 @@ impl Registry {
                 .block(|s| async move { s.publish_dir(&dir, &prefix, CARD_FILE).await })?;
             match published {
                 Ok(Written::Done) => return Ok(version),
-                Ok(Written::Refused) => {
-                    version = self.next_version(name)?.max(version + 1);
-                }
+                Ok(Written::Refused) => match self.next_version(name) {
+                    Ok(next) => version = next.max(version + 1),
+                    Err(RegistryError::Unavailable(e)) => backoff(name, &mut failures, e)?,
+                    Err(e) => return Err(e),
+                },
                 Err(e @ StoreError::Unavailable { .. }) => {
-                    let Some(wait) = PUBLISH_BACKOFF.get(failures) else {
-                        return Err(RegistryError::Unavailable(e));
-                    };
-                    tracing::warn!(model = name, version, error = %e, "publishing failed; retrying");
-                    failures += 1;
-                    std::thread::sleep(*wait);
+                    backoff(name, &mut failures, e)?;
                     if let Ok(next) = self.next_version(name) {
                         version = next.max(version);
                     }
@@ -112,6 +115,18 @@ impl Registry {
         self.refresh_model(name)?;
         Ok(())
     }
+}
+
+/// Waits before the next attempt to reach the store, or gives up with
+/// [`RegistryError::Unavailable`] once the backoff schedule is spent.
+fn backoff(name: &str, failures: &mut usize, e: StoreError) -> Result<(), RegistryError> {
+    let Some(wait) = PUBLISH_BACKOFF.get(*failures) else {
+        return Err(RegistryError::Unavailable(e));
+    };
+    tracing::warn!(model = name, error = %e, retry_in = ?wait, "the model store is unavailable; retrying");
+    *failures += 1;
+    std::thread::sleep(*wait);
+    Ok(())
 }
 
 /// Sets the staged card's version to `version` (a no-op when it is).
