@@ -33,8 +33,9 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// Readiness: the model store is reachable (writable, on local disk) and
-/// every training worker is alive. A remote store that cannot be reached
+/// Readiness: the model store is reachable and every training worker is alive.
+///
+/// A local store must be writable. A remote store that cannot be reached
 /// answers 200 `degraded`: every replica shares it, so taking replicas out
 /// of rotation would not help, and loaded models are still served.
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),

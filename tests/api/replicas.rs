@@ -183,7 +183,7 @@ async fn while_the_store_is_unreachable_serving_continues_training_fails_and_bot
 
     proxy.restore().await;
     let job = train(&a, 3).await;
-    assert_eq!(job["status"], "succeeded", "{job:#}");
+    assert_eq!(job["status"], "succeeded", "{job:#}\n{}", a.log());
     assert_eq!(job["version"], 2, "the failed job published nothing");
     wait_for_version(&a, 2).await;
     assert_eq!(a.get("/readyz").await["status"], "ok");

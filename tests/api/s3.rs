@@ -111,13 +111,13 @@ pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// A loopback TCP proxy to `target` that can be cut (connections refused
-/// and open ones dropped) and restored on the same port.
+/// A loopback TCP proxy to `target` that can be cut (new connections are
+/// closed at once and open ones dropped) and restored. It keeps its port
+/// while cut, so no other process can take it meanwhile.
 pub struct Proxy {
     pub addr: SocketAddr,
-    target: SocketAddr,
     up: Arc<AtomicBool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Proxy {
@@ -128,52 +128,51 @@ impl Proxy {
             .expect("S3 endpoint is not host:port");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let mut proxy = Proxy {
-            addr,
-            target,
-            up: Arc::new(AtomicBool::new(true)),
-            task: None,
-        };
-        proxy.serve(listener);
-        proxy
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn serve(&mut self, listener: TcpListener) {
-        let (target, up) = (self.target, self.up.clone());
-        self.task = Some(tokio::spawn(async move {
+        let up = Arc::new(AtomicBool::new(true));
+        let flag = up.clone();
+        let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((mut inbound, _)) = listener.accept().await {
-                let up = up.clone();
+                if !flag.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let flag = flag.clone();
                 connections.spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(target).await else {
                         return;
                     };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = async { while up.load(Ordering::Relaxed) { tokio::time::sleep(Duration::from_millis(20)).await } } => {}
+                        _ = async {
+                            while flag.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                        } => {}
                     }
                 });
             }
-        }));
+        });
+        Proxy { addr, up, task }
     }
 
-    /// The store goes away: new connections are refused, open ones dropped.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The store goes away: connections are closed, open ones dropped.
     pub async fn cut(&mut self) {
-        self.up.store(false, Ordering::Relaxed);
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
+        self.up.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    /// The store comes back on the same address.
+    /// The store comes back.
     pub async fn restore(&mut self) {
-        self.up = Arc::new(AtomicBool::new(true));
-        let listener = TcpListener::bind(self.addr).await.expect("rebind");
-        self.serve(listener);
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
