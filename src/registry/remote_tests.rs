@@ -2,6 +2,7 @@
 //! card-last publishing with claims, interrupted uploads, aliases by
 //! compare-and-swap, and a second registry following the first.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
