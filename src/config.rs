@@ -55,9 +55,72 @@ pub struct ServerSettings {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
+    /// Where model versions live: a path, `file:///path` or
+    /// `s3://bucket/prefix`; `""` uses `path`.
+    pub url: String,
+    /// The local directory: the model store when `url` is `""` (the old
+    /// setting, kept as an alias), and this replica's job records, datasets
+    /// and interaction logs in any case.
     pub path: PathBuf,
     pub retain_versions: usize,
     pub cache_capacity: usize,
+    /// Seconds between polls of the store for versions and aliases written
+    /// by other processes: `"auto"` (5 on S3, 2 on disk) or a number; 0 disables.
+    pub poll_interval_secs: PollInterval,
+    /// Local copies of artifacts downloaded from a remote store; `""`:
+    /// `<path>/.cache`.
+    pub cache_dir: PathBuf,
+}
+
+/// `store.poll_interval_secs`: `"auto"` or seconds.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum PollInterval {
+    Secs(u64),
+    Auto(AutoWord),
+}
+
+/// The word `auto`.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoWord {
+    Auto,
+}
+
+impl StoreSettings {
+    /// The parsed store location (`url`, else `path`).
+    pub fn location(&self) -> Result<crate::storage::Location, crate::storage::UrlError> {
+        if self.url.is_empty() {
+            Ok(crate::storage::Location::Local(self.path.clone()))
+        } else {
+            crate::storage::Location::parse(&self.url)
+        }
+    }
+
+    /// The poll interval for `location`; `None` when polling is off.
+    pub fn poll_interval(
+        &self,
+        location: &crate::storage::Location,
+    ) -> Option<std::time::Duration> {
+        let secs = match self.poll_interval_secs {
+            PollInterval::Secs(0) => return None,
+            PollInterval::Secs(s) => s,
+            PollInterval::Auto(_) => match location {
+                crate::storage::Location::Local(_) => 2,
+                crate::storage::Location::S3 { .. } => 5,
+            },
+        };
+        Some(std::time::Duration::from_secs(secs))
+    }
+
+    /// The directory for downloaded artifacts.
+    pub fn cache_dir(&self) -> PathBuf {
+        if self.cache_dir.as_os_str().is_empty() {
+            self.path.join(".cache")
+        } else {
+            self.cache_dir.clone()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -186,7 +249,12 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("MYELIN_").split("__"));
+        // `MYELIN_TEST_*` tells the test suite where its services are; not settings.
+        figment = figment.merge(
+            Env::prefixed("MYELIN_")
+                .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
+                .split("__"),
+        );
         let settings: Settings = figment
             .extract()
             .map_err(|e| SettingsError(tidy_message(&e.to_string())))?;
@@ -228,6 +296,9 @@ impl Settings {
             if value == 0 {
                 return Err(SettingsError(format!("`{key}` must be at least 1, got 0")));
             }
+        }
+        if let Err(e) = self.store.location() {
+            return Err(SettingsError(e.to_string()));
         }
         for (key, value) in [
             (

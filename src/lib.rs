@@ -19,6 +19,7 @@ pub mod recommend;
 pub mod registry;
 pub mod service;
 pub mod startup;
+pub mod storage;
 pub mod tabular;
 pub mod telemetry;
 

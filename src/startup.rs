@@ -64,7 +64,7 @@ impl Application {
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
         let jobs = state.jobs.clone();
         let header_timeout = Duration::from_secs(state.settings.server.header_timeout_secs);
-        tracing::info!(address = %self.listener.local_addr()?, store = %state.settings.store.path.display(), "serving");
+        tracing::info!(address = %self.listener.local_addr()?, store = %state.registry.store().url(), "serving");
         let trimmer = tokio::spawn(crate::memory::trim_periodically());
         let upkeep = tokio::spawn(crate::telemetry::metrics_upkeep(state.metrics.clone()));
         let (stop_grpc, grpc_stopped) = tokio::sync::watch::channel(false);

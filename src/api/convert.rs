@@ -30,6 +30,9 @@ impl From<RegistryError> for ApiError {
             RegistryError::VersionAliased { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "version_aliased", detail)
             }
+            RegistryError::Unavailable(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", detail)
+            }
             RegistryError::Corrupt(_) | RegistryError::Io { .. } => ApiError::internal(detail),
         }
     }

@@ -16,8 +16,12 @@ use crate::service::AppState;
 /// A health answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`.
+    /// `ok`, or `degraded` when a remote model store cannot be reached
+    /// (loaded models are still served; training fails `store_unavailable`).
     pub status: String,
+    /// Why the store is degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 /// Liveness: the process answers.
@@ -25,10 +29,15 @@ pub struct Health {
 pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
+        store: None,
     })
 }
 
-/// Readiness: the model store is writable and every training worker is alive.
+/// Readiness: the model store is reachable and every training worker is alive.
+///
+/// A local store must be writable. A remote store that cannot be reached
+/// answers 200 `degraded`: every replica shares it, so taking replicas out
+/// of rotation would not help, and loaded models are still served.
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Health>> {
@@ -36,12 +45,17 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Health
     let writable = tokio::task::spawn_blocking(move || registry.check_writable())
         .await
         .map_err(ApiError::internal)?;
+    let mut degraded = None;
     if let Err(e) = writable {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            format!("model store is not writable: {e}"),
-        ));
+        if state.registry.store().local_root().is_none() {
+            degraded = Some(e.to_string());
+        } else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                format!("model store is not writable: {e}"),
+            ));
+        }
     }
     if !state.jobs.healthy() {
         return Err(ApiError::new(
@@ -51,7 +65,8 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Health
         ));
     }
     Ok(Json(Health {
-        status: "ok".into(),
+        status: if degraded.is_some() { "degraded" } else { "ok" }.into(),
+        store: degraded,
     }))
 }
 
@@ -68,6 +83,13 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
     metrics::gauge!("myelin_job_queue_depth").set(state.jobs.queue_depth() as f64);
     metrics::gauge!("myelin_loaded_models").set(state.registry.loaded_count() as f64);
+    metrics::gauge!("myelin_store_seconds_since_last_poll")
+        .set(state.registry.seconds_since_refresh());
+    metrics::gauge!("myelin_store_up").set(if state.registry.store().is_healthy() {
+        1.0
+    } else {
+        0.0
+    });
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -44,6 +44,7 @@ fn status(error: OipError) -> Status {
         OipErrorKind::Invalid => Status::invalid_argument(message),
         OipErrorKind::NotFound => Status::not_found(message),
         OipErrorKind::TooLarge => Status::resource_exhausted(message),
+        OipErrorKind::Unavailable => Status::unavailable(message),
         OipErrorKind::Internal => Status::internal(message),
     }
 }

@@ -1,13 +1,11 @@
-//! In-memory caches: loaded model versions (bounded, least recently used
-//! dropped) and the serving resolution of each model name.
+//! The in-memory cache of loaded model versions (bounded, least recently
+//! used dropped).
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
 
-use super::{LoadedModel, RegistryError, PRODUCTION_ALIAS};
+use super::{LoadedModel, RegistryError};
 
 type Slot = Arc<Mutex<Option<Arc<LoadedModel>>>>;
 
@@ -82,6 +80,19 @@ impl ModelCache {
         Ok(model)
     }
 
+    /// Puts an already loaded version in the cache (replacing any).
+    pub(super) fn insert(&self, name: &str, version: u32, model: Arc<LoadedModel>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.tick();
+        entries.insert(
+            (name.to_string(), version),
+            Entry {
+                slot: Arc::new(Mutex::new(Some(model))),
+                last_used: AtomicU64::new(now),
+            },
+        );
+    }
+
     pub(super) fn evict(&self, name: &str, version: u32) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.remove(&(name.to_string(), version));
@@ -94,84 +105,4 @@ impl ModelCache {
             .filter(|e| e.slot.try_lock().map(|s| s.is_some()).unwrap_or(true))
             .count()
     }
-}
-
-/// What serving needs to pick a version of one model.
-#[derive(Debug)]
-pub(super) struct Resolution {
-    pub(super) versions: Vec<u32>,
-    pub(super) aliases: BTreeMap<String, u32>,
-    dir_mtime: Option<SystemTime>,
-    checked: Instant,
-}
-
-impl Resolution {
-    /// `production` alias if set, else the latest version.
-    pub(super) fn serving_version(&self) -> u32 {
-        self.aliases
-            .get(PRODUCTION_ALIAS)
-            .copied()
-            .or_else(|| self.versions.last().copied())
-            .unwrap_or(0)
-    }
-}
-
-/// Serving resolutions by model name, re-read when the model directory
-/// changes (checked at most every `RECHECK`).
-#[derive(Default)]
-pub(super) struct ResolutionCache {
-    entries: Mutex<HashMap<String, Resolution>>,
-}
-
-const RECHECK: Duration = Duration::from_millis(500);
-
-impl ResolutionCache {
-    /// Applies `pick` to the model's resolution, re-reading it with `read`
-    /// when it is missing or the model directory changed.
-    pub(super) fn with_resolution<F, T>(
-        &self,
-        dir: &Path,
-        name: &str,
-        read: F,
-        pick: impl FnOnce(&Resolution) -> T,
-    ) -> Result<T, RegistryError>
-    where
-        F: FnOnce() -> Result<(Vec<u32>, BTreeMap<String, u32>), RegistryError>,
-    {
-        let now = Instant::now();
-        {
-            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(r) = entries.get_mut(name) {
-                if now.duration_since(r.checked) < RECHECK {
-                    return Ok(pick(r));
-                }
-                let mtime = dir_mtime(dir);
-                if mtime.is_some() && mtime == r.dir_mtime {
-                    r.checked = now;
-                    return Ok(pick(r));
-                }
-            }
-        }
-        let mtime = dir_mtime(dir);
-        let (versions, aliases) = read()?;
-        let resolution = Resolution {
-            versions,
-            aliases,
-            dir_mtime: mtime,
-            checked: now,
-        };
-        let picked = pick(&resolution);
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.insert(name.to_string(), resolution);
-        Ok(picked)
-    }
-
-    pub(super) fn invalidate(&self, name: &str) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.remove(name);
-    }
-}
-
-fn dir_mtime(dir: &Path) -> Option<SystemTime> {
-    std::fs::metadata(dir).and_then(|m| m.modified()).ok()
 }

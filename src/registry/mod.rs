@@ -1,30 +1,54 @@
-//! The versioned model store: `<root>/<name>/<version>/{weights.safetensors,
-//! model.json}`, aliases per model, atomic writes, and an in-memory cache of
-//! loaded versions that readers never wait on while a new one is loaded.
+//! The versioned model store: `<name>/<version>/{weights.safetensors,
+//! model.json}` and `<name>/aliases.json` in a [`Store`] (local disk or S3),
+//! versions published card-last, aliases by compare-and-swap, a catalog in
+//! memory that serving resolves from, and a cache of loaded versions that
+//! readers never wait on while a new one is loaded.
 
 mod artifact;
 mod cache;
+mod catalog;
+mod follow;
 pub mod fsops;
 mod names;
+mod publish;
 
 pub use artifact::{
     load_dir, read_card, tensors_from_bytes, weights_bytes, ArtifactError, LoadedModel, ModelCard,
     ModelSpec, ServingModel, CARD_FILE, FORMAT_VERSION, WEIGHTS_FILE,
 };
+pub use follow::PollReport;
 pub use names::{check_name, NameError};
+pub use publish::write_file;
 
-use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use cache::{ModelCache, ResolutionCache};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+use crate::storage::{Location, Store, StoreError, Written};
+use cache::ModelCache;
+use catalog::{Catalog, ModelEntry};
 
 /// The alias serving prefers when no version is asked for.
 pub const PRODUCTION_ALIAS: &str = "production";
 const ALIASES_FILE: &str = "aliases.json";
-const LOCK_FILE: &str = ".lock";
+/// Interrupted writes older than this are removed (local staging
+/// directories at open, remote claims without a card when polling).
+const ORPHAN_GRACE: Duration = Duration::from_secs(15 * 60);
+/// A miss (unknown model or version) re-reads the store at most this often per name.
+const MISS_RECHECK: Duration = Duration::from_secs(1);
+/// Waits between attempts to publish while the store is unavailable.
+const PUBLISH_BACKOFF: [Duration; 4] = [
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
 
 /// Registry errors; each maps to one HTTP status in the API.
 #[derive(Debug, thiserror::Error)]
@@ -46,14 +70,33 @@ pub enum RegistryError {
     #[error("stored model is unreadable: {0}")]
     Corrupt(#[from] ArtifactError),
     #[error("model store I/O error at {path}: {source}")]
-    Io { path: String, source: io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The store could not be reached (or answered an error) after retries.
+    #[error("model store unavailable: {0}")]
+    Unavailable(StoreError),
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RegistryError + '_ {
-    move |source| RegistryError::Io {
-        path: path.display().to_string(),
-        source,
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> RegistryError {
+        match e {
+            StoreError::NotFound { key } => RegistryError::Corrupt(ArtifactError {
+                file: key,
+                reason: "missing".into(),
+            }),
+            StoreError::Io { path, source } => RegistryError::Io { path, source },
+            other => RegistryError::Unavailable(other),
+        }
     }
+}
+
+fn corrupt(file: &str, reason: impl ToString) -> RegistryError {
+    RegistryError::Corrupt(ArtifactError {
+        file: file.into(),
+        reason: reason.to_string(),
+    })
 }
 
 /// A summary of one model for listings.
@@ -66,55 +109,218 @@ pub struct ModelSummary {
     pub latest: Option<ModelCard>,
 }
 
-/// The model store.
+/// The model store: versions and aliases in a [`Store`], the catalog and
+/// the loaded versions in memory.
 pub struct Registry {
-    root: PathBuf,
+    store: Store,
     retain_versions: usize,
     models: ModelCache,
-    resolutions: ResolutionCache,
+    catalog: ArcSwap<Catalog>,
+    /// Serializes catalog refreshes so a slow one never overwrites a newer one.
+    refreshing: Mutex<()>,
+    misses: Mutex<HashMap<String, Instant>>,
+    /// Unix milliseconds of the last successful full refresh.
+    last_refresh_ms: AtomicI64,
+    /// Age after which an interrupted write is removed.
+    orphan_grace: Duration,
 }
 
 impl Registry {
-    /// Opens (creating) the store at `root` and removes temporary directories
-    /// left by interrupted writes. `retain_versions` = 0 keeps all versions.
+    /// Opens (creating) a store on local disk at `root`. `retain_versions` =
+    /// 0 keeps all versions.
     pub fn open(
         root: impl Into<PathBuf>,
         retain_versions: usize,
         cache_capacity: usize,
     ) -> Result<Registry, RegistryError> {
         let root = root.into();
-        fsops::create_dir_durable(&root).map_err(io_err(&root))?;
+        let store = Store::open(&Location::Local(root.clone()), &root.join(".cache"))
+            .map_err(RegistryError::from)?;
+        Registry::with_store(store, retain_versions, cache_capacity)
+    }
+
+    /// Opens the registry over `store`: removes old interrupted writes and
+    /// reads the catalog (an unreachable store is an error here).
+    pub fn with_store(
+        store: Store,
+        retain_versions: usize,
+        cache_capacity: usize,
+    ) -> Result<Registry, RegistryError> {
         let registry = Registry {
-            root,
+            store,
             retain_versions,
             models: ModelCache::new(cache_capacity),
-            resolutions: ResolutionCache::default(),
+            catalog: ArcSwap::from_pointee(Catalog::new()),
+            refreshing: Mutex::new(()),
+            misses: Mutex::new(HashMap::new()),
+            last_refresh_ms: AtomicI64::new(0),
+            orphan_grace: ORPHAN_GRACE,
         };
+        registry.refresh()?;
         for name in registry.model_names()? {
-            registry.clean_temporaries(&name)?;
+            registry.store.clean_temporaries(&name, ORPHAN_GRACE);
         }
+        registry.store.clean_temporaries("", ORPHAN_GRACE);
         Ok(registry)
     }
 
-    /// The store directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Sets the age after which interrupted writes are removed (default 15 minutes).
+    pub fn with_orphan_grace(mut self, grace: Duration) -> Registry {
+        self.orphan_grace = grace;
+        self
     }
 
-    fn model_dir(&self, name: &str) -> PathBuf {
-        self.root.join(name)
+    /// The storage seam under the registry.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
-    /// Names of stored models (directories with a valid name), sorted.
-    pub fn model_names(&self) -> Result<Vec<String>, RegistryError> {
-        let mut names = Vec::new();
-        for entry in fs::read_dir(&self.root).map_err(io_err(&self.root))? {
-            let entry = entry.map_err(io_err(&self.root))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if check_name("model name", &name).is_ok() && entry.path().is_dir() {
-                names.push(name);
+    fn entry(&self, name: &str) -> Option<Arc<ModelEntry>> {
+        self.catalog.load().get(name).cloned()
+    }
+
+    /// Re-reads the whole catalog from one listing; aliases files are read
+    /// only when their tag changed. Returns the catalog before and after.
+    fn refresh(&self) -> Result<(Arc<Catalog>, Arc<Catalog>), RegistryError> {
+        let _guard = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+        let listing = self.store.block(|s| async move { s.list("").await })??;
+        let old = self.catalog.load_full();
+        let mut next = Catalog::new();
+        for (name, listed) in catalog::group(&listing) {
+            let entry = self.with_aliases(&name, listed, old.get(&name).map(|e| &**e))?;
+            if !entry.versions.is_empty() || !entry.claims.is_empty() {
+                next.insert(name, Arc::new(entry));
             }
         }
+        let next = Arc::new(next);
+        self.catalog.store(next.clone());
+        self.last_refresh_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        Ok((old, next))
+    }
+
+    /// Re-reads one model from a listing of its prefix.
+    fn refresh_model(&self, name: &str) -> Result<Option<Arc<ModelEntry>>, RegistryError> {
+        let _guard = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+        let prefix = name.to_string();
+        let listing = self
+            .store
+            .block(|s| async move { s.list(&prefix).await })??;
+        let old = self.entry(name);
+        let listed = catalog::group(&listing).remove(name).unwrap_or_default();
+        let entry = self.with_aliases(name, listed, old.as_deref())?;
+        let mut next = (**self.catalog.load()).clone();
+        let entry = if entry.versions.is_empty() && entry.claims.is_empty() {
+            next.remove(name);
+            None
+        } else {
+            let entry = Arc::new(entry);
+            next.insert(name.to_string(), entry.clone());
+            Some(entry)
+        };
+        self.catalog.store(Arc::new(next));
+        Ok(entry)
+    }
+
+    fn with_aliases(
+        &self,
+        name: &str,
+        listed: catalog::Listed,
+        old: Option<&ModelEntry>,
+    ) -> Result<ModelEntry, RegistryError> {
+        let mut entry = listed.entry;
+        if !listed.has_aliases {
+            return Ok(entry);
+        }
+        if let Some(old) = old.filter(|o| o.aliases_tag == entry.aliases_tag) {
+            entry.aliases = old.aliases.clone();
+            return Ok(entry);
+        }
+        let (aliases, _) = self.read_aliases(name)?;
+        entry.aliases = aliases;
+        Ok(entry)
+    }
+
+    fn read_aliases(
+        &self,
+        name: &str,
+    ) -> Result<(BTreeMap<String, u32>, Option<crate::storage::Object>), RegistryError> {
+        let key = format!("{name}/{ALIASES_FILE}");
+        let object = self.store.block({
+            let key = key.clone();
+            |s| async move { s.get(&key).await }
+        })??;
+        match object {
+            None => Ok((BTreeMap::new(), None)),
+            Some(object) => {
+                let aliases =
+                    serde_json::from_slice(&object.bytes).map_err(|e| corrupt(&key, e))?;
+                Ok((aliases, Some(object)))
+            }
+        }
+    }
+
+    /// The model's entry, re-read from the store: for management calls,
+    /// which must see other processes' writes at once.
+    fn fresh(&self, name: &str) -> Result<Arc<ModelEntry>, RegistryError> {
+        check_name("model name", name)?;
+        match self.refresh_model(name)? {
+            Some(entry) if !entry.versions.is_empty() => Ok(entry),
+            _ => Err(RegistryError::ModelNotFound(name.into())),
+        }
+    }
+
+    /// The model's entry from memory, re-read from the store on a miss
+    /// (at most once per `MISS_RECHECK` per name, so unknown names cannot
+    /// drive traffic to the store).
+    fn known(&self, name: &str, wanted: Option<u32>) -> Result<Arc<ModelEntry>, RegistryError> {
+        let hit = self
+            .entry(name)
+            .filter(|e| !e.versions.is_empty())
+            .filter(|e| wanted.is_none_or(|v| e.versions.contains_key(&v)));
+        if let Some(entry) = hit {
+            return Ok(entry);
+        }
+        let recheck = {
+            let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
+            if misses.len() > 10_000 {
+                misses.clear();
+            }
+            let now = Instant::now();
+            match misses.get(name) {
+                Some(at) if now.duration_since(*at) < MISS_RECHECK => false,
+                _ => {
+                    misses.insert(name.to_string(), now);
+                    true
+                }
+            }
+        };
+        let entry = if recheck {
+            self.refresh_model(name)?
+        } else {
+            self.entry(name)
+        };
+        let entry = entry
+            .filter(|e| !e.versions.is_empty())
+            .ok_or_else(|| RegistryError::ModelNotFound(name.into()))?;
+        match wanted {
+            Some(v) if !entry.versions.contains_key(&v) => Err(RegistryError::VersionNotFound {
+                name: name.into(),
+                version: v,
+            }),
+            _ => Ok(entry),
+        }
+    }
+
+    /// Names of stored models with at least one version, sorted.
+    pub fn model_names(&self) -> Result<Vec<String>, RegistryError> {
+        let mut names: Vec<String> = self
+            .catalog
+            .load()
+            .iter()
+            .filter(|(_, e)| !e.versions.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -122,95 +328,72 @@ impl Registry {
     /// Complete versions of a model, ascending. A model without versions is
     /// reported as not found.
     pub fn versions(&self, name: &str) -> Result<Vec<u32>, RegistryError> {
-        check_name("model name", name)?;
-        let dir = self.model_dir(name);
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(RegistryError::ModelNotFound(name.into()))
-            }
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        let mut versions = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_err(&dir))?;
-            let file_name = entry.file_name();
-            let Some(v) = file_name.to_str().and_then(parse_version) else {
-                continue;
-            };
-            if entry.path().join(CARD_FILE).is_file() {
-                versions.push(v);
-            }
-        }
-        if versions.is_empty() {
-            return Err(RegistryError::ModelNotFound(name.into()));
-        }
-        versions.sort_unstable();
-        Ok(versions)
+        Ok(self.fresh(name)?.version_list())
     }
 
     /// The model's aliases (alias → version).
     pub fn aliases(&self, name: &str) -> Result<BTreeMap<String, u32>, RegistryError> {
         check_name("model name", name)?;
-        let path = self.model_dir(name).join(ALIASES_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                RegistryError::Corrupt(ArtifactError {
-                    file: path.display().to_string(),
-                    reason: e.to_string(),
-                })
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(e) => Err(io_err(&path)(e)),
-        }
+        Ok(self.read_aliases(name)?.0)
     }
 
-    /// Points `alias` at an existing `version`.
+    /// Points `alias` at an existing `version`. Concurrent updates from any
+    /// process never lose one: the aliases file is replaced by
+    /// compare-and-swap and re-read when another writer got there first.
     pub fn set_alias(&self, name: &str, alias: &str, version: u32) -> Result<(), RegistryError> {
         check_name("alias", alias)?;
-        let _lock = self.lock(name)?;
-        if !self.versions(name)?.contains(&version) {
+        if !self.fresh(name)?.versions.contains_key(&version) {
             return Err(RegistryError::VersionNotFound {
                 name: name.into(),
                 version,
             });
         }
-        let mut aliases = self.aliases(name)?;
-        aliases.insert(alias.to_string(), version);
-        self.write_aliases(name, &aliases)
+        self.update_aliases(name, |aliases| {
+            aliases.insert(alias.to_string(), version);
+            Ok(())
+        })
     }
 
     /// Removes `alias`.
     pub fn delete_alias(&self, name: &str, alias: &str) -> Result<(), RegistryError> {
         check_name("alias", alias)?;
-        let _lock = self.lock(name)?;
-        self.versions(name)?;
-        let mut aliases = self.aliases(name)?;
-        if aliases.remove(alias).is_none() {
-            return Err(RegistryError::AliasNotFound {
+        self.fresh(name)?;
+        self.update_aliases(name, |aliases| match aliases.remove(alias) {
+            Some(_) => Ok(()),
+            None => Err(RegistryError::AliasNotFound {
                 name: name.into(),
                 alias: alias.into(),
-            });
-        }
-        self.write_aliases(name, &aliases)
+            }),
+        })
     }
 
-    fn write_aliases(
+    fn update_aliases(
         &self,
         name: &str,
-        aliases: &BTreeMap<String, u32>,
+        mut change: impl FnMut(&mut BTreeMap<String, u32>) -> Result<(), RegistryError>,
     ) -> Result<(), RegistryError> {
-        let path = self.model_dir(name).join(ALIASES_FILE);
-        let bytes = serde_json::to_vec_pretty(aliases).unwrap_or_default();
-        fsops::write_atomic(&path, &bytes).map_err(io_err(&path))?;
-        self.resolutions.invalidate(name);
+        let key = format!("{name}/{ALIASES_FILE}");
+        loop {
+            let (mut aliases, previous) = self.read_aliases(name)?;
+            change(&mut aliases)?;
+            let bytes = Bytes::from(serde_json::to_vec_pretty(&aliases).unwrap_or_default());
+            let key = key.clone();
+            let written = self.store.block(|s| async move {
+                s.compare_and_swap(&key, previous.as_ref(), bytes).await
+            })??;
+            if written == Written::Done {
+                break;
+            }
+            metrics::counter!("myelin_store_cas_retries_total").increment(1);
+        }
+        self.refresh_model(name)?;
         Ok(())
     }
 
     /// Deletes a version; refused while an alias points at it.
     pub fn delete_version(&self, name: &str, version: u32) -> Result<(), RegistryError> {
-        let _lock = self.lock(name)?;
-        if !self.versions(name)?.contains(&version) {
+        let entry = self.fresh(name)?;
+        if !entry.versions.contains_key(&version) {
             return Err(RegistryError::VersionNotFound {
                 name: name.into(),
                 version,
@@ -229,193 +412,99 @@ impl Registry {
                 aliases: aliased.join(", "),
             });
         }
-        let dir = self.model_dir(name).join(version.to_string());
-        fsops::remove_dir_atomic(&dir).map_err(io_err(&dir))?;
+        self.remove_version(name, version)?;
+        self.refresh_model(name)?;
+        Ok(())
+    }
+
+    fn remove_version(&self, name: &str, version: u32) -> Result<(), RegistryError> {
+        let prefix = format!("{name}/{version}");
+        self.store
+            .block(|s| async move { s.delete_prefix(&prefix, CARD_FILE).await })??;
         self.models.evict(name, version);
-        self.resolutions.invalidate(name);
         Ok(())
     }
 
-    /// Writes a new version atomically and returns its number (from 1).
-    ///
-    /// `write` fills a temporary directory given the version number; it is
-    /// fsynced and renamed into place only if `write` succeeds, so a crash or
-    /// an error never leaves a directory the registry would list.
-    fn save_with<F>(&self, name: &str, write: F) -> Result<u32, RegistryError>
-    where
-        F: FnOnce(&Path, u32) -> Result<(), RegistryError>,
-    {
-        check_name("model name", name)?;
-        let model_dir = self.model_dir(name);
-        fsops::create_dir_durable(&model_dir).map_err(io_err(&model_dir))?;
-        let _lock = self.lock(name)?;
-        let version = match self.versions(name) {
-            Ok(v) => v.last().copied().unwrap_or(0) + 1,
-            Err(RegistryError::ModelNotFound(_)) => 1,
-            Err(e) => return Err(e),
-        };
-        let tmp = model_dir.join(format!(".tmp-{}", uuid::Uuid::now_v7().simple()));
-        fs::create_dir(&tmp).map_err(io_err(&tmp))?;
-        let result = write(&tmp, version).and_then(|()| {
-            fsops::sync_dir(&tmp).map_err(io_err(&tmp))?;
-            let dest = model_dir.join(version.to_string());
-            fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-            fsops::sync_dir(&model_dir).map_err(io_err(&model_dir))
-        });
-        if result.is_err() {
-            let _ = fs::remove_dir_all(&tmp);
-            return result.map(|()| version);
-        }
-        self.resolutions.invalidate(name);
-        self.apply_retention(name)?;
-        Ok(version)
-    }
-
-    /// Writes a card and weights as a new version; the card's `version` and
-    /// `name` are set to the allocated ones.
-    pub fn save(&self, card: &ModelCard, weights: &[u8]) -> Result<u32, RegistryError> {
-        self.save_files(card, &[(WEIGHTS_FILE, weights)])
-    }
-
-    /// Writes a card and the version's other files (`(file name, bytes)`, e.g.
-    /// a recommender's [`crate::recommend::Recommender::artifact_files`]) as a
-    /// new version: every file is fsynced before the version directory is
-    /// renamed into place. This is the only way artifacts reach the store.
-    pub fn save_files(
-        &self,
-        card: &ModelCard,
-        files: &[(&str, &[u8])],
-    ) -> Result<u32, RegistryError> {
-        let name = card.name.clone();
-        self.save_with(&name, |dir, version| {
-            let mut card = card.clone();
-            card.version = version;
-            let json = serde_json::to_vec_pretty(&card).map_err(|e| {
-                RegistryError::Corrupt(ArtifactError {
-                    file: CARD_FILE.into(),
-                    reason: e.to_string(),
-                })
-            })?;
-            for (file, bytes) in files {
-                check_file_name(file)?;
-                let path = dir.join(file);
-                fsops::write_synced(&path, bytes).map_err(io_err(&path))?;
-            }
-            let card_path = dir.join(CARD_FILE);
-            fsops::write_synced(&card_path, &json).map_err(io_err(&card_path))
-        })
-    }
-
-    /// Deletes the oldest versions beyond `retain_versions` that no alias
-    /// points at. Caller holds the model lock.
-    fn apply_retention(&self, name: &str) -> Result<(), RegistryError> {
-        if self.retain_versions == 0 {
-            return Ok(());
-        }
-        let aliases = self.aliases(name)?;
-        let mut unaliased: Vec<u32> = self
-            .versions(name)?
-            .into_iter()
-            .filter(|v| !aliases.values().any(|a| a == v))
-            .collect();
-        if unaliased.len() <= self.retain_versions {
-            return Ok(());
-        }
-        let excess = unaliased.len() - self.retain_versions;
-        for version in unaliased.drain(..excess) {
-            let dir = self.model_dir(name).join(version.to_string());
-            fsops::remove_dir_atomic(&dir).map_err(io_err(&dir))?;
-            self.models.evict(name, version);
-        }
-        self.resolutions.invalidate(name);
-        Ok(())
+    fn read_card_of(&self, name: &str, version: u32) -> Result<ModelCard, RegistryError> {
+        let key = format!("{name}/{version}/{CARD_FILE}");
+        let object = self.store.block({
+            let key = key.clone();
+            |s| async move { s.get(&key).await }
+        })??;
+        let object = object.ok_or_else(|| RegistryError::VersionNotFound {
+            name: name.into(),
+            version,
+        })?;
+        serde_json::from_slice(&object.bytes).map_err(|e| corrupt(&key, e))
     }
 
     /// Reads a version's card without loading weights.
     pub fn card(&self, name: &str, version: u32) -> Result<ModelCard, RegistryError> {
-        if !self.versions(name)?.contains(&version) {
+        if !self.fresh(name)?.versions.contains_key(&version) {
             return Err(RegistryError::VersionNotFound {
                 name: name.into(),
                 version,
             });
         }
-        Ok(read_card(&self.model_dir(name).join(version.to_string()))?)
+        self.read_card_of(name, version)
     }
 
-    /// A summary of every model.
+    /// A summary of every model, from a fresh listing of the store.
     pub fn list(&self) -> Result<Vec<ModelSummary>, RegistryError> {
-        let mut out = Vec::new();
-        for name in self.model_names()? {
-            let versions = match self.versions(&name) {
-                Ok(v) => v,
-                Err(RegistryError::ModelNotFound(_)) => continue,
-                Err(e) => return Err(e),
-            };
-            out.push(self.summary_with(&name, versions)?);
-        }
-        Ok(out)
+        let (_, catalog) = self.refresh()?;
+        let mut names: Vec<&String> = catalog
+            .iter()
+            .filter(|(_, e)| !e.versions.is_empty())
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|name| self.summary_of(name, &catalog[name]))
+            .collect()
     }
 
     /// A summary of one model.
     pub fn summary(&self, name: &str) -> Result<ModelSummary, RegistryError> {
-        let versions = self.versions(name)?;
-        self.summary_with(name, versions)
+        let entry = self.fresh(name)?;
+        self.summary_of(name, &entry)
     }
 
-    fn summary_with(&self, name: &str, versions: Vec<u32>) -> Result<ModelSummary, RegistryError> {
-        let latest = match versions.last() {
-            Some(&v) => read_card(&self.model_dir(name).join(v.to_string())).ok(),
+    fn summary_of(&self, name: &str, entry: &ModelEntry) -> Result<ModelSummary, RegistryError> {
+        let latest = match entry.versions.keys().next_back() {
+            Some(&v) => self.read_card_of(name, v).ok(),
             None => None,
         };
         Ok(ModelSummary {
             name: name.to_string(),
-            aliases: self.aliases(name)?,
-            versions,
+            aliases: entry.aliases.clone(),
+            versions: entry.version_list(),
             latest,
         })
     }
 
     /// The version serving uses: `version` if given (it must exist), else the
-    /// `production` alias if set, else the latest. Cached briefly; changes by
-    /// this process are seen at once, by other processes within a second.
+    /// `production` alias if set, else the latest. Answered from memory;
+    /// changes by this process are seen at once, by other processes within
+    /// a poll interval (or a second, for a version or model not known yet).
     pub fn resolve(&self, name: &str, version: Option<u32>) -> Result<u32, RegistryError> {
         check_name("model name", name)?;
-        let (known, serving) = self.resolutions.with_resolution(
-            &self.model_dir(name),
-            name,
-            || {
-                let versions = self.versions(name)?;
-                let aliases = self.aliases(name)?;
-                Ok((versions, aliases))
-            },
-            |r| {
-                let known = version.is_some_and(|v| r.versions.binary_search(&v).is_ok());
-                (known, r.serving_version())
-            },
-        )?;
+        let entry = self.known(name, version)?;
         match version {
-            Some(v) if known => Ok(v),
-            Some(v) => {
-                // Written by another process since the last refresh?
-                if self.versions(name)?.contains(&v) {
-                    self.resolutions.invalidate(name);
-                    Ok(v)
-                } else {
-                    Err(RegistryError::VersionNotFound {
-                        name: name.into(),
-                        version: v,
-                    })
-                }
-            }
-            None => Ok(serving),
+            Some(v) => Ok(v),
+            None => entry
+                .serving_version()
+                .ok_or_else(|| RegistryError::ModelNotFound(name.into())),
         }
     }
 
     /// Resolves an alias to its version.
     pub fn resolve_alias(&self, name: &str, alias: &str) -> Result<u32, RegistryError> {
         check_name("alias", alias)?;
-        self.versions(name)?;
-        self.aliases(name)?
+        check_name("model name", name)?;
+        let entry = self.known(name, None)?;
+        entry
+            .aliases
             .get(alias)
             .copied()
             .ok_or_else(|| RegistryError::AliasNotFound {
@@ -424,24 +513,22 @@ impl Registry {
             })
     }
 
-    /// The loaded version, from the cache or the disk. Concurrent callers for
+    /// The loaded version, from memory or the store. Concurrent callers for
     /// the same version wait for one load; other versions are not blocked.
     /// Blocking: call from a blocking context when the version may be cold.
     pub fn load(&self, name: &str, version: u32) -> Result<Arc<LoadedModel>, RegistryError> {
         check_name("model name", name)?;
         self.models.get_or_load(name, version, || {
-            let dir = self.model_dir(name).join(version.to_string());
-            if !dir.join(CARD_FILE).is_file() {
-                return Err(RegistryError::VersionNotFound {
-                    name: name.into(),
-                    version,
-                });
-            }
+            self.known(name, Some(version))?;
+            let prefix = format!("{name}/{version}");
+            let dir = self
+                .store
+                .block(|s| async move { s.local_copy(&prefix).await })??;
             Ok(load_dir(&dir)?)
         })
     }
 
-    /// The cached version if loaded, without touching the disk.
+    /// The cached version if loaded, without touching the store.
     pub fn cached(&self, name: &str, version: u32) -> Option<Arc<LoadedModel>> {
         self.models.get(name, version)
     }
@@ -451,60 +538,11 @@ impl Registry {
         self.models.len()
     }
 
-    /// Takes the per-model write lock (also excludes other processes).
-    fn lock(&self, name: &str) -> Result<File, RegistryError> {
-        check_name("model name", name)?;
-        let dir = self.model_dir(name);
-        let path = dir.join(LOCK_FILE);
-        if !dir.is_dir() {
-            return Err(RegistryError::ModelNotFound(name.into()));
-        }
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        file.lock().map_err(io_err(&path))?;
-        Ok(file)
-    }
-
-    /// Removes `.tmp-*` directories of interrupted writes when no other
-    /// process is writing the model.
-    fn clean_temporaries(&self, name: &str) -> Result<(), RegistryError> {
-        let dir = self.model_dir(name);
-        let path = dir.join(LOCK_FILE);
-        let Ok(file) = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-        else {
-            return Ok(());
-        };
-        if file.try_lock().is_err() {
-            return Ok(());
-        }
-        for entry in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-                let p = entry.path();
-                let _ = if p.is_dir() {
-                    fs::remove_dir_all(&p)
-                } else {
-                    fs::remove_file(&p)
-                };
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks the store is writable (for readiness).
+    /// Checks the store answers and accepts writes (for readiness).
     pub fn check_writable(&self) -> Result<(), RegistryError> {
-        let probe = self
-            .root
-            .join(format!(".tmp-ready-{}", uuid::Uuid::now_v7().simple()));
-        fs::write(&probe, b"ok").map_err(io_err(&probe))?;
-        fs::remove_file(&probe).map_err(io_err(&probe))
+        self.store
+            .block(|s| async move { s.check_writable().await })??;
+        Ok(())
     }
 }
 
@@ -531,5 +569,7 @@ fn parse_version(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
+#[cfg(test)]
+mod remote_tests;
 #[cfg(test)]
 mod tests;

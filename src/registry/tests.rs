@@ -24,7 +24,7 @@ fn churn_csv() -> String {
     csv
 }
 
-fn trained_card(name: &str) -> (ModelCard, Vec<u8>, crate::tabular::TabularModel) {
+pub(super) fn trained_card(name: &str) -> (ModelCard, Vec<u8>, crate::tabular::TabularModel) {
     let csv = churn_csv();
     let table = read_csv(csv.as_bytes(), &ReadLimits::default()).unwrap();
     let mut spec = TrainSpec {
@@ -41,7 +41,7 @@ fn trained_card(name: &str) -> (ModelCard, Vec<u8>, crate::tabular::TabularModel
     (card, weights, trained.model)
 }
 
-fn records() -> Vec<Map<String, Value>> {
+pub(super) fn records() -> Vec<Map<String, Value>> {
     [
         json!({"tenure": 3, "plan": "basic", "monthly": 30}),
         json!({"tenure": 50, "plan": "team", "monthly": 90}),

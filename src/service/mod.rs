@@ -60,18 +60,31 @@ impl AppState {
         }
         crate::data::set_audio_limits(&settings.audio);
         let root = settings.store.path.clone();
+        let location = settings.store.location().map_err(|e| StartError::Store {
+            path: settings.store.url.clone(),
+            reason: e.to_string(),
+        })?;
         let store_err = |reason: String| StartError::Store {
-            path: root.display().to_string(),
+            path: location.to_string(),
             reason,
         };
+        let store = crate::storage::Store::open(&location, &settings.store.cache_dir())
+            .map_err(|e| store_err(e.to_string()))?;
         let registry = Arc::new(
-            Registry::open(
-                &root,
+            Registry::with_store(
+                store,
                 settings.store.retain_versions,
                 settings.store.cache_capacity,
             )
             .map_err(|e| store_err(e.to_string()))?,
         );
+        if let Some(interval) = settings.store.poll_interval(&location) {
+            registry.follow(interval);
+        }
+        let store_err = |reason: String| StartError::Store {
+            path: root.display().to_string(),
+            reason,
+        };
         let datasets = Arc::new(DatasetStore::open(&root).map_err(|e| store_err(e.to_string()))?);
         let job_store = JobStore::open(&root).map_err(|e| store_err(e.to_string()))?;
         let runner = training::runner(registry.clone(), root.clone(), settings.clone());

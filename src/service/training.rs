@@ -21,7 +21,7 @@ use crate::recommend::{
     RecommenderParams,
 };
 use crate::registry::{
-    check_name, fsops, weights_bytes, ModelCard, ModelSpec, Registry, FORMAT_VERSION,
+    check_name, fsops, weights_bytes, ModelCard, ModelSpec, Registry, RegistryError, FORMAT_VERSION,
 };
 use crate::tabular::{self, ClassWeight, TabularError, TrainSpec};
 
@@ -548,12 +548,7 @@ fn run_job(
     );
     let weights = weights_bytes(&trained.model.mlp)
         .map_err(|e| failed("store_write_failed", e.to_string()))?;
-    let version = registry.save(&card, &weights).map_err(|e| {
-        failed(
-            "store_write_failed",
-            format!("could not write the model version: {e}"),
-        )
-    })?;
+    let version = registry.save(&card, &weights).map_err(save_failure)?;
     let metrics = serde_json::to_value(&trained.metrics).unwrap_or(Value::Null);
     Ok(RunOutcome { version, metrics })
 }
@@ -657,11 +652,16 @@ fn run_recommendation(
         .artifact_files()
         .map_err(|e| failed("store_write_failed", e.to_string()))?;
     let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-    let version = registry.save_files(&card, &files).map_err(|e| {
-        failed(
-            "store_write_failed",
-            format!("could not write the model version: {e}"),
-        )
-    })?;
+    let version = registry.save_files(&card, &files).map_err(save_failure)?;
     Ok(RunOutcome { version, metrics })
+}
+
+/// A job whose version could not be stored: `store_unavailable` when the
+/// store could not be reached after the registry's retries.
+fn save_failure(e: RegistryError) -> RunFailure {
+    let code = match e {
+        RegistryError::Unavailable(_) => "store_unavailable",
+        _ => "store_write_failed",
+    };
+    failed(code, format!("could not write the model version: {e}"))
 }

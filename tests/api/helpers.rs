@@ -50,6 +50,8 @@ pub fn test_settings(store: &Path) -> Settings {
     settings.grpc.port = 0;
     settings.server.shutdown_grace_secs = 10;
     settings.store.path = store.to_path_buf();
+    // Another process's writes show within a second.
+    settings.store.poll_interval_secs = myelin::config::PollInterval::Secs(1);
     settings
 }
 

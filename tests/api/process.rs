@@ -16,27 +16,27 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 /// A `myelin serve` child process on a free loopback port.
-struct Server {
+pub struct Server {
     child: Child,
-    addr: SocketAddr,
-    client: reqwest::Client,
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
     /// Everything the process logged so far.
     log: Arc<Mutex<String>>,
 }
 
 /// How to start the server.
 #[derive(Default)]
-struct Launch {
+pub struct Launch {
     /// Extra `MYELIN_*` variables.
-    env: Vec<(&'static str, String)>,
+    pub env: Vec<(&'static str, String)>,
     /// RLIMIT_FSIZE in bytes: writing past it fails with EFBIG, as a full disk would.
-    max_file_bytes: Option<u64>,
+    pub max_file_bytes: Option<u64>,
     /// Run as this user and group id (the test runs as root).
-    user: Option<u32>,
+    pub user: Option<u32>,
 }
 
 impl Server {
-    fn start(store: &Path, launch: Launch) -> Server {
+    pub fn start(store: &Path, launch: Launch) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_myelin"));
         command
             .arg("serve")
@@ -131,11 +131,11 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
-    async fn get(&self, path: &str) -> Value {
+    pub async fn get(&self, path: &str) -> Value {
         let response = self
             .client
             .get(self.url(path))
@@ -145,7 +145,7 @@ impl Server {
         json_ok(response, StatusCode::OK).await
     }
 
-    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
             .json(body)
@@ -155,7 +155,7 @@ impl Server {
     }
 
     /// The version that answers a one-row `/predict` on model `churn`.
-    async fn churn_prediction_version(&self) -> Value {
+    pub async fn churn_prediction_version(&self) -> Value {
         let instance = churn_instance(5, "basic", true, 40.0);
         let response = self
             .post(
@@ -166,7 +166,7 @@ impl Server {
         json_ok(response, StatusCode::OK).await["version"].clone()
     }
 
-    async fn wait_for_job(&self, id: &str) -> Value {
+    pub async fn wait_for_job(&self, id: &str) -> Value {
         let deadline = tokio::time::Instant::now() + JOB_DEADLINE;
         loop {
             let job = self.get(&format!("/jobs/{id}")).await;
@@ -182,13 +182,13 @@ impl Server {
     }
 
     /// SIGKILL: no shutdown code runs.
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// SIGTERM, then waits for the exit; returns whether it exited cleanly.
-    fn terminate(&mut self) -> bool {
+    pub fn terminate(&mut self) -> bool {
         // SAFETY: sends a signal to our own child, which has not been reaped.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
@@ -197,7 +197,7 @@ impl Server {
         status.success()
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

@@ -43,6 +43,7 @@ impl IntoResponse for OipFailure {
             OipErrorKind::Invalid => StatusCode::BAD_REQUEST,
             OipErrorKind::NotFound => StatusCode::NOT_FOUND,
             OipErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            OipErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             OipErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let body = ErrorBody {

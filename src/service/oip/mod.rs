@@ -45,6 +45,8 @@ pub enum OipErrorKind {
     NotFound,
     /// Over a configured limit (HTTP 413, gRPC RESOURCE_EXHAUSTED).
     TooLarge,
+    /// The model store cannot be reached (HTTP 503, gRPC UNAVAILABLE).
+    Unavailable,
     /// A failure on the server (HTTP 500, gRPC INTERNAL); logged.
     Internal,
 }
@@ -63,6 +65,14 @@ impl OipError {
         OipError {
             kind: OipErrorKind::NotFound,
             code,
+            message: message.into(),
+        }
+    }
+
+    fn unavailable(message: impl Into<String>) -> OipError {
+        OipError {
+            kind: OipErrorKind::Unavailable,
+            code: "store_unavailable",
             message: message.into(),
         }
     }
@@ -91,6 +101,7 @@ impl From<RegistryError> for OipError {
             RegistryError::VersionAliased { .. }
             | RegistryError::Corrupt(_)
             | RegistryError::Io { .. } => OipError::internal(message),
+            RegistryError::Unavailable(_) => OipError::unavailable(message),
         }
     }
 }
