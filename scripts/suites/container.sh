@@ -16,6 +16,22 @@ hard() { local v; v="$(ulimit -H "$1")"; [ "$v" = unlimited ] && v="$2"; echo "$
 nofile="$(hard -n 65536)"
 nproc=4096
 export SMOKE_RUN_OPTS="${SMOKE_RUN_OPTS:---ulimit nofile=$nofile:$nofile --ulimit nproc=$nproc:$nproc}"
+# Before the static build (minutes), check that podman can start a container
+# at all, with a scratch image holding one static binary the host has.
+probe="$(mktemp -d)"
+cp /sbin/ldconfig "$probe/ldconfig"
+printf 'FROM scratch\nCOPY ldconfig /ldconfig\n' >"$probe/Containerfile"
+read -r -a run_opts <<<"$SMOKE_RUN_OPTS"
+if ! podman build -q -t myelin-ci-probe "$probe" >/dev/null 2>&1 \
+    || ! timeout 60 podman run --rm "${run_opts[@]}" myelin-ci-probe /ldconfig --version >/dev/null 2>"$probe/err"; then
+    cat "$probe/err" 2>/dev/null | tail -3 || true
+    podman rmi -f myelin-ci-probe >/dev/null 2>&1 || true
+    rm -rf "$probe"
+    echo "container suite skipped: podman cannot start containers on this host (see the error above)"
+    exit 0
+fi
+podman rmi -f myelin-ci-probe >/dev/null 2>&1 || true
+rm -rf "$probe"
 status=0
 ENGINE=podman PORT="${PORT:-18080}" scripts/docker-smoke.sh --static myelin-ci || status=$?
 podman rmi -f myelin-ci >/dev/null 2>&1 || true
