@@ -42,7 +42,7 @@ pub fn required_access(
             Access::Open
         }
     };
-    if path == "/openapi.json" || path == "/docs" || path.starts_with("/docs/") {
+    if is_docs(path) {
         return protected(auth.protect_docs);
     }
     let Some(route) = route else {
@@ -82,25 +82,48 @@ pub fn required_access(
     }
 }
 
-/// The presented key, if the request has `Authorization: Bearer <key>`.
-fn bearer(req: &Request) -> Result<Option<&str>, ()> {
+/// Whether `path` is the API documentation (Swagger UI or the spec), which a
+/// browser opens directly: there the key may also come as HTTP Basic
+/// credentials (any user name, the key as password), so the browser's own
+/// login prompt unlocks it.
+fn is_docs(path: &str) -> bool {
+    path == "/openapi.json" || path == "/docs" || path.starts_with("/docs/")
+}
+
+/// The presented key, if the request has `Authorization: Bearer <key>` (or,
+/// with `basic`, `Authorization: Basic base64(<user>:<key>)`).
+fn presented_key(req: &Request, basic: bool) -> Result<Option<String>, ()> {
+    use base64::Engine;
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value.to_str().map_err(|_| ())?;
-    let (scheme, key) = value.split_once(' ').ok_or(())?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let (scheme, credentials) = value.split_once(' ').ok_or(())?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Some(credentials.trim().to_string()));
+    }
+    if !(basic && scheme.eq_ignore_ascii_case("basic")) {
         return Err(());
     }
-    Ok(Some(key.trim()))
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(credentials.trim())
+        .map_err(|_| ())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| ())?;
+    let (_user, key) = decoded.split_once(':').ok_or(())?;
+    Ok(Some(key.to_string()))
 }
 
-fn unauthorized(detail: &str) -> Response {
+fn unauthorized(detail: &str, docs: bool) -> Response {
     let mut response =
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response();
+    let challenge = if docs {
+        "Basic realm=\"myelin docs: any user name, an API key with the read scope as password\", charset=\"UTF-8\""
+    } else {
+        "Bearer realm=\"myelin\""
+    };
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"myelin\""),
+        HeaderValue::from_static(challenge),
     );
     response
 }
@@ -115,16 +138,20 @@ pub async fn check_key(State(state): State<Arc<AppState>>, req: Request, next: N
     if access == Access::Open {
         return next.run(req).await;
     }
-    let Ok(presented) = bearer(&req) else {
-        return unauthorized("the Authorization header must be `Bearer <key>`");
+    let docs = is_docs(req.uri().path());
+    let Ok(presented) = presented_key(&req, docs) else {
+        return unauthorized("the Authorization header must be `Bearer <key>`", docs);
     };
-    let scopes = match state.keys.identify(presented) {
+    let scopes = match state.keys.identify(presented.as_deref()) {
         Identity::Open => return next.run(req).await,
         Identity::Key(scopes) => scopes,
         Identity::Unknown if presented.is_none() => {
-            return unauthorized("this endpoint needs an API key: `Authorization: Bearer <key>`")
+            return unauthorized(
+                "this endpoint needs an API key: `Authorization: Bearer <key>`",
+                docs,
+            )
         }
-        Identity::Unknown => return unauthorized("the API key is not valid"),
+        Identity::Unknown => return unauthorized("the API key is not valid", docs),
     };
     match access {
         Access::Scope(scope) if !scopes.contains(scope) => ApiError::new(

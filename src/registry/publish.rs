@@ -170,12 +170,8 @@ fn renumber_card(staged: &Path, version: u32) -> Result<(), RegistryError> {
 
 /// Writes a staged file and fsyncs it.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
-    use std::io::Write;
-    let io = |source| RegistryError::Io {
+    super::fsops::write_synced(path, bytes).map_err(|source| RegistryError::Io {
         path: path.display().to_string(),
         source,
-    };
-    let mut file = std::fs::File::create(path).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)
+    })
 }

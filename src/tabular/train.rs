@@ -224,6 +224,17 @@ pub fn train(
         Some((x, sparse, encoder.encode(table, &valid_rows)?))
     };
 
+    // The network learns the standardized target; reports give its RMSE in the target's units.
+    let target_scale = match &encoder {
+        TargetEncoder::Regression { std, .. } => Some(*std),
+        TargetEncoder::Classes { .. } => None,
+    };
+    let Control { on_epoch, cancel } = control;
+    let mut report_in_target_units = |r: &EpochReport| on_epoch(&in_target_units(r, target_scale));
+    let control = Control {
+        on_epoch: &mut report_in_target_units,
+        cancel,
+    };
     let cpu_start = thread_cpu_seconds();
     let wall_start = Instant::now();
     let outcome = nn::fit(
@@ -275,11 +286,26 @@ pub fn train(
         model,
         schema,
         metrics,
-        history: outcome.history,
+        history: outcome
+            .history
+            .iter()
+            .map(|r| in_target_units(r, target_scale))
+            .collect(),
         best_epoch: outcome.best_epoch,
         stopped_early: outcome.stopped_early,
         timing,
     })
+}
+
+/// `report` with its validation RMSE multiplied by `scale`, the target's standard
+/// deviation (`None` for classification: nothing to convert). Losses stay the
+/// network's, on the standardized target.
+fn in_target_units(report: &EpochReport, scale: Option<f64>) -> EpochReport {
+    let mut report = report.clone();
+    if let Some(scale) = scale {
+        report.valid_metric = report.valid_metric.map(|rmse| rmse * scale);
+    }
+    report
 }
 
 fn head_for(encoder: &TargetEncoder, params: &TrainParams) -> Head {

@@ -218,6 +218,48 @@ async fn health_is_open_and_docs_follow_the_setting() {
 }
 
 #[tokio::test]
+async fn protected_docs_ask_a_browser_for_the_key_as_basic_credentials() {
+    let app = spawn_with_keys(true).await;
+    for path in ["/docs/", "/openapi.json"] {
+        let response = app.get(path).await;
+        let challenge = response.headers()[reqwest::header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(challenge.starts_with("Basic realm="), "{path}: {challenge}");
+        assert_problem(response, 401, Some("unauthorized")).await;
+    }
+    let basic = |key: &str| {
+        app.client
+            .get(app.url("/openapi.json"))
+            .basic_auth("anyone", Some(key))
+    };
+    let response = basic(READER).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let spec: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(spec["info"]["title"], "Myelin");
+    let ui = app
+        .client
+        .get(app.url("/docs/"))
+        .basic_auth("", Some(READER))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), StatusCode::OK);
+    let wrong = basic("not-a-configured-key-at-all").send().await.unwrap();
+    assert_problem(wrong, 401, Some("unauthorized")).await;
+    // Basic credentials unlock the docs only, not the API.
+    let api = app
+        .client
+        .get(app.url("/models"))
+        .basic_auth("anyone", Some(READER))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(api, 401, Some("unauthorized")).await;
+}
+
+#[tokio::test]
 async fn without_keys_every_endpoint_is_open() {
     let app = spawn_app().await;
     assert_eq!(app.get("/models").await.status(), StatusCode::OK);

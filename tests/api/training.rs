@@ -113,6 +113,18 @@ async fn a_regression_model_predicts_a_value_for_each_instance() {
         .await;
     assert!(done["metrics"]["rmse"].is_number(), "{done:#}");
     assert!(done["metrics"]["r2"].is_number(), "{done:#}");
+    // Epoch reports give the validation RMSE in the target's units, as the final metrics do
+    // (the target's standard deviation here is about 10).
+    let last = done["history"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["metric"], "rmse", "{last}");
+    let (epoch_rmse, rmse) = (
+        last["valid_metric"].as_f64().unwrap(),
+        done["metrics"]["rmse"].as_f64().unwrap(),
+    );
+    assert!(
+        (epoch_rmse - rmse).abs() <= 0.02 * rmse,
+        "last epoch's val rmse {epoch_rmse} vs the model's rmse {rmse}"
+    );
 
     let answer = app
         .predict(&json!({"model": "price", "instances": [
