@@ -53,6 +53,7 @@ fn start(store: &std::path::Path) -> Server {
     let mut child = command
         .env("MYELIN_SERVER__HOST", "127.0.0.1")
         .env("MYELIN_SERVER__PORT", "0")
+        .env("MYELIN_GRPC__PORT", "0")
         .env("MYELIN_STORE__PATH", store)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
