@@ -2,6 +2,7 @@
 //! answers 401 (no or unknown key) or 403 (key without the scope) before a
 //! handler or body extractor runs.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -92,7 +93,7 @@ fn is_docs(path: &str) -> bool {
 
 /// The presented key, if the request has `Authorization: Bearer <key>` (or,
 /// with `basic`, `Authorization: Basic base64(<user>:<key>)`).
-fn presented_key(req: &Request, basic: bool) -> Result<Option<String>, ()> {
+fn presented_key(req: &Request, basic: bool) -> Result<Option<Cow<'_, str>>, ()> {
     use base64::Engine;
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
@@ -100,7 +101,7 @@ fn presented_key(req: &Request, basic: bool) -> Result<Option<String>, ()> {
     let value = value.to_str().map_err(|_| ())?;
     let (scheme, credentials) = value.split_once(' ').ok_or(())?;
     if scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(Some(credentials.trim().to_string()));
+        return Ok(Some(Cow::Borrowed(credentials.trim())));
     }
     if !(basic && scheme.eq_ignore_ascii_case("basic")) {
         return Err(());
@@ -110,7 +111,7 @@ fn presented_key(req: &Request, basic: bool) -> Result<Option<String>, ()> {
         .map_err(|_| ())?;
     let decoded = String::from_utf8(decoded).map_err(|_| ())?;
     let (_user, key) = decoded.split_once(':').ok_or(())?;
-    Ok(Some(key.to_string()))
+    Ok(Some(Cow::Owned(key.to_string())))
 }
 
 fn unauthorized(detail: &str, docs: bool) -> Response {

@@ -1,15 +1,15 @@
 //! What the real binary logs with the default settings: one access line per request,
 //! job lines naming the model and version, and no terminal colours in a pipe.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
+use crate::process::capture_output;
 
 /// A `myelin serve` child with the default (pretty, `info`) logging, its output piped.
 struct Server {
@@ -59,35 +59,11 @@ fn start(store: &std::path::Path) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot start the myelin binary");
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = mpsc::channel::<String>();
-    for pipe in [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let (log, tx) = (log.clone(), tx.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let plain = strip_ansi(&line);
-                if let Some(address) = plain.split("address=").nth(1) {
-                    let _ = tx.send(address.split_whitespace().next().unwrap_or("").into());
-                }
-                let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-    }
+    let (log, rx) = capture_output(&mut child, |line| {
+        let plain = strip_ansi(line);
+        let address = plain.split("address=").nth(1)?;
+        Some(address.split_whitespace().next().unwrap_or("").to_string())
+    });
     let address = rx
         .recv_timeout(Duration::from_secs(30))
         .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().unwrap()));

@@ -35,6 +35,43 @@ pub struct Launch {
     pub user: Option<u32>,
 }
 
+/// Collects `child`'s stdout and stderr, line by line, into one log, and sends
+/// what `address_of` finds in a line (the address the server says it listens on).
+pub fn capture_output<T: Send + 'static>(
+    child: &mut Child,
+    address_of: fn(&str) -> Option<T>,
+) -> (Arc<Mutex<String>>, mpsc::Receiver<T>) {
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel::<T>();
+    for pipe in [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let (log, tx) = (log.clone(), tx.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(address) = address_of(&line) {
+                    let _ = tx.send(address);
+                }
+                let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+    }
+    (log, rx)
+}
+
 impl Server {
     pub fn start(store: &Path, launch: Launch) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_myelin"));
@@ -73,42 +110,16 @@ impl Server {
             command.uid(id).gid(id);
         }
         let mut child = command.spawn().expect("cannot start the myelin binary");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel::<SocketAddr>();
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let log = log.clone();
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                        if event["fields"]["message"] == "serving" {
-                            if let Some(addr) = event["fields"]["address"]
-                                .as_str()
-                                .and_then(|a| a.parse().ok())
-                            {
-                                let _ = tx.send(addr);
-                            }
-                        }
-                    }
-                    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
+        let (log, rx) = capture_output(&mut child, |line| {
+            let event = serde_json::from_str::<Value>(line).ok()?;
+            if event["fields"]["message"] != "serving" {
+                return None;
+            }
+            event["fields"]["address"]
+                .as_str()?
+                .parse::<SocketAddr>()
+                .ok()
+        });
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => addr,
             Err(_) => {
