@@ -8,7 +8,6 @@ mod artifact;
 mod cache;
 mod catalog;
 mod follow;
-pub mod fsops;
 mod names;
 mod publish;
 
