@@ -402,3 +402,57 @@ fn csv_error(e: &csv::Error) -> UploadError {
         reason: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn upload(datasets: &DatasetStore, text: &str) -> Result<DatasetMeta, UploadError> {
+        let mut upload = datasets.begin("csv", 1 << 20).await?;
+        for chunk in text.as_bytes().chunks(7) {
+            upload.write(chunk).await?;
+        }
+        let closed = upload.close().await?;
+        let limits = ReadLimits::default();
+        tokio::task::block_in_place(|| datasets.finish(closed, &limits))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dataset_uploaded_by_one_replica_is_found_and_sampled_by_another() {
+        let cache_a = tempfile::tempdir().unwrap();
+        let cache_b = tempfile::tempdir().unwrap();
+        let store = Store::in_memory(cache_a.path());
+        let a = DatasetStore::open(store.clone()).unwrap();
+        let b = DatasetStore::open(store.with_cache_dir(cache_b.path())).unwrap();
+
+        let meta = upload(&a, "x,y\n1,a\n2,b\n3,c\n").await.unwrap();
+        assert_eq!((meta.rows, meta.columns.clone()), (3, vec!["x".into(), "y".into()]));
+        assert!(b.list().is_empty(), "b indexed before the upload");
+        let found = b.find(&meta.id).await.unwrap().expect("b finds the dataset");
+        assert_eq!(found.sha256, meta.sha256);
+        let sample = tokio::task::block_in_place(|| b.sample(&found, &ReadLimits::default()))
+            .unwrap();
+        assert_eq!(sample.rows(), 3);
+        assert!(cache_b
+            .path()
+            .join(b.relative_path(&meta))
+            .is_file());
+
+        let reopened = DatasetStore::open(store.clone()).unwrap();
+        assert_eq!(reopened.list().len(), 1);
+        assert!(b.delete(&meta.id).await.unwrap());
+        assert!(DatasetStore::open(store.clone()).unwrap().list().is_empty());
+        assert!(b.find("not-a-uuid").await.unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_upload_leaves_nothing_in_the_store() {
+        let cache = tempfile::tempdir().unwrap();
+        let store = Store::in_memory(cache.path());
+        let datasets = DatasetStore::open(store.clone()).unwrap();
+        assert!(upload(&datasets, "x,y\n").await.is_err());
+        assert!(store.list("").await.unwrap().is_empty());
+        let staged = std::fs::read_dir(cache.path().join(".staging")).unwrap().count();
+        assert_eq!(staged, 0, "the staged file is removed");
+    }
+}

@@ -493,6 +493,17 @@ pub fn runner(registry: Arc<Registry>, jobs: JobStore, settings: Settings) -> Ru
     })
 }
 
+/// The failure code of a job whose input could not be read:
+/// `store_unavailable` when the store could not be reached, else the data
+/// error's.
+fn input_code(jobs: &JobStore, e: &DataError) -> &'static str {
+    if matches!(e, DataError::Io { .. }) && !jobs.store().is_healthy() {
+        "store_unavailable"
+    } else {
+        e.code()
+    }
+}
+
 fn failed(code: &str, message: impl Into<String>) -> RunFailure {
     RunFailure::Failed(JobError {
         code: code.to_string(),
@@ -510,7 +521,7 @@ fn run_job(
     let spec: JobSpec = serde_json::from_value(record.request.clone())
         .map_err(|e| failed("invalid_job", format!("unreadable job request: {e}")))?;
     let (table, bytes) = read_input(jobs, &record.input, &settings.read_limits())
-        .map_err(|e| failed(e.code(), e.to_string()))?;
+        .map_err(|e| failed(input_code(jobs, &e), e.to_string()))?;
     if spec.is_recommendation() {
         return run_recommendation(
             registry, jobs, settings, &spec, &table, &bytes, record, control,
@@ -597,7 +608,7 @@ fn run_recommendation(
             return Ok(None);
         };
         let (table, _) = read_input(jobs, &source.input, limits)
-            .map_err(|e| failed(e.code(), format!("`{field}`: {e}")))?;
+            .map_err(|e| failed(input_code(jobs, &e), format!("`{field}`: {e}")))?;
         Attributes::from_table(&table, &source.columns)
             .map(Some)
             .map_err(|e| failed(recommend_code(&e), format!("`{field}`: {e}")))
