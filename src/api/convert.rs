@@ -48,9 +48,11 @@ pub fn store_error(e: crate::storage::StoreError) -> ApiError {
         }
         crate::storage::StoreError::NotFound { .. }
         | crate::storage::StoreError::InvalidKey { .. }
-        | crate::storage::StoreError::Io { .. } => {
-            ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "store_write_failed", detail)
-        }
+        | crate::storage::StoreError::Io { .. } => ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "store_write_failed",
+            detail,
+        ),
     }
 }
 

@@ -22,7 +22,8 @@ use crate::service::AppState;
     responses((status = 201, body = DatasetMeta),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unreadable data, naming the line", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Unreadable data, naming the line", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store cannot be reached (`store_unavailable`): nothing was stored", body = Problem, content_type = "application/problem+json")))]
 pub async fn upload(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -62,9 +62,7 @@ impl JobStore {
     /// One record; `None` when there is none or it is unreadable.
     pub fn load(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         let key = Self::record_key(id);
-        let object = self
-            .store
-            .block(|s| async move { s.get(&key).await })??;
+        let object = self.store.block(|s| async move { s.get(&key).await })??;
         Ok(object.and_then(|o| parse(&Self::record_key(id), &o.bytes)))
     }
 
@@ -102,9 +100,7 @@ impl JobStore {
     /// Reads an input (a job's own part or an uploaded dataset) by key.
     pub fn read_input(&self, key: &str) -> Result<Bytes, StoreError> {
         let owned = key.to_string();
-        let object = self
-            .store
-            .block(|s| async move { s.get(&owned).await })??;
+        let object = self.store.block(|s| async move { s.get(&owned).await })??;
         object
             .map(|o| o.bytes)
             .ok_or_else(|| StoreError::NotFound { key: key.into() })

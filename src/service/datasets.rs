@@ -426,17 +426,21 @@ mod tests {
         let b = DatasetStore::open(store.with_cache_dir(cache_b.path())).unwrap();
 
         let meta = upload(&a, "x,y\n1,a\n2,b\n3,c\n").await.unwrap();
-        assert_eq!((meta.rows, meta.columns.clone()), (3, vec!["x".into(), "y".into()]));
+        assert_eq!(
+            (meta.rows, meta.columns.clone()),
+            (3, vec!["x".into(), "y".into()])
+        );
         assert!(b.list().is_empty(), "b indexed before the upload");
-        let found = b.find(&meta.id).await.unwrap().expect("b finds the dataset");
+        let found = b
+            .find(&meta.id)
+            .await
+            .unwrap()
+            .expect("b finds the dataset");
         assert_eq!(found.sha256, meta.sha256);
-        let sample = tokio::task::block_in_place(|| b.sample(&found, &ReadLimits::default()))
-            .unwrap();
+        let sample =
+            tokio::task::block_in_place(|| b.sample(&found, &ReadLimits::default())).unwrap();
         assert_eq!(sample.rows(), 3);
-        assert!(cache_b
-            .path()
-            .join(b.relative_path(&meta))
-            .is_file());
+        assert!(cache_b.path().join(b.relative_path(&meta)).is_file());
 
         let reopened = DatasetStore::open(store.clone()).unwrap();
         assert_eq!(reopened.list().len(), 1);
@@ -452,7 +456,9 @@ mod tests {
         let datasets = DatasetStore::open(store.clone()).unwrap();
         assert!(upload(&datasets, "x,y\n").await.is_err());
         assert!(store.list("").await.unwrap().is_empty());
-        let staged = std::fs::read_dir(cache.path().join(".staging")).unwrap().count();
+        let staged = std::fs::read_dir(cache.path().join(".staging"))
+            .unwrap()
+            .count();
         assert_eq!(staged, 0, "the staged file is removed");
     }
 }

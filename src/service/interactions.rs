@@ -133,9 +133,8 @@ impl InteractionLogs {
         let keep = &events[events.len().saturating_sub(self.max_events)..];
         let bytes = encode(keep);
         let key = log_key(model);
-        self.store.block(|s| async move {
-            s.replace_log(&key, &contents, bytes.into()).await
-        })??;
+        self.store
+            .block(|s| async move { s.replace_log(&key, &contents, bytes.into()).await })??;
         *log = ModelLog {
             parts: 1,
             ..ModelLog::default()
@@ -232,7 +231,9 @@ mod tests {
         let appender = logs.clone();
         tokio::task::spawn_blocking(move || {
             for i in 0..12 {
-                appender.append("shop", &[event("u1", &format!("i{i}"), i)]).unwrap();
+                appender
+                    .append("shop", &[event("u1", &format!("i{i}"), i)])
+                    .unwrap();
             }
         })
         .await

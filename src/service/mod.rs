@@ -82,7 +82,8 @@ impl AppState {
             registry.follow(interval);
         }
         let store = registry.store().clone();
-        let datasets = Arc::new(DatasetStore::open(store.clone()).map_err(|e| store_err(e.to_string()))?);
+        let datasets =
+            Arc::new(DatasetStore::open(store.clone()).map_err(|e| store_err(e.to_string()))?);
         let job_store = JobStore::new(store.clone());
         let runner = training::runner(registry.clone(), job_store.clone(), settings.clone());
         let jobs = JobSystem::start(

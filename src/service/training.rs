@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::config::Settings;
 use crate::data::{self, ColumnKind, DataError, PipelineOptions, ReadLimits, Table, Task};
 use crate::jobs::{
-    JobControl, JobStore, JobError, JobInput, JobRecord, JobStatus, RunFailure, RunOutcome, Runner,
+    JobControl, JobError, JobInput, JobRecord, JobStatus, JobStore, RunFailure, RunOutcome, Runner,
 };
 use crate::nn::{Control, TrainError, TrainParams};
 use crate::recommend::{
@@ -473,11 +473,9 @@ pub fn read_input(
     input: &JobInput,
     limits: &ReadLimits,
 ) -> Result<(Table, bytes::Bytes), DataError> {
-    let bytes = jobs
-        .read_input(&input.path)
-        .map_err(|e| DataError::Io {
-            reason: e.to_string(),
-        })?;
+    let bytes = jobs.read_input(&input.path).map_err(|e| DataError::Io {
+        reason: e.to_string(),
+    })?;
     let table = match input.format.as_str() {
         "ndjson" => data::read_ndjson(BufReader::new(&bytes[..]), limits)?,
         "json" => data::read_json_rows(&bytes, limits)?,

@@ -191,15 +191,27 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let store = Store::in_memory(cache.path());
         appends_read_back_in_order_and_compaction_keeps_later_appends(store.clone()).await;
-        let keys: Vec<String> = store.list("").await.unwrap().into_iter().map(|e| e.key).collect();
-        assert!(keys.iter().all(|k| k.starts_with("shop/interactions/")), "{keys:?}");
+        let keys: Vec<String> = store
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert!(
+            keys.iter().all(|k| k.starts_with("shop/interactions/")),
+            "{keys:?}"
+        );
     }
 
     #[tokio::test]
     async fn a_disk_log_is_one_file_appended_in_place() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&super::super::Location::Local(dir.path().into()), dir.path())
-            .unwrap();
+        let store = Store::open(
+            &super::super::Location::Local(dir.path().into()),
+            dir.path(),
+        )
+        .unwrap();
         appends_read_back_in_order_and_compaction_keeps_later_appends(store).await;
         let text = std::fs::read_to_string(dir.path().join("shop/interactions.ndjson")).unwrap();
         assert_eq!(text, "{\"n\":3}\n{\"n\":4}\n");

@@ -14,8 +14,8 @@
 //! Every operation is counted in `myelin_store_operations_total{op}` and
 //! failures in `myelin_store_errors_total{op,kind}`.
 
-pub mod fsops;
 mod files;
+pub mod fsops;
 mod local;
 mod log;
 mod url;

@@ -22,14 +22,12 @@ fn on_bucket(endpoint: &str, bucket: &str) -> Launch {
 
 /// Keys in the bucket under `prefix` (moto's ListObjectsV2 answer, unsigned).
 async fn keys(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
-    let xml = reqwest::get(format!(
-        "{endpoint}/{bucket}?list-type=2&prefix={prefix}"
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let xml = reqwest::get(format!("{endpoint}/{bucket}?list-type=2&prefix={prefix}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     xml.split("<Key>")
         .skip(1)
         .filter_map(|s| s.split("</Key>").next())

@@ -70,7 +70,10 @@ async fn datasets_job_records_and_interaction_logs_of_an_old_store_open_in_place
     assert_eq!(datasets["datasets"][0]["id"], DATASET);
     assert_eq!(app.get_ok(&format!("/datasets/{DATASET}")).await["rows"], 8);
     let job = app.get_ok(&format!("/jobs/{JOB}")).await;
-    assert_eq!((job["status"].clone(), job["version"].clone()), (json!("succeeded"), json!(1)));
+    assert_eq!(
+        (job["status"].clone(), job["version"].clone()),
+        (json!("succeeded"), json!(1))
+    );
     let recommended = app.get_ok("/recommend?model=shop&user=u9&k=5").await;
     assert_eq!(recommended["strategy"], "history");
     let items: Vec<&str> = recommended["items"]
@@ -83,8 +86,10 @@ async fn datasets_job_records_and_interaction_logs_of_an_old_store_open_in_place
 
     // The old dataset trains a new version; a logged event lands in the same file.
     let job = app
-        .train(&json!({"model": "tiny", "target": "churned", "dataset": DATASET,
-            "params": {"epochs": 2, "hidden_layers": [4], "seed": 1}}))
+        .train(
+            &json!({"model": "tiny", "target": "churned", "dataset": DATASET,
+            "params": {"epochs": 2, "hidden_layers": [4], "seed": 1}}),
+        )
         .await;
     assert_eq!(job["status"], "succeeded", "{job:#}");
     assert_eq!(job["version"], 2);
@@ -97,6 +102,9 @@ async fn datasets_job_records_and_interaction_logs_of_an_old_store_open_in_place
     assert_eq!(logged.status(), 201);
     let log = std::fs::read_to_string(store.path().join("shop/interactions.ndjson")).unwrap();
     assert_eq!(log.lines().count(), 3);
-    assert!(store.path().join(format!("_jobs/{}.json", job_id(&job))).is_file());
+    assert!(store
+        .path()
+        .join(format!("_jobs/{}.json", job_id(&job)))
+        .is_file());
     app.stop().await;
 }
