@@ -16,6 +16,7 @@
 
 mod files;
 pub mod fsops;
+mod listing;
 mod local;
 mod log;
 mod url;
@@ -32,6 +33,7 @@ use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 pub use files::StagedFile;
+pub use listing::RESERVED_PREFIX;
 pub use local::Staging;
 pub use log::LogContents;
 pub use url::{Location, UrlError};
@@ -401,17 +403,7 @@ impl Store {
         }
         let metas = self.record("list", prefix, result)?;
         metrics::counter!("myelin_store_listed_objects_total").increment(metas.len() as u64);
-        Ok(metas
-            .into_iter()
-            .map(|m| Entry {
-                key: m.location.to_string(),
-                size: m.size,
-                tag: m.e_tag.or(m.version).unwrap_or_else(|| {
-                    format!("{}-{}", m.last_modified.timestamp_micros(), m.size)
-                }),
-                last_modified: m.last_modified,
-            })
-            .collect())
+        Ok(metas.into_iter().map(listing::entry).collect())
     }
 
     /// Deletes an object; a missing one is not an error.
