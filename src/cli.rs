@@ -87,9 +87,10 @@ pub struct TrainArgs {
     /// Model name ([a-z0-9][a-z0-9._-]{0,63}).
     #[arg(long)]
     pub name: String,
-    /// Model store directory (default: `store.path` of the configuration).
+    /// Model store: a directory, file:///path or s3://bucket/prefix (default:
+    /// `store.url` of the configuration, else `store.path`).
     #[arg(long)]
-    pub models: Option<PathBuf>,
+    pub models: Option<String>,
     /// Settings file (TOML) applied over the defaults, as for `serve`; `MYELIN_*`
     /// variables apply too. Sets the store, read limits and training caps.
     #[arg(long)]
@@ -129,9 +130,10 @@ pub struct StoredModelArgs {
     /// Version (default: the `production` alias, else the latest).
     #[arg(long)]
     pub version: Option<u32>,
-    /// Model store directory (default: `store.path` of the configuration).
+    /// Model store: a directory, file:///path or s3://bucket/prefix (default:
+    /// `store.url` of the configuration, else `store.path`).
     #[arg(long)]
-    pub models: Option<PathBuf>,
+    pub models: Option<String>,
     /// Settings file (TOML) applied over the defaults, as for `serve`; `MYELIN_*`
     /// variables apply too.
     #[arg(long)]
@@ -239,15 +241,25 @@ fn parse_columns(pairs: &[String]) -> anyhow::Result<BTreeMap<String, ColumnKind
 }
 
 /// The settings the server would use (defaults, `config`, then `MYELIN_*`) and the
-/// model store they name, or `models` when given.
+/// model store they name (`store.url`, else `store.path`; S3 credentials from the
+/// `AWS_*` variables), or `models` (a path or URL) when given.
 pub fn open_store(
-    models: Option<&Path>,
+    models: Option<&str>,
     config: Option<&Path>,
 ) -> anyhow::Result<(Settings, Registry)> {
     let settings = Settings::load(config)?;
-    let root = models.unwrap_or(&settings.store.path);
-    let registry = Registry::open(root, settings.store.retain_versions, 1)
-        .with_context(|| format!("opening the model store {}", root.display()))?;
+    let location = match models {
+        Some(url) => crate::storage::Location::parse(url)?,
+        None => settings.store.location()?,
+    };
+    let cache_dir = match (&location, settings.store.cache_dir.as_os_str().is_empty()) {
+        (crate::storage::Location::Local(root), true) => root.join(".cache"),
+        _ => settings.store.cache_dir(),
+    };
+    let store = crate::storage::Store::open(&location, &cache_dir)
+        .with_context(|| format!("opening the model store {location}"))?;
+    let registry = Registry::with_store(store, settings.store.retain_versions, 1)
+        .with_context(|| format!("opening the model store {location}"))?;
     Ok((settings, registry))
 }
 

@@ -55,12 +55,13 @@ pub struct ServerSettings {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
-    /// Where model versions live: a path, `file:///path` or
+    /// Where everything is stored (versions, aliases, job records,
+    /// datasets, interaction logs): a path, `file:///path` or
     /// `s3://bucket/prefix`; `""` uses `path`.
     pub url: String,
-    /// The local directory: the model store when `url` is `""` (the old
-    /// setting, kept as an alias), and this replica's job records, datasets
-    /// and interaction logs in any case.
+    /// The local directory: the whole store when `url` is `""` (the old
+    /// setting, kept as an alias), else only the default parent of
+    /// `cache_dir`.
     pub path: PathBuf,
     pub retain_versions: usize,
     pub cache_capacity: usize,

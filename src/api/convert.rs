@@ -38,6 +38,24 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+/// A store failure: 503 `store_unavailable` when the store cannot be
+/// reached, else 507 `store_write_failed`.
+pub fn store_error(e: crate::storage::StoreError) -> ApiError {
+    let detail = e.to_string();
+    match e {
+        crate::storage::StoreError::Unavailable { .. } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", detail)
+        }
+        crate::storage::StoreError::NotFound { .. }
+        | crate::storage::StoreError::InvalidKey { .. }
+        | crate::storage::StoreError::Io { .. } => ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "store_write_failed",
+            detail,
+        ),
+    }
+}
+
 impl From<PredictError> for ApiError {
     fn from(e: PredictError) -> ApiError {
         let detail = e.to_string();
@@ -86,11 +104,7 @@ impl From<SubmitTrainError> for ApiError {
             SubmitTrainError::DatasetNotFound(id) => {
                 ApiError::not_found("dataset_not_found", detail).with("dataset", id)
             }
-            SubmitTrainError::Store(_) => ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "store_write_failed",
-                detail,
-            ),
+            SubmitTrainError::Store(e) => store_error(e),
             SubmitTrainError::Submit(s) => s.into(),
             SubmitTrainError::Data(d) => data_error(&d, detail),
         }
@@ -113,7 +127,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", detail)
             }
-            SubmitError::Io(io) => ApiError::internal(io),
+            SubmitError::Store(e) => store_error(e),
         }
     }
 }
@@ -140,7 +154,7 @@ impl From<UploadError> for ApiError {
                     .with_limit("limits.max_upload_bytes", limit)
             }
             UploadError::Body(_) => ApiError::bad_request("upload_interrupted", detail),
-            UploadError::Io(io) => ApiError::internal(io),
+            UploadError::Store(e) => store_error(e),
         }
     }
 }

@@ -22,7 +22,8 @@ use crate::service::AppState;
     responses((status = 201, body = DatasetMeta),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unreadable data, naming the line", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Unreadable data, naming the line", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store cannot be reached (`store_unavailable`): nothing was stored", body = Problem, content_type = "application/problem+json")))]
 pub async fn upload(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -47,7 +48,7 @@ pub async fn upload(
     let mut upload = datasets
         .begin(format, limit)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(super::convert::store_error)?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let result = match chunk {
@@ -106,7 +107,9 @@ pub async fn get(
 ) -> ApiResult<Json<DatasetMeta>> {
     state
         .datasets
-        .get(&id)
+        .find(&id)
+        .await
+        .map_err(super::convert::store_error)?
         .map(Json)
         .ok_or_else(|| not_found(&id))
 }
@@ -119,7 +122,12 @@ pub async fn delete(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    if let Some(meta) = state.datasets.get(&id) {
+    let found = state
+        .datasets
+        .find(&id)
+        .await
+        .map_err(super::convert::store_error)?;
+    if let Some(meta) = found {
         if state
             .jobs
             .input_in_use(&state.datasets.relative_path(&meta))
@@ -134,9 +142,9 @@ pub async fn delete(
             .with("dataset", id));
         }
     }
-    match state.datasets.delete(&id) {
+    match state.datasets.delete(&id).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(not_found(&id)),
-        Err(e) => Err(ApiError::internal(e)),
+        Err(e) => Err(super::convert::store_error(e)),
     }
 }

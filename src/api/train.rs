@@ -332,7 +332,8 @@ impl TrainQuery {
         (status = 415, description = "Unsupported content type", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Queue full", body = Problem, content_type = "application/problem+json",
-            headers(("retry-after" = u64, description = "Seconds to wait")))
+            headers(("retry-after" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The store cannot be reached (`store_unavailable`): the job was not accepted", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn train(

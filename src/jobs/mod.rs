@@ -10,7 +10,6 @@ pub use store::JobStore;
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -122,8 +121,8 @@ pub enum SubmitError {
     ModelBusy { model: String, limit: usize },
     #[error("the service is shutting down")]
     ShuttingDown,
-    #[error("job store I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    #[error("could not store the job record: {0}")]
+    Store(#[from] crate::storage::StoreError),
 }
 
 /// Cancellation refused.
@@ -157,7 +156,6 @@ struct Inner {
 /// The job system.
 pub struct JobSystem {
     store: JobStore,
-    root: PathBuf,
     capacity: usize,
     retain_finished: usize,
     inner: Mutex<Inner>,
@@ -175,10 +173,9 @@ impl JobSystem {
     /// ones are queued again) and starts `workers` workers on the runtime.
     pub fn start(
         store: JobStore,
-        root: PathBuf,
         options: JobOptions,
         runner: Runner,
-    ) -> std::io::Result<Arc<JobSystem>> {
+    ) -> Result<Arc<JobSystem>, crate::storage::StoreError> {
         let JobOptions {
             workers,
             capacity,
@@ -208,7 +205,6 @@ impl JobSystem {
         let live = queue.iter().map(|id| (id.clone(), Live::new())).collect();
         let system = Arc::new(JobSystem {
             store,
-            root,
             capacity,
             retain_finished,
             inner: Mutex::new(Inner {
@@ -237,6 +233,11 @@ impl JobSystem {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where records and job inputs are stored.
+    pub fn store(&self) -> &JobStore {
+        &self.store
     }
 
     /// Queues a new job. The record must be `queued`.
@@ -642,7 +643,7 @@ impl JobSystem {
         let excess = finished.len() - self.retain_finished;
         for id in finished.into_iter().take(excess) {
             if let Some(record) = inner.records.remove(&id) {
-                self.store.remove(&record, &self.root);
+                self.store.remove(&record);
             }
         }
     }

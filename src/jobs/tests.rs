@@ -38,10 +38,9 @@ async fn a_panic_inside_training_fails_that_job_and_the_worker_keeps_running_job
             metrics: Value::Null,
         })
     });
-    let store = JobStore::open(dir.path()).unwrap();
+    let store = JobStore::new(crate::storage::Store::in_memory(dir.path()));
     let system = JobSystem::start(
         store,
-        dir.path().to_path_buf(),
         super::JobOptions {
             workers: 1,
             capacity: 4,

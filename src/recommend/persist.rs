@@ -184,11 +184,11 @@ impl Recommender {
                 spec.format
             )));
         }
-        let vocab_bytes = std::fs::read(dir.join(VOCAB_FILE))
+        let vocab_bytes = crate::storage::fsops::read(dir.join(VOCAB_FILE))
             .map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
         let vocab: Vocab = serde_json::from_slice(&vocab_bytes)
             .map_err(|e| RecommendError::artifact(VOCAB_FILE, e))?;
-        let bytes = std::fs::read(dir.join(WEIGHTS_FILE))
+        let bytes = crate::storage::fsops::read(dir.join(WEIGHTS_FILE))
             .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
@@ -301,7 +301,7 @@ impl Recommender {
         if !wants_attributes {
             return Ok(model);
         }
-        let bytes = std::fs::read(dir.join(ATTRIBUTES_FILE))
+        let bytes = crate::storage::fsops::read(dir.join(ATTRIBUTES_FILE))
             .map_err(|e| RecommendError::artifact(ATTRIBUTES_FILE, e))?;
         let stored: StoredAttributes = serde_json::from_slice(&bytes)
             .map_err(|e| RecommendError::artifact(ATTRIBUTES_FILE, e))?;

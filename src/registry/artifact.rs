@@ -187,7 +187,8 @@ pub fn tensors_from_bytes(bytes: &[u8], file: &Path) -> Result<Vec<NamedTensor>,
 /// checks that they fit the architecture and the pipeline.
 pub fn load_dir(dir: &Path) -> Result<LoadedModel, ArtifactError> {
     let card_path = dir.join(CARD_FILE);
-    let card_bytes = std::fs::read(&card_path).map_err(|e| artifact_err(&card_path, e))?;
+    let card_bytes =
+        crate::storage::fsops::read(&card_path).map_err(|e| artifact_err(&card_path, e))?;
     let card: ModelCard =
         serde_json::from_slice(&card_bytes).map_err(|e| artifact_err(&card_path, e))?;
     if card.format != FORMAT_VERSION {
@@ -206,8 +207,8 @@ pub fn load_dir(dir: &Path) -> Result<LoadedModel, ArtifactError> {
                 .as_ref()
                 .ok_or_else(|| artifact_err(&card_path, "`architecture` is missing"))?;
             let weights_path = dir.join(WEIGHTS_FILE);
-            let weights =
-                std::fs::read(&weights_path).map_err(|e| artifact_err(&weights_path, e))?;
+            let weights = crate::storage::fsops::read(&weights_path)
+                .map_err(|e| artifact_err(&weights_path, e))?;
             let tensors = tensors_from_bytes(&weights, &weights_path)?;
             let mlp = Mlp::from_tensors(architecture, &tensors)
                 .map_err(|e| artifact_err(&weights_path, e))?;
@@ -226,6 +227,6 @@ pub fn load_dir(dir: &Path) -> Result<LoadedModel, ArtifactError> {
 /// Reads only `model.json` of a version directory.
 pub fn read_card(dir: &Path) -> Result<ModelCard, ArtifactError> {
     let card_path = dir.join(CARD_FILE);
-    let bytes = std::fs::read(&card_path).map_err(|e| artifact_err(&card_path, e))?;
+    let bytes = crate::storage::fsops::read(&card_path).map_err(|e| artifact_err(&card_path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| artifact_err(&card_path, e))
 }

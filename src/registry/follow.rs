@@ -57,7 +57,9 @@ impl Registry {
         report: &mut PollReport,
     ) -> Result<(Arc<super::Catalog>, Arc<super::Catalog>), RegistryError> {
         // Read without publishing, preload, then publish.
-        let listing = self.store.block(|s| async move { s.list("").await })??;
+        let listing = self
+            .store
+            .block(|s| async move { s.list_models().await })??;
         let mut upcoming = Vec::new();
         for (name, listed) in super::catalog::group(&listing) {
             let entry = self.with_aliases(&name, listed, old.get(&name).map(|e| &**e))?;

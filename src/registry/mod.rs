@@ -8,7 +8,6 @@ mod artifact;
 mod cache;
 mod catalog;
 mod follow;
-pub mod fsops;
 mod names;
 mod publish;
 
@@ -183,7 +182,9 @@ impl Registry {
     /// only when their tag changed. Returns the catalog before and after.
     fn refresh(&self) -> Result<(Arc<Catalog>, Arc<Catalog>), RegistryError> {
         let _guard = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
-        let listing = self.store.block(|s| async move { s.list("").await })??;
+        let listing = self
+            .store
+            .block(|s| async move { s.list_models().await })??;
         let old = self.catalog.load_full();
         let mut next = Catalog::new();
         for (name, listed) in catalog::group(&listing) {

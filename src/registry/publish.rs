@@ -154,7 +154,7 @@ fn backoff(name: &str, failures: &mut usize, e: StoreError) -> Result<(), Regist
 /// Sets the staged card's version to `version` (a no-op when it is).
 fn renumber_card(staged: &Path, version: u32) -> Result<(), RegistryError> {
     let path = staged.join(CARD_FILE);
-    let bytes = std::fs::read(&path).map_err(|source| RegistryError::Io {
+    let bytes = crate::storage::fsops::read(&path).map_err(|source| RegistryError::Io {
         path: path.display().to_string(),
         source,
     })?;
@@ -170,7 +170,7 @@ fn renumber_card(staged: &Path, version: u32) -> Result<(), RegistryError> {
 
 /// Writes a staged file and fsyncs it.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
-    super::fsops::write_synced(path, bytes).map_err(|source| RegistryError::Io {
+    crate::storage::fsops::write_synced(path, bytes).map_err(|source| RegistryError::Io {
         path: path.display().to_string(),
         source,
     })

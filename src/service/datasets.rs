@@ -1,10 +1,12 @@
-//! Uploaded datasets: `<store>/_datasets/<id>.<format>` with `<id>.json`
-//! metadata. Uploads stream to disk; only a sample is parsed in memory.
+//! Uploaded datasets: `_datasets/<id>.<format>` with `<id>.json` metadata,
+//! in the store (a directory on local disk, objects in a bucket). Uploads
+//! stream to a staged local file, are validated there (only a sample is
+//! parsed in memory), then published: the data first, the metadata last,
+//! so a listed dataset is always complete. A dataset another replica
+//! uploaded is found in the store on first use.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::{self, BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Read};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -12,10 +14,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::data::{self, DataError, ReadLimits, Schema, Table};
-use crate::registry::fsops;
+use crate::storage::{StagedFile, Store, StoreError};
 
 /// Rows parsed in memory for schema inference and request checks.
 pub const SAMPLE_ROWS: usize = 10_000;
+
+/// Prefix of datasets in the store.
+pub const DATASETS_PREFIX: &str = "_datasets";
 
 /// A stored dataset.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -57,55 +62,82 @@ pub enum UploadError {
     TooLarge { limit: u64 },
     #[error("upload interrupted: {0}")]
     Body(String),
-    #[error("dataset store I/O error: {0}")]
-    Io(#[from] io::Error),
+    #[error("dataset store error: {0}")]
+    Store(#[from] StoreError),
 }
 
-/// The dataset directory.
+/// The datasets of the store, with an index of their metadata in memory.
 pub struct DatasetStore {
-    dir: PathBuf,
+    store: Store,
     index: Mutex<BTreeMap<String, DatasetMeta>>,
 }
 
-/// An upload in progress: a temporary file and a running hash.
+/// An upload in progress: a staged file and a running hash.
 pub struct Upload {
-    tmp: PathBuf,
-    file: tokio::io::BufWriter<tokio::fs::File>,
+    staged: StagedFile,
     hasher: Sha256,
     bytes: u64,
     limit: u64,
     format: String,
 }
 
+fn meta_key(id: &str) -> String {
+    format!("{DATASETS_PREFIX}/{id}.json")
+}
+
+fn data_key(id: &str, format: &str) -> String {
+    format!("{DATASETS_PREFIX}/{id}.{format}")
+}
+
+fn parse_meta(key: &str, bytes: &[u8]) -> Option<DatasetMeta> {
+    match serde_json::from_slice::<DatasetMeta>(bytes) {
+        Ok(meta) if uuid::Uuid::parse_str(&meta.id).is_ok() => Some(meta),
+        _ => {
+            tracing::warn!(key, "skipping unreadable dataset metadata");
+            None
+        }
+    }
+}
+
+/// Reads a dataset's metadata from the store; `None` for an id that is
+/// not a dataset id or has no readable metadata.
+async fn fetch_meta(store: Store, id: String) -> Result<Option<DatasetMeta>, StoreError> {
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Ok(None);
+    }
+    let key = meta_key(&id);
+    let Some(object) = store.get(&key).await? else {
+        return Ok(None);
+    };
+    Ok(parse_meta(&key, &object.bytes).filter(|m| m.id == id))
+}
+
 impl DatasetStore {
-    /// Opens (creating) `<root>/_datasets`, removing interrupted uploads.
-    pub fn open(root: &Path) -> io::Result<DatasetStore> {
-        let dir = root.join("_datasets");
-        fsops::create_dir_durable(&dir)?;
-        let mut index = BTreeMap::new();
-        for entry in fs::read_dir(&dir)? {
-            let path = entry?.path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if name.starts_with(".tmp-") {
-                let _ = fs::remove_file(&path);
-                continue;
-            }
-            if path.extension().is_some_and(|e| e == "json") {
-                match fs::read(&path).map(|b| serde_json::from_slice::<DatasetMeta>(&b)) {
-                    Ok(Ok(meta)) if dir.join(format!("{}.{}", meta.id, meta.format)).is_file() => {
+    /// Indexes the datasets of `store`, removing interrupted uploads.
+    pub fn open(store: Store) -> Result<DatasetStore, StoreError> {
+        store.clean_temporaries(DATASETS_PREFIX, std::time::Duration::from_secs(3600));
+        let index = store.block(|s| async move {
+            let keys: std::collections::HashSet<String> = s
+                .list(DATASETS_PREFIX)
+                .await?
+                .into_iter()
+                .map(|e| e.key)
+                .collect();
+            let mut index = BTreeMap::new();
+            for key in keys.iter().filter(|k| k.ends_with(".json")) {
+                let Some(object) = s.get(key).await? else {
+                    continue;
+                };
+                if let Some(meta) = parse_meta(key, &object.bytes) {
+                    if keys.contains(&data_key(&meta.id, &meta.format)) {
                         index.insert(meta.id.clone(), meta);
-                    }
-                    _ => {
-                        tracing::warn!(path = %path.display(), "skipping unreadable dataset metadata")
                     }
                 }
             }
-        }
+            Ok::<_, StoreError>(index)
+        })??;
         Ok(DatasetStore {
-            dir,
+            store,
             index: Mutex::new(index),
         })
     }
@@ -115,15 +147,9 @@ impl DatasetStore {
     }
 
     /// Starts an upload of `format` (`csv` or `ndjson`) limited to `limit` bytes.
-    pub async fn begin(&self, format: &str, limit: u64) -> io::Result<Upload> {
-        let tmp = self
-            .dir
-            .join(format!(".tmp-{}", uuid::Uuid::now_v7().simple()));
-        let file =
-            tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(&tmp).await?);
+    pub async fn begin(&self, format: &str, limit: u64) -> Result<Upload, StoreError> {
         Ok(Upload {
-            tmp,
-            file,
+            staged: self.store.stage_file(DATASETS_PREFIX).await?,
             hasher: Sha256::new(),
             bytes: 0,
             limit,
@@ -133,101 +159,127 @@ impl DatasetStore {
 
     /// Validates a finished upload (every row parsed once, streaming), infers
     /// the schema from the first rows, and stores it. On error nothing is kept.
+    /// Runs on a blocking thread.
     pub fn finish(
         &self,
         upload: ClosedUpload,
         limits: &ReadLimits,
     ) -> Result<DatasetMeta, UploadError> {
         let ClosedUpload {
-            tmp,
+            staged,
             hasher,
             bytes,
             format,
         } = upload;
-        let result = (|| {
-            let (sample, rows) = scan(&tmp, &format, limits, Scan::Whole)?;
-            if rows == 0 {
-                return Err(UploadError::Data(DataError::Empty));
-            }
-            let schema = data::infer_schema(&sample, &BTreeMap::new(), &[])?;
-            let id = uuid::Uuid::now_v7().to_string();
-            let meta = DatasetMeta {
-                id: id.clone(),
-                format: format.clone(),
-                bytes,
-                rows,
-                columns: sample.columns.clone(),
-                head: sample.head_records(HEAD_ROWS, HEAD_CHARS),
-                schema,
-                sha256: hex::encode(hasher.finalize()),
-                created_at: Utc::now(),
-            };
-            fs::rename(&tmp, self.dir.join(format!("{id}.{format}")))?;
-            let json = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
-            fsops::write_atomic(&self.dir.join(format!("{id}.json")), &json)?;
-            Ok(meta)
-        })();
-        match result {
-            Ok(meta) => {
-                self.lock().insert(meta.id.clone(), meta.clone());
-                Ok(meta)
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(e)
-            }
+        let (sample, rows) = scan(staged.reader()?, &format, limits, Scan::Whole)?;
+        if rows == 0 {
+            return Err(UploadError::Data(DataError::Empty));
         }
+        let schema = data::infer_schema(&sample, &BTreeMap::new(), &[])?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let meta = DatasetMeta {
+            id: id.clone(),
+            format: format.clone(),
+            bytes,
+            rows,
+            columns: sample.columns.clone(),
+            head: sample.head_records(HEAD_ROWS, HEAD_CHARS),
+            schema,
+            sha256: hex::encode(hasher.finalize()),
+            created_at: Utc::now(),
+        };
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| StoreError::InvalidKey {
+            key: meta_key(&id),
+            reason: e.to_string(),
+        })?;
+        let data = data_key(&id, &format);
+        self.store.block(|s| async move {
+            s.publish_file(staged, &data).await?;
+            s.put(&meta_key(&id), json.into()).await
+        })??;
+        self.lock().insert(meta.id.clone(), meta.clone());
+        Ok(meta)
     }
 
     /// Discards an upload.
     pub async fn abort(&self, upload: Upload) {
-        drop(upload.file);
-        let _ = tokio::fs::remove_file(&upload.tmp).await;
+        drop(upload);
     }
 
-    /// Every dataset, oldest first.
+    /// Every dataset this process knows, oldest first.
     pub fn list(&self) -> Vec<DatasetMeta> {
         self.lock().values().cloned().collect()
     }
 
-    /// One dataset.
-    pub fn get(&self, id: &str) -> Option<DatasetMeta> {
-        self.lock().get(id).cloned()
+    /// One dataset: from the index, else from the store (uploaded by
+    /// another replica since this one started).
+    pub async fn find(&self, id: &str) -> Result<Option<DatasetMeta>, StoreError> {
+        if let Some(meta) = self.lock().get(id) {
+            return Ok(Some(meta.clone()));
+        }
+        let found = fetch_meta(self.store.clone(), id.to_string()).await?;
+        Ok(found.map(|meta| self.remember(meta)))
     }
 
-    /// Deletes a dataset; false if it did not exist.
-    pub fn delete(&self, id: &str) -> io::Result<bool> {
-        let Some(meta) = self.lock().remove(id) else {
+    /// [`DatasetStore::find`] from a blocking thread.
+    pub fn get(&self, id: &str) -> Result<Option<DatasetMeta>, StoreError> {
+        if let Some(meta) = self.lock().get(id) {
+            return Ok(Some(meta.clone()));
+        }
+        let id = id.to_string();
+        let found = self.store.block(|s| fetch_meta(s, id))??;
+        Ok(found.map(|meta| self.remember(meta)))
+    }
+
+    fn remember(&self, meta: DatasetMeta) -> DatasetMeta {
+        self.lock().insert(meta.id.clone(), meta.clone());
+        meta
+    }
+
+    /// Deletes a dataset (metadata first, so it is never listed without its
+    /// data); false if it did not exist.
+    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(meta) = self.find(id).await? else {
             return Ok(false);
         };
-        fs::remove_file(self.dir.join(format!("{id}.json")))?;
-        fs::remove_file(self.dir.join(format!("{id}.{}", meta.format)))?;
-        fsops::sync_dir(&self.dir)?;
+        self.store.delete(&meta_key(id)).await?;
+        self.lock().remove(id);
+        let data = data_key(id, &meta.format);
+        self.store.delete(&data).await?;
+        self.store.forget_local_copy(&data).await;
         Ok(true)
     }
 
-    /// The data file path relative to the store root.
+    /// The data file's key in the store (`_datasets/<id>.<format>`).
     pub fn relative_path(&self, meta: &DatasetMeta) -> String {
-        format!("_datasets/{}.{}", meta.id, meta.format)
+        data_key(&meta.id, &meta.format)
     }
 
-    /// The first rows of a dataset, parsed.
+    /// The first rows of a dataset, parsed (from a local copy on a remote
+    /// store). Runs on a blocking thread.
     pub fn sample(&self, meta: &DatasetMeta, limits: &ReadLimits) -> Result<Table, DataError> {
-        let path = self.dir.join(format!("{}.{}", meta.id, meta.format));
-        scan(&path, &meta.format, limits, Scan::SampleOnly)
+        let key = data_key(&meta.id, &meta.format);
+        let io = |e: &dyn std::fmt::Display| DataError::Io {
+            reason: e.to_string(),
+        };
+        let path = self
+            .store
+            .block(|s| async move { s.local_file(&key).await })
+            .map_err(|e| io(&e))?
+            .map_err(|e| io(&e))?;
+        let file = crate::storage::fsops::open(&path).map_err(|e| io(&e))?;
+        scan(file, &meta.format, limits, Scan::SampleOnly)
             .map(|(t, _)| t)
             .map_err(|e| match e {
                 UploadError::Data(d) => d,
-                other => DataError::Io {
-                    reason: other.to_string(),
-                },
+                other => io(&other),
             })
     }
 }
 
 /// An upload whose body has been fully written and synced.
 pub struct ClosedUpload {
-    tmp: PathBuf,
+    staged: StagedFile,
     hasher: Sha256,
     bytes: u64,
     format: String,
@@ -236,23 +288,20 @@ pub struct ClosedUpload {
 impl Upload {
     /// Appends a chunk; fails once the limit is passed.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), UploadError> {
-        use tokio::io::AsyncWriteExt;
         self.bytes += chunk.len() as u64;
         if self.bytes > self.limit {
             return Err(UploadError::TooLarge { limit: self.limit });
         }
         self.hasher.update(chunk);
-        self.file.write_all(chunk).await?;
+        self.staged.write(chunk).await?;
         Ok(())
     }
 
     /// Flushes and fsyncs the file.
     pub async fn close(mut self) -> Result<ClosedUpload, UploadError> {
-        use tokio::io::AsyncWriteExt;
-        self.file.flush().await?;
-        self.file.get_ref().sync_all().await?;
+        self.staged.close().await?;
         Ok(ClosedUpload {
-            tmp: self.tmp,
+            staged: self.staged,
             hasher: self.hasher,
             bytes: self.bytes,
             format: self.format,
@@ -272,12 +321,11 @@ enum Scan {
 /// Parses the file, keeping the first [`SAMPLE_ROWS`] rows, and returns them
 /// with the number of rows read. Errors name the line.
 fn scan(
-    path: &Path,
+    file: impl Read,
     format: &str,
     limits: &ReadLimits,
     extent: Scan,
 ) -> Result<(Table, usize), UploadError> {
-    let file = fs::File::open(path)?;
     let sample_limits = ReadLimits {
         max_rows: SAMPLE_ROWS,
         ..limits.clone()
@@ -353,4 +401,64 @@ fn csv_error(e: &csv::Error) -> UploadError {
         line,
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn upload(datasets: &DatasetStore, text: &str) -> Result<DatasetMeta, UploadError> {
+        let mut upload = datasets.begin("csv", 1 << 20).await?;
+        for chunk in text.as_bytes().chunks(7) {
+            upload.write(chunk).await?;
+        }
+        let closed = upload.close().await?;
+        let limits = ReadLimits::default();
+        tokio::task::block_in_place(|| datasets.finish(closed, &limits))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dataset_uploaded_by_one_replica_is_found_and_sampled_by_another() {
+        let cache_a = tempfile::tempdir().unwrap();
+        let cache_b = tempfile::tempdir().unwrap();
+        let store = Store::in_memory(cache_a.path());
+        let a = DatasetStore::open(store.clone()).unwrap();
+        let b = DatasetStore::open(store.with_cache_dir(cache_b.path())).unwrap();
+
+        let meta = upload(&a, "x,y\n1,a\n2,b\n3,c\n").await.unwrap();
+        assert_eq!(
+            (meta.rows, meta.columns.clone()),
+            (3, vec!["x".into(), "y".into()])
+        );
+        assert!(b.list().is_empty(), "b indexed before the upload");
+        let found = b
+            .find(&meta.id)
+            .await
+            .unwrap()
+            .expect("b finds the dataset");
+        assert_eq!(found.sha256, meta.sha256);
+        let sample =
+            tokio::task::block_in_place(|| b.sample(&found, &ReadLimits::default())).unwrap();
+        assert_eq!(sample.rows(), 3);
+        assert!(cache_b.path().join(b.relative_path(&meta)).is_file());
+
+        let reopened = DatasetStore::open(store.clone()).unwrap();
+        assert_eq!(reopened.list().len(), 1);
+        assert!(b.delete(&meta.id).await.unwrap());
+        assert!(DatasetStore::open(store.clone()).unwrap().list().is_empty());
+        assert!(b.find("not-a-uuid").await.unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_upload_leaves_nothing_in_the_store() {
+        let cache = tempfile::tempdir().unwrap();
+        let store = Store::in_memory(cache.path());
+        let datasets = DatasetStore::open(store.clone()).unwrap();
+        assert!(upload(&datasets, "x,y\n").await.is_err());
+        assert!(store.list("").await.unwrap().is_empty());
+        let staged = std::fs::read_dir(cache.path().join(".staging"))
+            .unwrap()
+            .count();
+        assert_eq!(staged, 0, "the staged file is removed");
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod datasets;
+pub mod interactions;
 pub mod oip;
 pub mod predict;
 pub mod recommend;
@@ -59,7 +60,6 @@ impl AppState {
             tracing::info!(keys = keys.len(), "API keys loaded");
         }
         crate::data::set_audio_limits(&settings.audio);
-        let root = settings.store.path.clone();
         let location = settings.store.location().map_err(|e| StartError::Store {
             path: settings.store.url.clone(),
             reason: e.to_string(),
@@ -81,16 +81,13 @@ impl AppState {
         if let Some(interval) = settings.store.poll_interval(&location) {
             registry.follow(interval);
         }
-        let store_err = |reason: String| StartError::Store {
-            path: root.display().to_string(),
-            reason,
-        };
-        let datasets = Arc::new(DatasetStore::open(&root).map_err(|e| store_err(e.to_string()))?);
-        let job_store = JobStore::open(&root).map_err(|e| store_err(e.to_string()))?;
-        let runner = training::runner(registry.clone(), root.clone(), settings.clone());
+        let store = registry.store().clone();
+        let datasets =
+            Arc::new(DatasetStore::open(store.clone()).map_err(|e| store_err(e.to_string()))?);
+        let job_store = JobStore::new(store.clone());
+        let runner = training::runner(registry.clone(), job_store.clone(), settings.clone());
         let jobs = JobSystem::start(
             job_store,
-            root.clone(),
             crate::jobs::JobOptions {
                 workers: settings.jobs.workers,
                 capacity: settings.jobs.queue_capacity,
@@ -102,7 +99,7 @@ impl AppState {
         )
         .map_err(|e| store_err(e.to_string()))?;
         let interactions = Arc::new(recommend::InteractionLogs::new(
-            root.clone(),
+            store,
             settings.interactions.max_events_per_model,
         ));
         Ok(Arc::new(AppState {

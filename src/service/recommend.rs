@@ -3,35 +3,21 @@
 //! reused per-thread scratch, and keep the durable per-model interaction log.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::io::{self, BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::predict::{resolve_and_load, PredictError, VersionSelector};
 use super::AppState;
-use crate::recommend::{recency_weights, Interactions, ItemSet, Recommender, ScoreScratch};
-use crate::registry::{fsops, LoadedModel, RegistryError, ServingModel};
+use crate::recommend::{recency_weights, ItemSet, Recommender, ScoreScratch};
+use crate::registry::{LoadedModel, RegistryError, ServingModel};
 
-/// File of logged interactions inside a model's directory.
-pub const LOG_FILE: &str = "interactions.ndjson";
+pub use super::interactions::{
+    append_logged, read_log, InteractionLogs, LoggedInteraction, LOG_FILE,
+};
 
 thread_local! {
     static SCRATCH: RefCell<ScoreScratch> = RefCell::new(ScoreScratch::default());
-}
-
-/// One logged interaction, as stored (one JSON object per line).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct LoggedInteraction {
-    pub user: String,
-    pub item: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<f32>,
-    /// Unix seconds; the logging time when the caller gave none.
-    pub timestamp: i64,
 }
 
 /// Why a recommendation request failed.
@@ -217,7 +203,11 @@ pub async fn recommend(
     let model = recommender(&loaded);
     check_k(query.k, model, state)?;
     let logged = match &query.user {
-        Some(user) => state.interactions.user_items(&query.model, user).await?,
+        Some(user) => state
+            .interactions
+            .user_items(&query.model, user)
+            .await
+            .map_err(|e| RecommendServeError::Io(e.to_string()))?,
         None => Vec::new(),
     };
     let mut unknown_items = Vec::new();
@@ -477,164 +467,4 @@ pub async fn log_interactions(
     metrics::counter!("myelin_interactions_logged_total", "model" => model.to_string())
         .increment(count as u64);
     Ok((count, unknown_items))
-}
-
-/// Reads a model's interaction log (`<model dir>/interactions.ndjson`); a missing file
-/// is an empty log and an unreadable (e.g. torn last) line is skipped.
-///
-/// # Errors
-/// I/O errors other than a missing file.
-pub fn read_log(model_dir: &Path) -> io::Result<Vec<LoggedInteraction>> {
-    let file = match std::fs::File::open(model_dir.join(LOG_FILE)) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for line in BufReader::new(file).lines() {
-        let line = line?;
-        if let Ok(event) = serde_json::from_str::<LoggedInteraction>(&line) {
-            out.push(event);
-        }
-    }
-    Ok(out)
-}
-
-/// Appends logged interactions to training interactions. A logged event without a
-/// value counts 1; values and timestamps are kept only when the training data has them.
-pub fn append_logged(data: &mut Interactions, logged: &[LoggedInteraction]) {
-    for event in logged {
-        data.users.push(event.user.clone());
-        data.items.push(event.item.clone());
-        if let Some(values) = &mut data.values {
-            values.push(event.value.unwrap_or(1.0));
-        }
-        if let Some(times) = &mut data.timestamps {
-            times.push(event.timestamp);
-        }
-    }
-}
-
-/// Per-user logged items of one model (in logging order).
-#[derive(Default)]
-struct ModelLog {
-    by_user: HashMap<String, Vec<String>>,
-    /// Events in the log file.
-    events: usize,
-}
-
-impl ModelLog {
-    fn add(&mut self, events: &[LoggedInteraction]) {
-        self.events += events.len();
-        for event in events {
-            self.by_user
-                .entry(event.user.clone())
-                .or_default()
-                .push(event.item.clone());
-        }
-    }
-}
-
-/// The durable interaction logs of every model, with their in-memory per-user view
-/// (loaded from the file on first use).
-pub struct InteractionLogs {
-    root: PathBuf,
-    /// Events kept per model: once a log exceeds this by a quarter, it is rewritten with
-    /// the newest `max_events` only (amortised, atomic).
-    max_events: usize,
-    models: Mutex<HashMap<String, Arc<Mutex<ModelLog>>>>,
-}
-
-impl InteractionLogs {
-    pub fn new(root: impl Into<PathBuf>, max_events: usize) -> InteractionLogs {
-        InteractionLogs {
-            root: root.into(),
-            max_events: max_events.max(1),
-            models: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Rewrites the model's log with its newest `max_events` events (atomic replace) and
-    /// rebuilds the in-memory view from them.
-    fn compact(&self, model: &str, log: &mut ModelLog) -> io::Result<()> {
-        let dir = self.root.join(model);
-        let events = read_log(&dir)?;
-        let keep = &events[events.len().saturating_sub(self.max_events)..];
-        let mut bytes = Vec::new();
-        for event in keep {
-            serde_json::to_writer(&mut bytes, event).map_err(io::Error::other)?;
-            bytes.push(b'\n');
-        }
-        fsops::write_atomic(&dir.join(LOG_FILE), &bytes)?;
-        *log = ModelLog::default();
-        log.add(keep);
-        Ok(())
-    }
-
-    fn model_log(&self, model: &str) -> io::Result<Arc<Mutex<ModelLog>>> {
-        if let Some(log) = self.lock_models().get(model) {
-            return Ok(log.clone());
-        }
-        let mut log = ModelLog::default();
-        log.add(&read_log(&self.root.join(model))?);
-        let mut models = self.lock_models();
-        Ok(models
-            .entry(model.to_string())
-            .or_insert_with(|| Arc::new(Mutex::new(log)))
-            .clone())
-    }
-
-    fn lock_models(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<ModelLog>>>> {
-        self.models.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Appends `events` to the model's log file (fsynced) and to the in-memory view.
-    ///
-    /// # Errors
-    /// Opening, writing or syncing the log file.
-    pub fn append(&self, model: &str, events: &[LoggedInteraction]) -> io::Result<()> {
-        let log = self.model_log(model)?;
-        let mut guard = log.lock().unwrap_or_else(|e| e.into_inner());
-        let mut bytes = Vec::new();
-        for event in events {
-            serde_json::to_writer(&mut bytes, event).map_err(io::Error::other)?;
-            bytes.push(b'\n');
-        }
-        let dir = self.root.join(model);
-        let path = dir.join(LOG_FILE);
-        let created = !path.exists();
-        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-        file.write_all(&bytes)?;
-        file.sync_data()?;
-        if created {
-            fsops::sync_dir(&dir)?;
-        }
-        guard.add(events);
-        if guard.events > self.max_events + self.max_events / 4 {
-            self.compact(model, &mut guard)?;
-        }
-        Ok(())
-    }
-
-    /// The items logged for `user` of `model`, oldest first.
-    async fn user_items(
-        self: &Arc<Self>,
-        model: &str,
-        user: &str,
-    ) -> Result<Vec<String>, RecommendServeError> {
-        let cached = self.lock_models().get(model).cloned();
-        let log = match cached {
-            Some(log) => log,
-            None => {
-                let logs = self.clone();
-                let name = model.to_string();
-                tokio::task::spawn_blocking(move || logs.model_log(&name))
-                    .await
-                    .map_err(|e| RecommendServeError::Internal(e.to_string()))?
-                    .map_err(|e| RecommendServeError::Io(e.to_string()))?
-            }
-        };
-        let guard = log.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(guard.by_user.get(user).cloned().unwrap_or_default())
-    }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -13,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::config::Settings;
 use crate::data::{self, ColumnKind, DataError, PipelineOptions, ReadLimits, Table, Task};
 use crate::jobs::{
-    JobControl, JobError, JobInput, JobRecord, JobStatus, RunFailure, RunOutcome, Runner,
+    JobControl, JobError, JobInput, JobRecord, JobStatus, JobStore, RunFailure, RunOutcome, Runner,
 };
 use crate::nn::{Control, TrainError, TrainParams};
 use crate::recommend::{
@@ -21,7 +20,7 @@ use crate::recommend::{
     RecommenderParams,
 };
 use crate::registry::{
-    check_name, fsops, weights_bytes, ModelCard, ModelSpec, Registry, RegistryError, FORMAT_VERSION,
+    check_name, weights_bytes, ModelCard, ModelSpec, Registry, RegistryError, FORMAT_VERSION,
 };
 use crate::tabular::{self, ClassWeight, TabularError, TrainSpec};
 
@@ -218,9 +217,9 @@ pub enum SubmitTrainError {
     Invalid { code: &'static str, message: String },
     #[error("dataset `{0}` does not exist")]
     DatasetNotFound(String),
-    /// The job input could not be written to the store (disk full, permissions).
+    /// The job input could not be written to or read from the store.
     #[error("could not store the job input: {0}")]
-    Store(std::io::Error),
+    Store(crate::storage::StoreError),
     #[error(transparent)]
     Submit(#[from] crate::jobs::SubmitError),
     /// The data breaks a rule or a limit.
@@ -261,7 +260,7 @@ pub fn submit(
     let caps = &state.settings.training;
     let limits = state.settings.read_limits();
     let id = uuid::Uuid::now_v7().to_string();
-    let root = state.settings.store.path.clone();
+    let jobs = state.jobs.store().clone();
     let recommendation = spec.is_recommendation();
     let has_attributes = attributes.items.is_some() || attributes.users.is_some();
     if has_attributes && !recommendation {
@@ -296,13 +295,13 @@ pub fn submit(
         }
         Ok(())
     };
-    let (mut input, source) = stage_input(state, &root, &id, data, "input", &limits, &precheck)?;
+    let (mut input, source) = stage_input(state, &jobs, &id, data, "input", &limits, &precheck)?;
     spec.source = source;
     let staged = stage_attributes(
-        state, &root, &id, &mut spec, attributes, &limits, &mut input,
+        state, &jobs, &id, &mut spec, attributes, &limits, &mut input,
     );
     if let Err(e) = staged {
-        discard(&root, &input);
+        discard(&jobs, &input);
         return Err(e);
     }
     let record = JobRecord {
@@ -328,19 +327,15 @@ pub fn submit(
         input: input.clone(),
     };
     state.jobs.submit(record).map_err(|e| {
-        discard(&root, &input);
+        discard(&jobs, &input);
         SubmitTrainError::Submit(e)
     })
 }
 
 /// Deletes the files a refused job had staged.
-fn discard(root: &Path, input: &JobInput) {
-    if input.owned {
-        let _ = std::fs::remove_file(root.join(&input.path));
-    }
-    for extra in &input.extra {
-        let _ = std::fs::remove_file(root.join(extra));
-    }
+fn discard(jobs: &JobStore, input: &JobInput) {
+    let owned = input.owned.then_some(&input.path);
+    jobs.remove_inputs(owned.into_iter().chain(&input.extra));
 }
 
 /// Parses a request's data, runs `check` on it (on the first sample rows of a dataset),
@@ -349,7 +344,7 @@ fn discard(root: &Path, input: &JobInput) {
 /// the check fails.
 fn stage_input(
     state: &AppState,
-    root: &Path,
+    jobs: &JobStore,
     id: &str,
     data: TrainData,
     suffix: &str,
@@ -360,6 +355,7 @@ fn stage_input(
         let meta = state
             .datasets
             .get(&dataset_id)
+            .map_err(SubmitTrainError::Store)?
             .ok_or_else(|| SubmitTrainError::DatasetNotFound(dataset_id.clone()))?;
         let sample = state.datasets.sample(&meta, limits)?;
         check(&sample)?;
@@ -396,8 +392,9 @@ fn stage_input(
         return Err(invalid("empty_dataset", "the dataset has no rows"));
     }
     check(&table)?;
-    let relative = format!("_jobs/{id}-{suffix}.{format}");
-    fsops::write_atomic(&root.join(&relative), &bytes).map_err(SubmitTrainError::Store)?;
+    let relative = JobStore::input_key(id, suffix, format);
+    jobs.put_input(&relative, bytes)
+        .map_err(SubmitTrainError::Store)?;
     let input = JobInput {
         path: relative,
         format: format.to_string(),
@@ -413,7 +410,7 @@ fn stage_input(
 /// `input.extra`.
 fn stage_attributes(
     state: &AppState,
-    root: &Path,
+    jobs: &JobStore,
     id: &str,
     spec: &mut JobSpec,
     attributes: AttributeInputs,
@@ -438,7 +435,7 @@ fn stage_attributes(
                 .map(|_| ())
                 .map_err(recommend_error)
         };
-        let (staged, source) = stage_input(state, root, id, data, field, limits, &check)
+        let (staged, source) = stage_input(state, jobs, id, data, field, limits, &check)
             .map_err(|e| prefixed(field, e))?;
         if staged.owned {
             input.extra.push(staged.path.clone());
@@ -472,13 +469,12 @@ fn prefixed(field: &str, e: SubmitTrainError) -> SubmitTrainError {
 
 /// Reads a job input file.
 pub fn read_input(
-    root: &Path,
+    jobs: &JobStore,
     input: &JobInput,
     limits: &ReadLimits,
-) -> Result<(Table, Vec<u8>), DataError> {
-    let path = root.join(&input.path);
-    let bytes = std::fs::read(&path).map_err(|e| DataError::Io {
-        reason: format!("{}: {e}", path.display()),
+) -> Result<(Table, bytes::Bytes), DataError> {
+    let bytes = jobs.read_input(&input.path).map_err(|e| DataError::Io {
+        reason: e.to_string(),
     })?;
     let table = match input.format.as_str() {
         "ndjson" => data::read_ndjson(BufReader::new(&bytes[..]), limits)?,
@@ -489,10 +485,21 @@ pub fn read_input(
 }
 
 /// The runner the job system calls on a blocking thread.
-pub fn runner(registry: Arc<Registry>, root: PathBuf, settings: Settings) -> Runner {
+pub fn runner(registry: Arc<Registry>, jobs: JobStore, settings: Settings) -> Runner {
     Arc::new(move |record: &JobRecord, control: &JobControl| {
-        run_job(&registry, &root, &settings, record, control)
+        run_job(&registry, &jobs, &settings, record, control)
     })
+}
+
+/// The failure code of a job whose input could not be read:
+/// `store_unavailable` when the store could not be reached, else the data
+/// error's.
+fn input_code(jobs: &JobStore, e: &DataError) -> &'static str {
+    if matches!(e, DataError::Io { .. }) && !jobs.store().is_healthy() {
+        "store_unavailable"
+    } else {
+        e.code()
+    }
 }
 
 fn failed(code: &str, message: impl Into<String>) -> RunFailure {
@@ -504,18 +511,18 @@ fn failed(code: &str, message: impl Into<String>) -> RunFailure {
 
 fn run_job(
     registry: &Registry,
-    root: &Path,
+    jobs: &JobStore,
     settings: &Settings,
     record: &JobRecord,
     control: &JobControl,
 ) -> Result<RunOutcome, RunFailure> {
     let spec: JobSpec = serde_json::from_value(record.request.clone())
         .map_err(|e| failed("invalid_job", format!("unreadable job request: {e}")))?;
-    let (table, bytes) = read_input(root, &record.input, &settings.read_limits())
-        .map_err(|e| failed(e.code(), e.to_string()))?;
+    let (table, bytes) = read_input(jobs, &record.input, &settings.read_limits())
+        .map_err(|e| failed(input_code(jobs, &e), e.to_string()))?;
     if spec.is_recommendation() {
         return run_recommendation(
-            registry, root, settings, &spec, &table, &bytes, record, control,
+            registry, jobs, settings, &spec, &table, &bytes, record, control,
         );
     }
     let train_spec = spec
@@ -574,7 +581,7 @@ fn recommend_code(e: &RecommendError) -> &'static str {
 #[allow(clippy::too_many_arguments)]
 fn run_recommendation(
     registry: &Registry,
-    root: &Path,
+    jobs: &JobStore,
     settings: &Settings,
     spec: &JobSpec,
     table: &Table,
@@ -590,7 +597,7 @@ fn run_recommendation(
     let mut interactions = Interactions::from_table(table, &spec.columns_of_interactions())
         .map_err(|e| failed(recommend_code(&e), e.to_string()))?;
     if spec.include_logged_interactions {
-        let logged = super::recommend::read_log(&root.join(&spec.model))
+        let logged = super::recommend::read_log(jobs.store(), &spec.model)
             .map_err(|e| failed("store_read_failed", e.to_string()))?;
         super::recommend::append_logged(&mut interactions, &logged);
     }
@@ -598,8 +605,8 @@ fn run_recommendation(
         let Some(source) = source else {
             return Ok(None);
         };
-        let (table, _) = read_input(root, &source.input, limits)
-            .map_err(|e| failed(e.code(), format!("`{field}`: {e}")))?;
+        let (table, _) = read_input(jobs, &source.input, limits)
+            .map_err(|e| failed(input_code(jobs, &e), format!("`{field}`: {e}")))?;
         Attributes::from_table(&table, &source.columns)
             .map(Some)
             .map_err(|e| failed(recommend_code(&e), format!("`{field}`: {e}")))

@@ -1,8 +1,12 @@
-//! The storage seam: every byte of the model store goes through [`Store`], a
-//! thin layer over an [`object_store::ObjectStore`] (local disk, S3, or in
-//! memory for tests) with the few operations the registry needs: get, put,
-//! put-if-absent, compare-and-swap, list, delete, and a local copy of a
-//! prefix for loaders that read files.
+//! The storage seam: every byte the service persists (model versions and
+//! aliases, job records and inputs, datasets, interaction logs) goes
+//! through [`Store`], a thin layer over an [`object_store::ObjectStore`]
+//! (local disk, S3, or in memory for tests) with the few operations its
+//! users need: get, put, put-if-absent, compare-and-swap, list, delete, a
+//! local copy of a prefix for loaders that read files, staged uploads of
+//! large files ([`StagedFile`]) and append-only logs ([`LogContents`]).
+//! Nothing above this module touches the file system; [`fsops`] is the
+//! synced write path for local staging and cache files.
 //!
 //! The operations are `async`; [`Store::block`] runs one from synchronous
 //! code (the registry runs on blocking threads and in the CLI) on a small
@@ -10,7 +14,11 @@
 //! Every operation is counted in `myelin_store_operations_total{op}` and
 //! failures in `myelin_store_errors_total{op,kind}`.
 
+mod files;
+pub mod fsops;
+mod listing;
 mod local;
+mod log;
 mod url;
 
 use std::future::Future;
@@ -24,7 +32,10 @@ use object_store::memory::InMemory;
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
+pub use files::StagedFile;
+pub use listing::RESERVED_PREFIX;
 pub use local::Staging;
+pub use log::LogContents;
 pub use url::{Location, UrlError};
 
 /// Name of the per-directory lock file taken by compare-and-swap on local disk.
@@ -392,17 +403,7 @@ impl Store {
         }
         let metas = self.record("list", prefix, result)?;
         metrics::counter!("myelin_store_listed_objects_total").increment(metas.len() as u64);
-        Ok(metas
-            .into_iter()
-            .map(|m| Entry {
-                key: m.location.to_string(),
-                size: m.size,
-                tag: m.e_tag.or(m.version).unwrap_or_else(|| {
-                    format!("{}-{}", m.last_modified.timestamp_micros(), m.size)
-                }),
-                last_modified: m.last_modified,
-            })
-            .collect())
+        Ok(metas.into_iter().map(listing::entry).collect())
     }
 
     /// Deletes an object; a missing one is not an error.

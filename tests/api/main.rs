@@ -29,6 +29,7 @@ mod registry;
 mod replicas;
 mod restart;
 mod s3;
+mod s3_state;
 mod slow_clients;
 mod store_compat;
 mod training;

@@ -168,14 +168,28 @@ async fn while_the_store_is_unreachable_serving_continues_training_fails_and_bot
     assert_eq!(train(&a, 1).await["status"], "succeeded");
     wait_for_version(&a, 1).await;
 
+    // A job accepted just before the store goes away fails cleanly, whether
+    // it was reading its input or publishing its version then.
+    let response = a
+        .post(
+            "/train",
+            &train_request("churn", "churned", churn_rows(240, 2), tiny_params(2000)),
+        )
+        .await;
+    let running = json_ok(response, StatusCode::ACCEPTED).await;
     proxy.cut().await;
     for _ in 0..20 {
         let (status, body) = predict(&a, None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-    let job = train(&a, 2).await;
+    let job = a.wait_for_job(job_id(&running)).await;
     assert_eq!(job["status"], "failed", "{job:#}");
     assert_eq!(job["error"]["code"], "store_unavailable", "{job:#}");
+    // A job that cannot be stored is not accepted.
+    let refused = a.post("/train", &churn_job(2)).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "store_unavailable", "{problem}");
     let ready = a.get("/readyz").await;
     assert_eq!(ready["status"], "degraded", "{ready}");
     let (status, _) = predict(&a, None).await;

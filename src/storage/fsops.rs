@@ -1,5 +1,7 @@
-//! Durable file-system operations: write to a temporary sibling, fsync,
-//! rename, fsync the directory.
+//! Durable file-system operations on local files (staging directories,
+//! the download cache, local copies of artifacts): write to a temporary
+//! sibling, fsync, rename, fsync the directory; and plain reads, so that no
+//! code above the storage layer touches the file system itself.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -26,6 +28,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Reads a whole local file (a staged or cached artifact).
+pub fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
+    fs::read(path)
+}
+
+/// Opens a local file for reading (a staged or cached artifact).
+pub fn open(path: &Path) -> io::Result<File> {
+    File::open(path)
 }
 
 /// Creates `path` with `bytes` and fsyncs it.
