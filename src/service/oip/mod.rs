@@ -270,7 +270,7 @@ fn output_metadata(model: &TabularModel) -> Vec<TensorMetadata> {
                 },
             ]
         }
-        Task::Regression => vec![meta(VALUE, DataType::Fp64, vec![-1])],
+        Task::Regression => vec![meta(VALUE, DataType::Fp32, vec![-1])],
     }
 }
 
@@ -405,14 +405,15 @@ fn output(
         }
         _ => OutputTensor {
             name: VALUE.into(),
-            datatype: DataType::Fp64,
+            datatype: DataType::Fp32,
             shape: vec![rows],
-            data: TensorData::F64(
+            // `/predict`'s value rounded to the nearest f32.
+            data: TensorData::F32(
                 predictions
                     .iter()
                     .map(|p| match p {
-                        Prediction::Value { value } => *value,
-                        Prediction::Class { .. } => f64::NAN,
+                        Prediction::Value { value } => *value as f32,
+                        Prediction::Class { .. } => f32::NAN,
                     })
                     .collect(),
             ),
