@@ -13,10 +13,11 @@ What it does:
 2. Single-row requests on one kept-alive connection, in interleaved rounds so
    that load from elsewhere hits every mode alike: `POST /predict` (JSON),
    OIP HTTP with JSON tensors, OIP HTTP with binary tensors, OIP gRPC
-   (`raw_input_contents`, tritonclient). Server CPU per request is the
-   utime + stime of the server's process tree from /proc/<pid>/stat, before
-   and after each round, divided by the requests of the round; the median
-   round is reported.
+   (`raw_input_contents`, tritonclient). Server CPU per request is the time
+   on a CPU of every thread of the server's process tree
+   (/proc/<pid>/task/<tid>/schedstat, in nanoseconds), before and after each
+   round, divided by the requests of the round; the median round is
+   reported.
 3. MLServer's OIP endpoint (bench/serve.py's peer: the scikit-learn runtime
    and the same adult CSV), if an environment with mlserver and
    mlserver-sklearn exists (--mlserver-python, else bench/out/mlserver-venv):
@@ -125,14 +126,35 @@ class GrpcMode:
         self.client.infer(MODEL, self.inputs)
 
 
+def thread_cpu_ns(pid: int) -> dict[int, int]:
+    """CPU nanoseconds of every thread of pid's process tree, by thread id
+    (/proc/<pid>/task/<tid>/schedstat, first field: time on a CPU)."""
+    out = {}
+    for p in common.proc_tree(pid):
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{p}/task/{tid}/schedstat") as f:
+                    out[int(tid)] = int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
 def server_cpu_per_request(pid: int, mode, n: int) -> float:
-    """Milliseconds of server CPU per request over n sequential requests."""
-    pids = common.proc_tree(pid)
-    before = sum(common.cpu_ticks(pids).values())
+    """Milliseconds of server CPU per request over n sequential requests:
+    per-thread schedstat (nanoseconds; clock ticks of /proc/<pid>/stat are
+    10 ms, too coarse for rounds of a few tens of ms), summed over the
+    threads alive at the end (a thread born during the round counts whole)."""
+    before = thread_cpu_ns(pid)
     for _ in range(n):
         mode.send()
-    after = sum(common.cpu_ticks(common.proc_tree(pid)).values())
-    return (after - before) / common.CLK_TCK * 1000.0 / n
+    after = thread_cpu_ns(pid)
+    ns = sum(t - before.get(tid, 0) for tid, t in after.items())
+    return ns / 1e6 / n
 
 
 def rows_per_second(mode, rows: int, seconds: float) -> float:
@@ -176,7 +198,7 @@ def main() -> int:
     ap.add_argument("--data", default="data", help="directory holding adult.csv")
     ap.add_argument("--myelin", default=str(REPO / "target/release/myelin"))
     ap.add_argument("--requests", type=int, default=1000, help="requests per round and mode")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--mlserver-requests", type=int, default=300)
     ap.add_argument("--mlserver-python", default=None)
     ap.add_argument("--batch-seconds", type=float, default=3.0)

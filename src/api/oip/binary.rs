@@ -4,7 +4,9 @@
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::json::Parameters;
 
 use crate::service::oip::OipError;
 
@@ -43,10 +45,10 @@ pub fn split(headers: &HeaderMap, body: Bytes) -> Result<(Bytes, Bytes), OipErro
 
 /// The `binary_data_size` parameter of a tensor, if any.
 pub fn binary_size(
-    parameters: Option<&Map<String, Value>>,
+    parameters: Option<&Parameters>,
     tensor: &str,
 ) -> Result<Option<usize>, OipError> {
-    let Some(value) = parameters.and_then(|p| p.get("binary_data_size")) else {
+    let Some(value) = parameters.and_then(|p| p.binary_data_size.as_ref()) else {
         return Ok(None);
     };
     value
@@ -77,8 +79,6 @@ pub fn take(binary: &mut Bytes, size: usize, tensor: &str) -> Result<Bytes, OipE
 }
 
 /// A boolean parameter (`true`/`false`); absent is `None`.
-pub fn flag(parameters: Option<&Map<String, Value>>, name: &str) -> Option<bool> {
-    parameters
-        .and_then(|p| p.get(name))
-        .and_then(Value::as_bool)
+pub fn flag(value: Option<&Value>) -> Option<bool> {
+    value.and_then(Value::as_bool)
 }

@@ -298,13 +298,20 @@ async fn run_infer(
         )));
     }
     let all_binary =
-        binary::flag(request.parameters.as_ref(), "binary_data_output").unwrap_or(false);
+        binary::flag(
+        request
+            .parameters
+            .as_ref()
+            .and_then(|p| p.binary_data_output.as_ref()),
+    )
+    .unwrap_or(false);
     let binary_outputs: Vec<(String, bool)> = request
         .outputs
         .iter()
         .flatten()
         .map(|o| {
-            let binary = binary::flag(o.parameters.as_ref(), "binary_data").unwrap_or(all_binary);
+            let binary = binary::flag(o.parameters.as_ref().and_then(|p| p.binary_data.as_ref()))
+                .unwrap_or(all_binary);
             (o.name.clone(), binary)
         })
         .collect();
@@ -331,9 +338,10 @@ async fn run_infer(
                 .find(|(name, _)| *name == output.name)
                 .map_or(all_binary, |(_, b)| *b);
             if binary {
-                let raw = output.data.to_raw();
-                tail.extend_from_slice(&raw);
-                ResponseOutput::new(output, Some(raw.len()))
+                let start = tail.len();
+                output.data.write_raw(&mut tail);
+                let size = tail.len() - start;
+                ResponseOutput::new(output, Some(size))
             } else {
                 ResponseOutput::new(output, None)
             }
@@ -348,7 +356,8 @@ async fn run_infer(
     if tail.is_empty() {
         return Ok(Json(document).into_response());
     }
-    let mut body = serde_json::to_vec(&document)
+    let mut body = Vec::with_capacity(256 + tail.len());
+    serde_json::to_writer(&mut body, &document)
         .map_err(|e| OipFailure(OipError::invalid("internal_error", e.to_string())))?;
     let json_length = body.len();
     body.extend_from_slice(&tail);

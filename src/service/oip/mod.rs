@@ -223,7 +223,7 @@ fn meta(name: &str, datatype: DataType, shape: Vec<i64>) -> TensorMetadata {
 }
 
 fn input_metadata(model: &TabularModel) -> Vec<TensorMetadata> {
-    let columns = model.pipeline.inputs();
+    let columns = model.pipeline.input_columns();
     let mut inputs: Vec<TensorMetadata> = columns
         .iter()
         .map(|(name, kind)| {
@@ -334,8 +334,9 @@ pub async fn infer(state: &AppState, request: InferRequest) -> Result<InferRespo
             names.iter().map(String::as_str).collect()
         }
     };
-    let columns = tabular.pipeline.inputs();
-    let (records, layout) = records::to_records(&columns, &request.inputs)?;
+    let columns = tabular.pipeline.input_columns();
+    let records = records::to_records(&columns, request.inputs)?;
+    let layout = records.layout();
     let classes = tabular.encoder.labels();
     let classes_param = wanted
         .contains(&PROBABILITIES)
