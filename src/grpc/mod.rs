@@ -97,14 +97,38 @@ impl InferenceService {
             )),
         };
         let code = match &result {
-            Ok(_) => "OK".to_string(),
-            Err(status) => format!("{:?}", status.code()),
+            Ok(_) => "OK",
+            Err(status) => code_name(status.code()),
         };
-        let labels = [("method", method.to_string()), ("code", code)];
+        let labels = [("method", method), ("code", code)];
         metrics::counter!("myelin_grpc_requests_total", &labels).increment(1);
         metrics::histogram!("myelin_grpc_request_duration_seconds", &labels)
             .record(start.elapsed().as_secs_f64());
         result.map(Response::new)
+    }
+}
+
+/// The name of a status code, as its `Debug` form spells it.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "Ok",
+        Code::Cancelled => "Cancelled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
     }
 }
 
