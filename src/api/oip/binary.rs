@@ -3,7 +3,9 @@
 //! `binary_data_size` parameter says how many bytes each takes, in order.
 
 use axum::body::Bytes;
-use axum::http::HeaderMap;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderValue;
 use serde_json::Value;
 
 use super::json::Parameters;
@@ -13,10 +15,22 @@ use crate::service::oip::OipError;
 /// The header giving the length of the JSON part of a binary body.
 pub const HEADER: &str = "inference-header-content-length";
 
+/// The `Inference-Header-Content-Length` header of a request, if any
+/// (taken alone: extracting the whole `HeaderMap` would copy it).
+pub struct HeaderLength(pub Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for HeaderLength {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(HeaderLength(parts.headers.get(HEADER).cloned()))
+    }
+}
+
 /// Splits a body into its JSON header and the binary part (empty without
 /// the header).
-pub fn split(headers: &HeaderMap, body: Bytes) -> Result<(Bytes, Bytes), OipError> {
-    let Some(value) = headers.get(HEADER) else {
+pub fn split(header: Option<&HeaderValue>, body: Bytes) -> Result<(Bytes, Bytes), OipError> {
+    let Some(value) = header else {
         return Ok((body, Bytes::new()));
     };
     let length = value

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -199,12 +199,12 @@ pub async fn version_ready(
 pub async fn infer(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    headers: HeaderMap,
+    binary::HeaderLength(header_length): binary::HeaderLength,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let answer = async {
         let Path(name) = path.map_err(bad_path)?;
-        run_infer(&state, name, None, &headers, body).await
+        run_infer(&state, name, None, header_length.as_ref(), body).await
     };
     answer.await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -224,12 +224,12 @@ pub async fn infer(
 pub async fn infer_version(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
-    headers: HeaderMap,
+    binary::HeaderLength(header_length): binary::HeaderLength,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let answer = async {
         let Path((name, version)) = path.map_err(bad_path)?;
-        run_infer(&state, name, Some(version), &headers, body).await
+        run_infer(&state, name, Some(version), header_length.as_ref(), body).await
     };
     answer.await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -238,7 +238,7 @@ async fn run_infer(
     state: &AppState,
     model: String,
     version: Option<String>,
-    headers: &HeaderMap,
+    header_length: Option<&HeaderValue>,
     body: Result<Bytes, BytesRejection>,
 ) -> OipResult<Response> {
     let body = body.map_err(|rejection| {
@@ -252,7 +252,7 @@ async fn run_infer(
             OipFailure(OipError::invalid("invalid_body", rejection.body_text()))
         }
     })?;
-    let (head, mut rest) = binary::split(headers, body)?;
+    let (head, mut rest) = binary::split(header_length, body)?;
     let request: InferenceRequest = serde_json::from_slice(&head).map_err(|e| {
         OipError::invalid(
             "malformed_json",
