@@ -935,11 +935,7 @@ impl FeaturePipeline {
         dense: &mut [f32],
         sparse: &mut CsrMatrix,
     ) -> Result<(), RecordError> {
-        self.transform_fields_split(
-            |_, name| record.get(name).map(Field::Json),
-            dense,
-            sparse,
-        )
+        self.transform_fields_split(|_, name| record.get(name).map(Field::Json), dense, sparse)
     }
 
     /// Serving path without a JSON record: `field(i, name)` gives column

@@ -55,7 +55,8 @@ impl TabularModel {
         let mut ignored: Vec<String> = Vec::new();
         let mut batch = self.predict_rows(records.len(), |index, dense, sparse| {
             let record = &records[index];
-            self.pipeline.transform_record_split(record, dense, sparse)?;
+            self.pipeline
+                .transform_record_split(record, dense, sparse)?;
             for field in self.pipeline.unknown_fields(record) {
                 if !ignored.iter().any(|f| f == field) {
                     ignored.push(field.to_string());

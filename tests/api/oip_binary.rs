@@ -225,7 +225,13 @@ async fn a_regressor_answers_fp32_values_in_binary_and_over_grpc() {
             {"name": "x1", "shape": [3], "datatype": "FP64", "parameters": {"binary_data_size": 24}},
             {"name": "x2", "shape": [3], "datatype": "FP64", "parameters": {"binary_data_size": 24}}],
         "parameters": {"binary_data_output": true}});
-    let response = post_binary(&app, "/v2/models/reg/infer", &header, &[column(0), column(1)]).await;
+    let response = post_binary(
+        &app,
+        "/v2/models/reg/infer",
+        &header,
+        &[column(0), column(1)],
+    )
+    .await;
     let (document, bytes) = binary_answer(response).await;
     let value = &document["outputs"][0];
     assert_eq!(value["name"], "value");

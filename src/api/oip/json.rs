@@ -143,10 +143,11 @@ impl ResponseOutput {
                 ),
             }),
         };
-        let parameters = (binary.is_some() || output.classes.is_some()).then_some(OutputParameters {
-            binary_data_size: binary,
-            classes: output.classes,
-        });
+        let parameters =
+            (binary.is_some() || output.classes.is_some()).then_some(OutputParameters {
+                binary_data_size: binary,
+                classes: output.classes,
+            });
         ResponseOutput {
             name: output.name,
             shape: output.shape,

@@ -297,8 +297,7 @@ async fn run_infer(
             ),
         )));
     }
-    let all_binary =
-        binary::flag(
+    let all_binary = binary::flag(
         request
             .parameters
             .as_ref()

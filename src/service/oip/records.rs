@@ -63,7 +63,9 @@ impl TensorRecords {
             TensorData::F32(v) => number(f64::from(*v.get(index)?)),
             TensorData::F64(v) => number(*v.get(index)?),
             // Checked to be UTF-8 when the records were built.
-            TensorData::Bytes(v) => std::str::from_utf8(v.get(index)?).map_or(Field::Missing, Field::Text),
+            TensorData::Bytes(v) => {
+                std::str::from_utf8(v.get(index)?).map_or(Field::Missing, Field::Text)
+            }
         })
     }
 }
@@ -365,11 +367,7 @@ mod tests {
             ),
         ];
         let err = to_records(&COLUMNS, inputs).unwrap_err();
-        assert!(
-            err.message.contains("`city` element 1"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("`city` element 1"), "{}", err.message);
     }
 
     #[test]
