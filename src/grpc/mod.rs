@@ -4,6 +4,7 @@
 //! `inference`; liveness, readiness and server metadata are open), request
 //! timeout, size limits and Prometheus metrics, and calls `service::oip`.
 
+pub mod codec;
 mod convert;
 
 use std::future::Future;
