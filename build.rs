@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .build_transport(false)
+        // prost's codec with small per-call buffers (src/grpc/codec.rs).
+        .codec_path("crate::grpc::codec::SmallBufferCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

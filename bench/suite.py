@@ -46,6 +46,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import engine  # noqa: E402
+import oip  # noqa: E402
 import serve  # noqa: E402
 
 HIDDEN = engine.HIDDEN
@@ -274,6 +275,18 @@ class Suite:
             cmd += ["--mlserver-python", self.a.mlserver_python]
         self.run("serving", cmd, timeout=1200)
         return {"serve": json.loads((self.out / "serve.json").read_text())}
+
+    # ---- 6. inference protocol -----------------------------------------------
+    def oip(self):
+        cmd = [sys.executable, HERE / "oip.py", "--data", self.a.data, "--myelin", self.a.myelin,
+               "--out", self.out]
+        if self.a.quick:
+            cmd += ["--rounds", "3", "--batch-seconds", "1"]
+        if self.a.mlserver_python:
+            cmd += ["--mlserver-python", self.a.mlserver_python]
+        (self.out / "oip.json").unlink(missing_ok=True)
+        self.run("oip", cmd, timeout=900)
+        return {"oip": json.loads((self.out / "oip.json").read_text())}
 
     # ---- 4. recommend --------------------------------------------------------
     def recommend(self):
@@ -535,6 +548,13 @@ def render_serving(s: dict) -> list[str]:
     return L
 
 
+def render_oip(s: dict) -> list[str]:
+    res = s.get("oip")
+    if not res:
+        return ["_oip section failed: " + s.get("failed", "no result") + "_"]
+    return [sec_head(s), ""] + oip.markdown(res)
+
+
 def render_recommend(s: dict, serving: dict | None) -> list[str]:
     if s.get("failed") and not s.get("load"):
         return ["_recommend section failed: " + s["failed"] + "_"]
@@ -644,7 +664,9 @@ def render(res: dict) -> str:
              ("2. Two threads and an oversubscribed machine", "threads", render_threads),
              ("3. Serving /predict — Myelin vs FastAPI+uvicorn vs MLServer", "serving", render_serving),
              ("4. Recommendation — /recommend and catalog size", "recommend", None),
-             ("5. Engine micro-benchmarks (criterion)", "micro", render_micro))
+             ("5. Engine micro-benchmarks (criterion)", "micro", render_micro),
+             ("6. Open Inference Protocol — HTTP and gRPC vs /predict vs MLServer", "oip",
+              render_oip))
     for title, key, fn in parts:
         if key not in secs:
             continue
@@ -752,7 +774,24 @@ def verdicts(res: dict) -> list[str]:
                  f"{b['cpu_ms']:.3f} ms at {b['items']:,} ({b['cpu_ms'] / a['cpu_ms']:,.0f}× for "
                  f"{b['items'] / a['items']:,.0f}× items; O(hidden · items)) | "
                  f"{verdict(b['cpu_ms'] / a['cpu_ms'] <= 1.5 * b['items'] / a['items'])} |")
+    o = (secs.get("oip") or {}).get("oip")
+    if o:
+        L.append(oip_verdict(o))
     return L
+
+
+def oip_verdict(o: dict) -> str:
+    """The verdict row of the inference protocol targets."""
+    cpu = o["myelin_cpu_ms_per_request"]
+    ml = o.get("mlserver_cpu_ms_per_request")
+    ratios = ", ".join(f"{label} {cpu[key] / cpu['predict']:.2f}×"
+                       for key, label in (("oip_http_json", "HTTP JSON"),
+                                          ("oip_http_binary", "HTTP binary"),
+                                          ("oip_grpc", "gRPC")))
+    worst = max(cpu[k] for k in ("oip_http_json", "oip_http_binary", "oip_grpc"))
+    below = f"; MLServer {ml / worst:,.0f}× the costliest" if ml else "; MLServer not run"
+    return (f"| OIP single-row infer: server CPU ≤ 1.3× /predict's and ≥ 100× below MLServer's | "
+            f"{ratios} of /predict ({cpu['predict']:.4f} ms){below} | {verdict(oip.verdicts(o))} |")
 
 
 def main() -> int:
@@ -766,9 +805,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true",
                     help="short runs (about a third of the full run's time); writes "
                          "bench/out/BENCHMARKS-quick.md and leaves docs/ alone")
-    ap.add_argument("--sections", default="engine,threads,serving,recommend,micro",
+    ap.add_argument("--sections", default="engine,threads,serving,recommend,micro,oip",
                     type=lambda s: s.split(","),
-                    help="comma-separated subset of engine,threads,serving,recommend,micro")
+                    help="comma-separated subset of engine,threads,serving,recommend,micro,oip")
     ap.add_argument("--mlserver-python", default=None,
                     help="Python of an environment with mlserver + mlserver-sklearn "
                          "(default: bench/out/mlserver-venv, see bench/README.md)")
@@ -801,6 +840,7 @@ def main() -> int:
     s.section("serving", s.serving)
     s.section("recommend", s.recommend)
     s.section("micro", s.micro)
+    s.section("oip", s.oip)
     s.res["wall_s"] = time.perf_counter() - t0
     s.res["load_end"] = loadavg()
     s.res["finished"] = now()

@@ -753,6 +753,14 @@ impl FeaturePipeline {
             .collect()
     }
 
+    /// As [`FeaturePipeline::inputs`], borrowed.
+    pub fn input_columns(&self) -> Vec<(&str, ColumnKind)> {
+        self.columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind))
+            .collect()
+    }
+
     /// Transforms `rows` of `table` (columns looked up by name) into a dense
     /// `(rows.len(), width)` matrix. Materializes the text block: prefer
     /// [`FeaturePipeline::transform_split`] for wide text vocabularies.
@@ -927,6 +935,18 @@ impl FeaturePipeline {
         dense: &mut [f32],
         sparse: &mut CsrMatrix,
     ) -> Result<(), RecordError> {
+        self.transform_fields_split(|_, name| record.get(name).map(Field::Json), dense, sparse)
+    }
+
+    /// Serving path without a JSON record: `field(i, name)` gives column
+    /// `i` (in [`FeaturePipeline::inputs`] order) of one record, `None` when
+    /// absent. Otherwise as [`FeaturePipeline::transform_record_split`].
+    pub fn transform_fields_split<'r>(
+        &self,
+        mut field: impl FnMut(usize, &str) -> Option<Field<'r>>,
+        dense: &mut [f32],
+        sparse: &mut CsrMatrix,
+    ) -> Result<(), RecordError> {
         assert_eq!(
             dense.len(),
             self.dense_width,
@@ -934,25 +954,23 @@ impl FeaturePipeline {
         );
         dense.fill(0.0);
         let mut row = SparseRow::default();
-        for column in &self.columns {
-            let value =
-                record
-                    .get(column.name.as_str())
-                    .ok_or_else(|| RecordError::MissingField {
-                        field: column.name.clone(),
-                    })?;
+        for (i, column) in self.columns.iter().enumerate() {
+            let value = field(i, &column.name).ok_or_else(|| RecordError::MissingField {
+                field: column.name.clone(),
+            })?;
             let wrong = || RecordError::WrongType {
                 field: column.name.clone(),
                 expected: column.encoder.expected(),
-                found: describe_json(value),
+                found: value.describe(),
             };
             let raw = match value {
-                Value::Null => Raw::Missing,
-                Value::Bool(b) => Raw::Bool(*b),
-                Value::Number(n) => Raw::Number(n.as_f64().ok_or_else(wrong)?),
-                Value::String(s) if super::canon::is_missing_token(s) => Raw::Missing,
-                Value::String(s) => Raw::Text(s),
-                Value::Array(items) => {
+                Field::Missing | Field::Json(Value::Null) => Raw::Missing,
+                Field::Bool(b) | Field::Json(&Value::Bool(b)) => Raw::Bool(b),
+                Field::Number(x) => Raw::Number(x),
+                Field::Json(Value::Number(n)) => Raw::Number(n.as_f64().ok_or_else(wrong)?),
+                Field::Text(s) => raw_text(s),
+                Field::Json(Value::String(s)) => raw_text(s),
+                Field::Json(Value::Array(items)) => {
                     if let Encoder::Image(image) = &column.encoder {
                         image
                             .encode(ImageInput::Array(items), &mut dense[column.dense_span()])
@@ -964,7 +982,7 @@ impl FeaturePipeline {
                     }
                     return Err(wrong());
                 }
-                Value::Object(_) => return Err(wrong()),
+                Field::Json(Value::Object(_)) => return Err(wrong()),
             };
             let span = column.dense_span();
             column
@@ -1111,6 +1129,38 @@ fn median(values: &mut [f64]) -> f64 {
         .copied()
         .fold(f64::NEG_INFINITY, f64::max);
     lower / 2.0 + upper / 2.0
+}
+
+/// One field of a record on the serving path: a JSON value, or an element
+/// already typed (inference protocol tensors). Text is read as in JSON: a
+/// missing-value token is missing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Field<'a> {
+    Json(&'a Value),
+    Missing,
+    Number(f64),
+    Bool(bool),
+    Text(&'a str),
+}
+
+impl Field<'_> {
+    fn describe(self) -> String {
+        match self {
+            Field::Json(value) => describe_json(value),
+            Field::Missing => "null".to_owned(),
+            Field::Number(x) => format!("the number {x}"),
+            Field::Bool(b) => format!("the boolean {b}"),
+            Field::Text(s) => format!("the string \"{}\"", snippet(s)),
+        }
+    }
+}
+
+fn raw_text(s: &str) -> Raw<'_> {
+    if super::canon::is_missing_token(s) {
+        Raw::Missing
+    } else {
+        Raw::Text(s)
+    }
 }
 
 fn describe_json(value: &Value) -> String {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use crate::registry::{LoadedModel, RegistryError, ServingModel};
-use crate::tabular::{InstanceError, Prediction};
+use crate::tabular::{InstanceError, Prediction, PredictionBatch, TabularModel};
 
 /// A prediction answer.
 #[derive(Debug)]
@@ -83,16 +83,35 @@ pub async fn predict(
     predict_loaded(state, loaded, instances).await
 }
 
+/// Records to predict on: JSON records (`/predict`) or anything else the
+/// tabular model can read field by field (inference protocol tensors).
+pub trait Instances: Send + Sync + 'static {
+    /// Number of records.
+    fn count(&self) -> usize;
+    /// Predicts every record; the first unreadable one fails the batch.
+    fn predict(&self, model: &TabularModel) -> Result<PredictionBatch, InstanceError>;
+}
+
+impl Instances for Vec<Map<String, Value>> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn predict(&self, model: &TabularModel) -> Result<PredictionBatch, InstanceError> {
+        model.predict_records(self)
+    }
+}
+
 /// Predicts `instances` with a version already resolved and loaded by
 /// [`resolve_and_load`]; the same limits as [`predict`] apply.
-pub async fn predict_loaded(
+pub async fn predict_loaded<I: Instances>(
     state: &AppState,
     loaded: Arc<LoadedModel>,
-    instances: Vec<Map<String, Value>>,
+    instances: I,
 ) -> Result<PredictOutput, PredictError> {
-    check_count(state, instances.len())?;
+    check_count(state, instances.count())?;
     let version = loaded.card.version;
-    let batch = if instances.len() <= state.settings.limits.inline_predict_instances {
+    let batch = if instances.count() <= state.settings.limits.inline_predict_instances {
         run(&loaded, &instances)?
     } else {
         let loaded = loaded.clone();
@@ -125,12 +144,9 @@ fn check_count(state: &AppState, found: usize) -> Result<(), PredictError> {
     Ok(())
 }
 
-fn run(
-    loaded: &LoadedModel,
-    instances: &[Map<String, Value>],
-) -> Result<crate::tabular::PredictionBatch, PredictError> {
+fn run<I: Instances>(loaded: &LoadedModel, instances: &I) -> Result<PredictionBatch, PredictError> {
     match &loaded.model {
-        ServingModel::Tabular(model) => Ok(model.predict_records(instances)?),
+        ServingModel::Tabular(model) => Ok(instances.predict(model)?),
         ServingModel::Recommender(_) => Err(PredictError::WrongModelKind {
             model: loaded.card.name.clone(),
             kind: "recommender",

@@ -229,7 +229,7 @@ async fn requested_outputs_are_the_only_ones_returned() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_all_numeric_regressor_takes_the_input_matrix_and_answers_fp64_values() {
+async fn an_all_numeric_regressor_takes_the_input_matrix_and_answers_fp32_values() {
     let app = spawn_app().await;
     let rows: Vec<Value> = regression_rows(200, 5)
         .into_iter()
@@ -248,7 +248,7 @@ async fn an_all_numeric_regressor_takes_the_input_matrix_and_answers_fp64_values
     );
     assert_eq!(
         meta["outputs"],
-        json!([{"name": "value", "datatype": "FP64", "shape": [-1]}])
+        json!([{"name": "value", "datatype": "FP32", "shape": [-1]}])
     );
     let points = [[1.5, 2.0], [7.25, 0.5], [3.0, 4.75]];
     let predicted = app
@@ -258,11 +258,13 @@ async fn an_all_numeric_regressor_takes_the_input_matrix_and_answers_fp64_values
         json!({"inputs": [{"name": "input", "shape": [3, 2], "datatype": "FP64", "data": points}]});
     let answer = infer(&app, "/v2/models/reg/infer", &body).await;
     let values = output(&answer, "value");
-    assert_eq!(values["datatype"], "FP64");
+    assert_eq!(values["datatype"], "FP32");
+    assert_eq!(values["shape"], json!([3]));
     for i in 0..3 {
-        let want = predicted["predictions"][i]["value"].as_f64().unwrap();
-        let got = values["data"][i].as_f64().unwrap();
-        assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        // `/predict`'s value rounded to f32.
+        let want = predicted["predictions"][i]["value"].as_f64().unwrap() as f32;
+        let got = values["data"][i].as_f64().unwrap() as f32;
+        assert_eq!(got, want, "{got} vs {want}");
     }
     let wrong = json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP64", "data": [1.0, 2.0, 3.0]}]});
     assert_oip_error(

@@ -196,3 +196,83 @@ async fn binary_outputs_carry_the_predict_answer() {
     );
     assert_eq!(data.len(), 4 * classes.len() * 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regressor_answers_fp32_values_in_binary_and_over_grpc() {
+    use myelin::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+    use myelin::grpc::proto::model_infer_request::InferInputTensor;
+    use myelin::grpc::proto::ModelInferRequest;
+
+    let app = spawn_app().await;
+    let rows: Vec<Value> = regression_rows(200, 5)
+        .into_iter()
+        .map(|r| json!({"x1": r["x1"], "x2": r["x2"], "y": r["y"]}))
+        .collect();
+    app.train(&train_request("reg", "y", rows, tiny_params(4)))
+        .await;
+    let points = [[1.5, 2.0], [7.25, 0.5], [3.0, 4.75]];
+    let predicted = app
+        .predict(&json!({"model": "reg", "instances": points.iter().map(|p| json!({"x1": p[0], "x2": p[1]})).collect::<Vec<_>>()}))
+        .await;
+    // `/predict`'s values rounded to f32.
+    let want: Vec<f32> = (0..points.len())
+        .map(|i| predicted["predictions"][i]["value"].as_f64().unwrap() as f32)
+        .collect();
+    let column = |j: usize| raw("FP64", &points.iter().map(|p| p[j]).collect::<Vec<_>>());
+
+    let header = json!({
+        "inputs": [
+            {"name": "x1", "shape": [3], "datatype": "FP64", "parameters": {"binary_data_size": 24}},
+            {"name": "x2", "shape": [3], "datatype": "FP64", "parameters": {"binary_data_size": 24}}],
+        "parameters": {"binary_data_output": true}});
+    let response = post_binary(
+        &app,
+        "/v2/models/reg/infer",
+        &header,
+        &[column(0), column(1)],
+    )
+    .await;
+    let (document, bytes) = binary_answer(response).await;
+    let value = &document["outputs"][0];
+    assert_eq!(value["name"], "value");
+    assert_eq!(value["datatype"], "FP32");
+    assert_eq!(value["shape"], json!([3]));
+    assert_eq!(value["parameters"]["binary_data_size"], 12);
+    let got: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(got, want);
+
+    let addr = app.grpc_addr.expect("gRPC is enabled in tests");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = GrpcInferenceServiceClient::new(channel);
+    let tensor = |name: &str| InferInputTensor {
+        name: name.into(),
+        datatype: "FP64".into(),
+        shape: vec![3],
+        ..Default::default()
+    };
+    let answer = grpc
+        .model_infer(ModelInferRequest {
+            model_name: "reg".into(),
+            inputs: vec![tensor("x1"), tensor("x2")],
+            raw_input_contents: vec![column(0), column(1)],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.outputs[0].name, "value");
+    assert_eq!(answer.outputs[0].datatype, "FP32");
+    assert_eq!(answer.outputs[0].shape, vec![3]);
+    let got: Vec<f32> = answer.raw_output_contents[0]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(got, want);
+}

@@ -92,6 +92,45 @@ class Server:
             self.proc.kill()
 
 
+def train(srv, body):
+    """Trains with POST /train and waits for the job to succeed."""
+    base = f"http://{srv.http}"
+    job = http_json("POST", f"{base}/train", body)
+    deadline = time.time() + 120
+    while True:
+        job = http_json("GET", f"{base}/jobs/{job['id']}")
+        if job["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
+            break
+        assert time.time() < deadline, f"training did not finish: {job}"
+        time.sleep(0.1)
+    assert job["status"] == "succeeded", job
+
+
+REGRESSOR = "reg"
+
+
+def regression_rows(n, seed):
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        x1, x2 = round(rng.uniform(0, 10), 3), round(rng.uniform(0, 10), 3)
+        rows.append({"x1": x1, "x2": x2, "y": round(3 * x1 - 2 * x2 + rng.gauss(0, 0.5), 3)})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def regressor(server):
+    """A regressor `reg` (x1, x2 -> y) on the server, the rows to infer on and
+    /predict's values rounded to float32 (the protocol's `value` is FP32)."""
+    train(server, {"model": REGRESSOR, "target": "y", "data": regression_rows(200, 3),
+                   "params": {"hidden_layers": [8], "epochs": 5, "batch_size": 32}})
+    rows = [{"x1": r["x1"], "x2": r["x2"]} for r in regression_rows(20, 4)]
+    answer = http_json("POST", f"http://{server.http}/predict",
+                       {"model": REGRESSOR, "instances": rows})
+    want = np.array([p["value"] for p in answer["predictions"]], dtype=np.float32)
+    return rows, want
+
+
 @pytest.fixture(scope="module")
 def server():
     if not BINARY.exists():
@@ -99,19 +138,10 @@ def server():
     with tempfile.TemporaryDirectory() as store:
         srv = Server(store)
         try:
-            base = f"http://{srv.http}"
-            job = http_json("POST", f"{base}/train", {
+            train(srv, {
                 "model": MODEL, "target": "churned", "data": churn_rows(300, 7),
                 "params": {"hidden_layers": [8], "epochs": 5, "batch_size": 32},
             })
-            deadline = time.time() + 120
-            while True:
-                job = http_json("GET", f"{base}/jobs/{job['id']}")
-                if job["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
-                    break
-                assert time.time() < deadline, f"training did not finish: {job}"
-                time.sleep(0.1)
-            assert job["status"] == "succeeded", job
             yield srv
         finally:
             srv.stop()

@@ -6,7 +6,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
-from conftest import MODEL, check, columns
+from conftest import MODEL, REGRESSOR, check, columns
 
 
 def test_tritonclient_http_health_and_metadata(server):
@@ -72,3 +72,36 @@ def test_tritonclient_grpc_health_metadata_and_infer(server, expected):
         bad = grpcclient.InferInput("age", [2], "FP64")
         bad.set_data_from_numpy(np.array([1.0, 2.0]))
         client.infer(MODEL, [bad])
+
+
+def regression_inputs(module, rows, binary=None):
+    inputs = []
+    for name in ("x1", "x2"):
+        values = np.array([r[name] for r in rows], dtype=np.float64)
+        tensor = module.InferInput(name, list(values.shape), "FP64")
+        if binary is None:
+            tensor.set_data_from_numpy(values)
+        else:
+            tensor.set_data_from_numpy(values, binary_data=binary)
+        inputs.append(tensor)
+    return inputs
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_tritonclient_regression_value_is_fp32_predict(server, regressor, binary):
+    rows, want = regressor
+    client = httpclient.InferenceServerClient(server.http)
+    meta = client.get_model_metadata(REGRESSOR)
+    assert meta["outputs"] == [{"name": "value", "datatype": "FP32", "shape": [-1]}]
+    outputs = [httpclient.InferRequestedOutput("value", binary_data=binary)]
+    result = client.infer(REGRESSOR, regression_inputs(httpclient, rows, binary),
+                          outputs=outputs)
+    assert result.get_output("value")["datatype"] == "FP32"
+    got = result.as_numpy("value")
+    assert got.shape == (len(rows),)
+    # /predict's value rounded to float32.
+    np.testing.assert_array_equal(got.astype(np.float32), want)
+    grpc = grpcclient.InferenceServerClient(server.grpc)
+    result = grpc.infer(REGRESSOR, regression_inputs(grpcclient, rows))
+    assert result.get_output("value").datatype == "FP32"
+    np.testing.assert_array_equal(result.as_numpy("value"), want)

@@ -3,18 +3,34 @@
 //! `binary_data_size` parameter says how many bytes each takes, in order.
 
 use axum::body::Bytes;
-use axum::http::HeaderMap;
-use serde_json::{Map, Value};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderValue;
+use serde_json::Value;
+
+use super::json::Parameters;
 
 use crate::service::oip::OipError;
 
 /// The header giving the length of the JSON part of a binary body.
 pub const HEADER: &str = "inference-header-content-length";
 
+/// The `Inference-Header-Content-Length` header of a request, if any
+/// (taken alone: extracting the whole `HeaderMap` would copy it).
+pub struct HeaderLength(pub Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for HeaderLength {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(HeaderLength(parts.headers.get(HEADER).cloned()))
+    }
+}
+
 /// Splits a body into its JSON header and the binary part (empty without
 /// the header).
-pub fn split(headers: &HeaderMap, body: Bytes) -> Result<(Bytes, Bytes), OipError> {
-    let Some(value) = headers.get(HEADER) else {
+pub fn split(header: Option<&HeaderValue>, body: Bytes) -> Result<(Bytes, Bytes), OipError> {
+    let Some(value) = header else {
         return Ok((body, Bytes::new()));
     };
     let length = value
@@ -43,10 +59,10 @@ pub fn split(headers: &HeaderMap, body: Bytes) -> Result<(Bytes, Bytes), OipErro
 
 /// The `binary_data_size` parameter of a tensor, if any.
 pub fn binary_size(
-    parameters: Option<&Map<String, Value>>,
+    parameters: Option<&Parameters>,
     tensor: &str,
 ) -> Result<Option<usize>, OipError> {
-    let Some(value) = parameters.and_then(|p| p.get("binary_data_size")) else {
+    let Some(value) = parameters.and_then(|p| p.binary_data_size.as_ref()) else {
         return Ok(None);
     };
     value
@@ -77,8 +93,6 @@ pub fn take(binary: &mut Bytes, size: usize, tensor: &str) -> Result<Bytes, OipE
 }
 
 /// A boolean parameter (`true`/`false`); absent is `None`.
-pub fn flag(parameters: Option<&Map<String, Value>>, name: &str) -> Option<bool> {
-    parameters
-        .and_then(|p| p.get(name))
-        .and_then(Value::as_bool)
+pub fn flag(value: Option<&Value>) -> Option<bool> {
+    value.and_then(Value::as_bool)
 }

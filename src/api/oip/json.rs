@@ -19,7 +19,7 @@ pub struct InferenceRequest {
     /// `binary_data_output: true` asks for every output in binary.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub parameters: Option<Map<String, Value>>,
+    pub parameters: Option<Parameters>,
     /// One tensor per raw column, named after it, shape `[N]` or `[N, 1]`;
     /// or, for all-numeric models, `input` `[N, F]` in schema order.
     pub inputs: Vec<RequestInput>,
@@ -38,11 +38,24 @@ pub struct RequestInput {
     /// `binary_data_size`: the tensor's bytes follow the JSON header.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub parameters: Option<Map<String, Value>>,
+    pub parameters: Option<Parameters>,
     /// Row-major elements, flat or nested; absent when sent in binary.
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
     pub data: Option<Value>,
+}
+
+/// The request parameters the server reads (others are accepted and
+/// ignored): `binary_data_size` of an input, `binary_data_output` of the
+/// request, `binary_data` of a requested output.
+#[derive(Debug, Default, Deserialize)]
+pub struct Parameters {
+    #[serde(default)]
+    pub binary_data_size: Option<Value>,
+    #[serde(default)]
+    pub binary_data_output: Option<Value>,
+    #[serde(default)]
+    pub binary_data: Option<Value>,
 }
 
 /// A requested output.
@@ -53,7 +66,7 @@ pub struct RequestOutput {
     /// `binary_data: true` sends this output in binary.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub parameters: Option<Map<String, Value>>,
+    pub parameters: Option<Parameters>,
 }
 
 /// An inference answer.
@@ -80,11 +93,20 @@ pub struct ResponseOutput {
     /// `probabilities`); `binary_data_size` when the data is binary.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub parameters: Option<Map<String, Value>>,
+    pub parameters: Option<OutputParameters>,
     /// Row-major elements; absent when sent in binary.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Object>>)]
     pub data: Option<JsonData>,
+}
+
+/// The parameters of an output tensor.
+#[derive(Debug, Default, Serialize)]
+pub struct OutputParameters {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binary_data_size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<String>,
 }
 
 /// Output elements in JSON.
@@ -103,15 +125,8 @@ impl ResponseOutput {
     /// The output with its data in JSON, or, when `binary`, without data and
     /// with `binary_data_size` (the caller appends the bytes).
     pub fn new(output: OutputTensor, binary: Option<usize>) -> ResponseOutput {
-        let mut parameters = Map::new();
-        if let Some(classes) = output.classes {
-            parameters.insert("classes".into(), Value::String(classes));
-        }
         let data = match binary {
-            Some(size) => {
-                parameters.insert("binary_data_size".into(), size.into());
-                None
-            }
+            Some(_) => None,
             None => Some(match output.data {
                 TensorData::Bool(v) => JsonData::Bool(v),
                 TensorData::Int(v) => JsonData::Int(v),
@@ -120,16 +135,24 @@ impl ResponseOutput {
                 TensorData::F64(v) => JsonData::F64(v),
                 TensorData::Bytes(v) => JsonData::Text(
                     v.into_iter()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .map(|b| {
+                            String::from_utf8(b)
+                                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into())
+                        })
                         .collect(),
                 ),
             }),
         };
+        let parameters =
+            (binary.is_some() || output.classes.is_some()).then_some(OutputParameters {
+                binary_data_size: binary,
+                classes: output.classes,
+            });
         ResponseOutput {
             name: output.name,
             shape: output.shape,
             datatype: output.datatype.as_str().to_string(),
-            parameters: (!parameters.is_empty()).then_some(parameters),
+            parameters,
             data,
         }
     }

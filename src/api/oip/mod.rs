@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -199,12 +199,12 @@ pub async fn version_ready(
 pub async fn infer(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    headers: HeaderMap,
+    binary::HeaderLength(header_length): binary::HeaderLength,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let answer = async {
         let Path(name) = path.map_err(bad_path)?;
-        run_infer(&state, name, None, &headers, body).await
+        run_infer(&state, name, None, header_length.as_ref(), body).await
     };
     answer.await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -224,12 +224,12 @@ pub async fn infer(
 pub async fn infer_version(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
-    headers: HeaderMap,
+    binary::HeaderLength(header_length): binary::HeaderLength,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let answer = async {
         let Path((name, version)) = path.map_err(bad_path)?;
-        run_infer(&state, name, Some(version), &headers, body).await
+        run_infer(&state, name, Some(version), header_length.as_ref(), body).await
     };
     answer.await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -238,7 +238,7 @@ async fn run_infer(
     state: &AppState,
     model: String,
     version: Option<String>,
-    headers: &HeaderMap,
+    header_length: Option<&HeaderValue>,
     body: Result<Bytes, BytesRejection>,
 ) -> OipResult<Response> {
     let body = body.map_err(|rejection| {
@@ -252,7 +252,7 @@ async fn run_infer(
             OipFailure(OipError::invalid("invalid_body", rejection.body_text()))
         }
     })?;
-    let (head, mut rest) = binary::split(headers, body)?;
+    let (head, mut rest) = binary::split(header_length, body)?;
     let request: InferenceRequest = serde_json::from_slice(&head).map_err(|e| {
         OipError::invalid(
             "malformed_json",
@@ -297,14 +297,20 @@ async fn run_infer(
             ),
         )));
     }
-    let all_binary =
-        binary::flag(request.parameters.as_ref(), "binary_data_output").unwrap_or(false);
+    let all_binary = binary::flag(
+        request
+            .parameters
+            .as_ref()
+            .and_then(|p| p.binary_data_output.as_ref()),
+    )
+    .unwrap_or(false);
     let binary_outputs: Vec<(String, bool)> = request
         .outputs
         .iter()
         .flatten()
         .map(|o| {
-            let binary = binary::flag(o.parameters.as_ref(), "binary_data").unwrap_or(all_binary);
+            let binary = binary::flag(o.parameters.as_ref().and_then(|p| p.binary_data.as_ref()))
+                .unwrap_or(all_binary);
             (o.name.clone(), binary)
         })
         .collect();
@@ -331,9 +337,10 @@ async fn run_infer(
                 .find(|(name, _)| *name == output.name)
                 .map_or(all_binary, |(_, b)| *b);
             if binary {
-                let raw = output.data.to_raw();
-                tail.extend_from_slice(&raw);
-                ResponseOutput::new(output, Some(raw.len()))
+                let start = tail.len();
+                output.data.write_raw(&mut tail);
+                let size = tail.len() - start;
+                ResponseOutput::new(output, Some(size))
             } else {
                 ResponseOutput::new(output, None)
             }
@@ -348,7 +355,8 @@ async fn run_infer(
     if tail.is_empty() {
         return Ok(Json(document).into_response());
     }
-    let mut body = serde_json::to_vec(&document)
+    let mut body = Vec::with_capacity(256 + tail.len());
+    serde_json::to_writer(&mut body, &document)
         .map_err(|e| OipFailure(OipError::invalid("internal_error", e.to_string())))?;
     let json_length = body.len();
     body.extend_from_slice(&tail);

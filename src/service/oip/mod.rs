@@ -223,7 +223,7 @@ fn meta(name: &str, datatype: DataType, shape: Vec<i64>) -> TensorMetadata {
 }
 
 fn input_metadata(model: &TabularModel) -> Vec<TensorMetadata> {
-    let columns = model.pipeline.inputs();
+    let columns = model.pipeline.input_columns();
     let mut inputs: Vec<TensorMetadata> = columns
         .iter()
         .map(|(name, kind)| {
@@ -270,7 +270,7 @@ fn output_metadata(model: &TabularModel) -> Vec<TensorMetadata> {
                 },
             ]
         }
-        Task::Regression => vec![meta(VALUE, DataType::Fp64, vec![-1])],
+        Task::Regression => vec![meta(VALUE, DataType::Fp32, vec![-1])],
     }
 }
 
@@ -334,8 +334,9 @@ pub async fn infer(state: &AppState, request: InferRequest) -> Result<InferRespo
             names.iter().map(String::as_str).collect()
         }
     };
-    let columns = tabular.pipeline.inputs();
-    let (records, layout) = records::to_records(&columns, &request.inputs)?;
+    let columns = tabular.pipeline.input_columns();
+    let records = records::to_records(&columns, request.inputs)?;
+    let layout = records.layout();
     let classes = tabular.encoder.labels();
     let classes_param = wanted
         .contains(&PROBABILITIES)
@@ -405,14 +406,15 @@ fn output(
         }
         _ => OutputTensor {
             name: VALUE.into(),
-            datatype: DataType::Fp64,
+            datatype: DataType::Fp32,
             shape: vec![rows],
-            data: TensorData::F64(
+            // `/predict`'s value rounded to the nearest f32.
+            data: TensorData::F32(
                 predictions
                     .iter()
                     .map(|p| match p {
-                        Prediction::Value { value } => *value,
-                        Prediction::Class { .. } => f64::NAN,
+                        Prediction::Value { value } => *value as f32,
+                        Prediction::Class { .. } => f32::NAN,
                     })
                     .collect(),
             ),

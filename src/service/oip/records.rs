@@ -1,14 +1,14 @@
-//! Input tensors to raw records, as MLServer's pandas codec reads them: one
-//! tensor per raw column named after it (shape `[N]` or `[N, 1]`), or, for
-//! models whose features are all numeric, one `[N, F]` tensor named `input`
-//! with the columns in schema order.
-
-use serde_json::{Map, Number, Value};
+//! Input tensors as the records of a prediction, read as MLServer's pandas
+//! codec reads them: one tensor per raw column named after it (shape `[N]`
+//! or `[N, 1]`), or, for models whose features are all numeric, one `[N, F]`
+//! tensor named `input` with the columns in schema order. The elements go
+//! straight into the feature pipeline, as `/predict`'s JSON fields would.
 
 use super::tensor::{InputTensor, TensorData};
 use super::OipError;
-use crate::data::{ColumnKind, RecordError};
-use crate::tabular::InstanceError;
+use crate::data::{ColumnKind, Field, RecordError};
+use crate::service::predict::Instances;
+use crate::tabular::{InstanceError, PredictionBatch, TabularModel};
 
 /// The name of the `[N, F]` tensor of all-numeric models.
 pub const MATRIX_INPUT: &str = "input";
@@ -24,21 +24,79 @@ pub enum Layout {
 }
 
 /// Whether a model with these input columns takes the `[N, F]` `input` tensor.
-pub fn takes_matrix(columns: &[(String, ColumnKind)]) -> bool {
+pub fn takes_matrix(columns: &[(&str, ColumnKind)]) -> bool {
     !columns.is_empty()
         && columns.iter().all(|(_, kind)| *kind == ColumnKind::Numeric)
-        && !columns.iter().any(|(name, _)| name == MATRIX_INPUT)
+        && !columns.iter().any(|(name, _)| *name == MATRIX_INPUT)
 }
 
-/// One raw record per row of the input tensors.
+/// Checked input tensors, read as `rows` records of the model's columns.
+#[derive(Debug)]
+pub struct TensorRecords {
+    inputs: Vec<InputTensor>,
+    /// Per model column (in `pipeline.inputs()` order), the index of its
+    /// tensor in `inputs` (`Columns`); empty for `Matrix`.
+    sources: Vec<usize>,
+    layout: Layout,
+    rows: usize,
+    /// Columns of the model (the width of the `input` matrix).
+    width: usize,
+}
+
+impl TensorRecords {
+    /// How the request laid out its inputs.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Column `column` of record `row`, as `/predict` would read the JSON
+    /// value: NaN and infinities are missing.
+    pub fn field(&self, row: usize, column: usize) -> Option<Field<'_>> {
+        let (tensor, index) = match self.layout {
+            Layout::Columns => (self.inputs.get(*self.sources.get(column)?)?, row),
+            Layout::Matrix => (self.inputs.first()?, row * self.width + column),
+        };
+        Some(match &tensor.data {
+            TensorData::Bool(v) => Field::Bool(*v.get(index)?),
+            TensorData::Int(v) => number(*v.get(index)? as f64),
+            TensorData::Uint(v) => number(*v.get(index)? as f64),
+            TensorData::F32(v) => number(f64::from(*v.get(index)?)),
+            TensorData::F64(v) => number(*v.get(index)?),
+            // Checked to be UTF-8 when the records were built.
+            TensorData::Bytes(v) => {
+                std::str::from_utf8(v.get(index)?).map_or(Field::Missing, Field::Text)
+            }
+        })
+    }
+}
+
+fn number(x: f64) -> Field<'static> {
+    if x.is_finite() {
+        Field::Number(x)
+    } else {
+        Field::Missing
+    }
+}
+
+impl Instances for TensorRecords {
+    fn count(&self) -> usize {
+        self.rows
+    }
+
+    fn predict(&self, model: &TabularModel) -> Result<PredictionBatch, InstanceError> {
+        model.predict_fields(self.rows, |row, column| self.field(row, column))
+    }
+}
+
+/// The records of the input tensors.
 ///
 /// Errors: no tensors, a tensor named twice, an unknown tensor, a missing
 /// column, a shape other than `[N]`/`[N, 1]` (or `[N, F]` for `input`),
 /// tensors disagreeing on N, or an element that is not valid UTF-8.
 pub fn to_records(
-    columns: &[(String, ColumnKind)],
-    inputs: &[InputTensor],
-) -> Result<(Vec<Map<String, Value>>, Layout), OipError> {
+    columns: &[(&str, ColumnKind)],
+    inputs: Vec<InputTensor>,
+) -> Result<TensorRecords, OipError> {
     if inputs.is_empty() {
         return Err(OipError::invalid(
             "no_inputs",
@@ -54,8 +112,9 @@ pub fn to_records(
             ));
         }
     }
+    let width = columns.len();
     if takes_matrix(columns) {
-        if let Some(matrix) = inputs.iter().find(|t| t.name == MATRIX_INPUT) {
+        if let Some(at) = inputs.iter().position(|t| t.name == MATRIX_INPUT) {
             if let Some(other) = inputs.iter().find(|t| t.name != MATRIX_INPUT) {
                 return Err(OipError::invalid(
                     "unknown_input",
@@ -66,16 +125,34 @@ pub fn to_records(
                     ),
                 ));
             }
-            return matrix_records(columns, matrix).map(|r| (r, Layout::Matrix));
+            let rows = matrix_rows(columns, &inputs[at])?;
+            return Ok(TensorRecords {
+                inputs,
+                sources: Vec::new(),
+                layout: Layout::Matrix,
+                rows,
+                width,
+            });
         }
     }
-    column_records(columns, inputs).map(|r| (r, Layout::Columns))
+    let (rows, sources) = column_sources(columns, &inputs)?;
+    for tensor in &inputs {
+        check_utf8(tensor)?;
+    }
+    Ok(TensorRecords {
+        inputs,
+        sources,
+        layout: Layout::Columns,
+        rows,
+        width,
+    })
 }
 
-fn column_records(
-    columns: &[(String, ColumnKind)],
+/// The rows of the column tensors and, per column, the index of its tensor.
+fn column_sources(
+    columns: &[(&str, ColumnKind)],
     inputs: &[InputTensor],
-) -> Result<Vec<Map<String, Value>>, OipError> {
+) -> Result<(usize, Vec<usize>), OipError> {
     let mut rows: Option<(usize, &str)> = None;
     for tensor in inputs {
         if !columns.iter().any(|(name, _)| *name == tensor.name) {
@@ -106,30 +183,21 @@ fn column_records(
             _ => rows = Some((n, &tensor.name)),
         }
     }
-    if let Some((missing, _)) = columns
+    let sources = columns
         .iter()
-        .find(|(name, _)| !inputs.iter().any(|t| t.name == *name))
-    {
-        return Err(OipError::invalid(
-            "missing_input",
-            format!("missing input tensor `{missing}` (one tensor per model input column)"),
-        ));
-    }
-    let n = rows.map_or(0, |(n, _)| n);
-    let mut records: Vec<Map<String, Value>> = (0..n).map(|_| Map::new()).collect();
-    for tensor in inputs {
-        for (index, record) in records.iter_mut().enumerate() {
-            let value = element(&tensor.data, index, &tensor.name, || index.to_string())?;
-            record.insert(tensor.name.clone(), value);
-        }
-    }
-    Ok(records)
+        .map(|(name, _)| {
+            inputs.iter().position(|t| t.name == *name).ok_or_else(|| {
+                OipError::invalid(
+                    "missing_input",
+                    format!("missing input tensor `{name}` (one tensor per model input column)"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows.map_or(0, |(n, _)| n), sources))
 }
 
-fn matrix_records(
-    columns: &[(String, ColumnKind)],
-    matrix: &InputTensor,
-) -> Result<Vec<Map<String, Value>>, OipError> {
+fn matrix_rows(columns: &[(&str, ColumnKind)], matrix: &InputTensor) -> Result<usize, OipError> {
     let width = columns.len();
     let n = match matrix.shape.as_slice() {
         [n, f] if *f as usize == width => *n as usize,
@@ -151,58 +219,35 @@ fn matrix_records(
             format!("input tensor `{MATRIX_INPUT}` must hold numbers, not BYTES"),
         ));
     }
-    (0..n)
-        .map(|i| {
-            columns
-                .iter()
-                .enumerate()
-                .map(|(j, (name, _))| {
-                    let value = element(&matrix.data, i * width + j, MATRIX_INPUT, || {
-                        format!("[{i}, {j}]")
-                    })?;
-                    Ok((name.clone(), value))
-                })
-                .collect()
-        })
-        .collect()
+    Ok(n)
 }
 
-/// Element `index` as the JSON value `/predict` would read: NaN is missing.
-fn element(
-    data: &TensorData,
-    index: usize,
-    tensor: &str,
-    position: impl Fn() -> String,
-) -> Result<Value, OipError> {
-    Ok(match data {
-        TensorData::Bool(v) => Value::Bool(v[index]),
-        TensorData::Int(v) => Value::Number(v[index].into()),
-        TensorData::Uint(v) => Value::Number(v[index].into()),
-        TensorData::F32(v) => {
-            Number::from_f64(f64::from(v[index])).map_or(Value::Null, Value::Number)
-        }
-        TensorData::F64(v) => Number::from_f64(v[index]).map_or(Value::Null, Value::Number),
-        TensorData::Bytes(v) => match std::str::from_utf8(&v[index]) {
-            Ok(s) => Value::String(s.to_string()),
-            Err(_) => {
-                return Err(OipError::invalid(
-                    "invalid_tensor_data",
-                    format!(
-                        "input tensor `{tensor}` element {}: BYTES must be UTF-8 text \
-                         (base64 for images)",
-                        position()
-                    ),
-                ))
-            }
-        },
-    })
+/// BYTES elements must be UTF-8 text.
+fn check_utf8(tensor: &InputTensor) -> Result<(), OipError> {
+    let TensorData::Bytes(items) = &tensor.data else {
+        return Ok(());
+    };
+    match items
+        .iter()
+        .position(|item| std::str::from_utf8(item).is_err())
+    {
+        None => Ok(()),
+        Some(index) => Err(OipError::invalid(
+            "invalid_tensor_data",
+            format!(
+                "input tensor `{}` element {index}: BYTES must be UTF-8 text \
+                 (base64 for images)",
+                tensor.name
+            ),
+        )),
+    }
 }
 
 /// A record the model refused, named by tensor and element.
 pub fn instance_error(
     error: &InstanceError,
     layout: Layout,
-    columns: &[(String, ColumnKind)],
+    columns: &[(&str, ColumnKind)],
 ) -> OipError {
     let (field, detail) = match &error.error {
         RecordError::MissingField { field } => (field, "missing".to_string()),
@@ -218,14 +263,17 @@ pub fn instance_error(
     let place = match layout {
         Layout::Columns => format!("input tensor `{field}` element {i}"),
         Layout::Matrix => {
-            let j = columns.iter().position(|(n, _)| n == field).unwrap_or(0);
+            let j = columns
+                .iter()
+                .position(|(n, _)| *n == field.as_str())
+                .unwrap_or(0);
             format!("input tensor `{MATRIX_INPUT}` element [{i}, {j}] (column `{field}`)")
         }
     };
     OipError::invalid("invalid_instance", format!("{place}: {detail}"))
 }
 
-fn unknown_input(columns: &[(String, ColumnKind)], name: &str) -> OipError {
+fn unknown_input(columns: &[(&str, ColumnKind)], name: &str) -> OipError {
     let matrix = if takes_matrix(columns) {
         format!(", or `{MATRIX_INPUT}` alone")
     } else {
@@ -240,7 +288,7 @@ fn unknown_input(columns: &[(String, ColumnKind)], name: &str) -> OipError {
     )
 }
 
-fn names(columns: &[(String, ColumnKind)]) -> String {
+fn names(columns: &[(&str, ColumnKind)]) -> String {
     columns
         .iter()
         .map(|(n, _)| format!("`{n}`"))
@@ -253,12 +301,10 @@ mod tests {
     use super::*;
     use crate::service::oip::tensor::DataType;
 
-    fn columns() -> Vec<(String, ColumnKind)> {
-        vec![
-            ("age".into(), ColumnKind::Numeric),
-            ("city".into(), ColumnKind::Categorical),
-        ]
-    }
+    const COLUMNS: [(&str, ColumnKind); 2] = [
+        ("age", ColumnKind::Numeric),
+        ("city", ColumnKind::Categorical),
+    ];
 
     fn tensor(name: &str, shape: Vec<i64>, data: TensorData) -> InputTensor {
         let datatype = match data {
@@ -275,37 +321,34 @@ mod tests {
 
     #[test]
     fn column_tensors_become_one_record_per_row() {
-        let inputs = [
-            tensor("age", vec![2, 1], TensorData::F64(vec![30.0, f64::NAN])),
+        let inputs = vec![
             tensor(
                 "city",
                 vec![2],
                 TensorData::Bytes(vec![b"Oslo".to_vec(), b"Rome".to_vec()]),
             ),
+            tensor("age", vec![2, 1], TensorData::F64(vec![30.0, f64::NAN])),
         ];
-        let (records, layout) = to_records(&columns(), &inputs).unwrap();
-        assert_eq!(layout, Layout::Columns);
-        assert_eq!(
-            Value::Object(records[0].clone()),
-            serde_json::json!({"age": 30.0, "city": "Oslo"})
-        );
-        assert_eq!(
-            Value::Object(records[1].clone()),
-            serde_json::json!({"age": null, "city": "Rome"})
-        );
+        let records = to_records(&COLUMNS, inputs).unwrap();
+        assert_eq!(records.layout(), Layout::Columns);
+        assert_eq!(records.count(), 2);
+        assert_eq!(records.field(0, 0), Some(Field::Number(30.0)));
+        assert_eq!(records.field(0, 1), Some(Field::Text("Oslo")));
+        assert_eq!(records.field(1, 0), Some(Field::Missing));
+        assert_eq!(records.field(1, 1), Some(Field::Text("Rome")));
     }
 
     #[test]
     fn a_missing_or_unknown_tensor_is_named() {
-        let only_age = [tensor("age", vec![1], TensorData::F64(vec![1.0]))];
-        let err = to_records(&columns(), &only_age).unwrap_err();
+        let only_age = vec![tensor("age", vec![1], TensorData::F64(vec![1.0]))];
+        let err = to_records(&COLUMNS, only_age).unwrap_err();
         assert!(
             err.message.contains("missing input tensor `city`"),
             "{}",
             err.message
         );
-        let extra = [tensor("zip", vec![1], TensorData::F64(vec![1.0]))];
-        let err = to_records(&columns(), &extra).unwrap_err();
+        let extra = vec![tensor("zip", vec![1], TensorData::F64(vec![1.0]))];
+        let err = to_records(&COLUMNS, extra).unwrap_err();
         assert!(
             err.message.contains("unknown input tensor `zip`"),
             "{}",
@@ -314,24 +357,33 @@ mod tests {
     }
 
     #[test]
-    fn the_matrix_input_fills_numeric_columns_in_schema_order() {
-        let numeric = vec![
-            ("a".to_string(), ColumnKind::Numeric),
-            ("b".to_string(), ColumnKind::Numeric),
+    fn bytes_that_are_not_utf8_are_named_by_element() {
+        let inputs = vec![
+            tensor("age", vec![2], TensorData::F64(vec![1.0, 2.0])),
+            tensor(
+                "city",
+                vec![2],
+                TensorData::Bytes(vec![b"Oslo".to_vec(), vec![0xff]]),
+            ),
         ];
-        let inputs = [tensor("input", vec![1, 2], TensorData::F32(vec![1.0, 2.0]))];
-        let (records, layout) = to_records(&numeric, &inputs).unwrap();
-        assert_eq!(layout, Layout::Matrix);
-        assert_eq!(
-            Value::Object(records[0].clone()),
-            serde_json::json!({"a": 1.0, "b": 2.0})
-        );
-        let wide = [tensor(
+        let err = to_records(&COLUMNS, inputs).unwrap_err();
+        assert!(err.message.contains("`city` element 1"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_matrix_input_fills_numeric_columns_in_schema_order() {
+        let numeric = [("a", ColumnKind::Numeric), ("b", ColumnKind::Numeric)];
+        let inputs = vec![tensor("input", vec![1, 2], TensorData::F32(vec![1.0, 2.0]))];
+        let records = to_records(&numeric, inputs).unwrap();
+        assert_eq!(records.layout(), Layout::Matrix);
+        assert_eq!(records.field(0, 0), Some(Field::Number(1.0)));
+        assert_eq!(records.field(0, 1), Some(Field::Number(2.0)));
+        let wide = vec![tensor(
             "input",
             vec![1, 3],
             TensorData::F32(vec![1.0, 2.0, 3.0]),
         )];
-        let err = to_records(&numeric, &wide).unwrap_err();
+        let err = to_records(&numeric, wide).unwrap_err();
         assert!(err.message.contains("expected [N, 2]"), "{}", err.message);
     }
 }

@@ -198,20 +198,26 @@ impl TensorData {
     /// The raw encoding of an output tensor (see [`TensorData::from_raw`]).
     /// Integers are written as 64-bit, which is how outputs declare them.
     pub fn to_raw(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_raw(&mut out);
+        out
+    }
+
+    /// Appends the raw encoding (see [`TensorData::to_raw`]) to `out`.
+    pub fn write_raw(&self, out: &mut Vec<u8>) {
         match self {
-            TensorData::Bool(v) => v.iter().map(|&b| u8::from(b)).collect(),
-            TensorData::Int(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            TensorData::Uint(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            TensorData::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
+            TensorData::Int(v) => out.extend(v.iter().flat_map(|x| x.to_le_bytes())),
+            TensorData::Uint(v) => out.extend(v.iter().flat_map(|x| x.to_le_bytes())),
+            TensorData::F32(v) => out.extend(v.iter().flat_map(|x| x.to_le_bytes())),
+            TensorData::F64(v) => out.extend(v.iter().flat_map(|x| x.to_le_bytes())),
             TensorData::Bytes(v) => {
-                let mut out = Vec::with_capacity(v.iter().map(|b| b.len() + 4).sum());
+                out.reserve(v.iter().map(|b| b.len() + 4).sum());
                 for item in v {
                     // Elements come from labels and inputs bounded far below 4 GiB.
                     out.extend_from_slice(&(item.len() as u32).to_le_bytes());
                     out.extend_from_slice(item);
                 }
-                out
             }
         }
     }
