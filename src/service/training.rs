@@ -23,7 +23,7 @@ use crate::recommend::{
 use crate::registry::{
     check_name, fsops, weights_bytes, ModelCard, ModelSpec, Registry, RegistryError, FORMAT_VERSION,
 };
-use crate::tabular::{self, ClassWeight, TabularError, TrainSpec};
+use crate::tabular::{self, ClassWeight, TabularError, TrainSpec, Validation};
 
 use super::AppState;
 
@@ -55,6 +55,10 @@ pub struct JobSpec {
     /// `none`, `balanced`, or a weight per label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weight: Option<ClassWeight>,
+    /// `{"kind": "auto"}` (default), `{"kind": "holdout"}` or
+    /// `{"kind": "kfold", "folds": 5, "stratified": true}`.
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub validation: Validation,
     /// Feature pipeline options: `max_one_hot`, `hash_buckets`, `standardize`, `numeric_bins`, `text`, `text_columns`, `image`, `audio`.
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -85,6 +89,10 @@ pub enum TaskKind {
     Classification,
     Regression,
     Recommendation,
+}
+
+fn is_auto(validation: &Validation) -> bool {
+    *validation == Validation::Auto
 }
 
 fn empty_object() -> Value {
@@ -165,6 +173,8 @@ impl JobSpec {
             params,
             pipeline: self.pipeline.clone(),
             class_weight: self.class_weight.clone(),
+            validation: self.validation.clone(),
+            explicit: tabular::explicit_keys(&self.params),
         })
     }
 }

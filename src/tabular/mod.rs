@@ -1,10 +1,15 @@
 //! Tabular models: the fitted feature pipeline, the target encoding and the
 //! MLP together — trained from a raw table, predicting on raw records.
 
+mod adapt;
+mod cv;
 mod evaluate;
+mod fit;
 mod predict;
 mod train;
 
+pub use adapt::{adapt, explicit_keys, Validation, SMALL_TABLE_ROWS};
+pub use cv::{CrossValidation, FoldMetrics};
 pub use evaluate::{evaluate, Metrics};
 pub use predict::{InstanceError, Prediction, PredictionBatch};
 pub use train::{
