@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::evaluate::{histogram, residual_bins, residuals};
 use super::fit::fit_rows;
 use super::{evaluate, Metrics, TabularError, TrainSpec, TrainedModel, TrainingTiming};
 use crate::data::{kfold, Schema, Table, TargetEncoder, Task};
@@ -81,6 +82,7 @@ pub(crate) fn train_kfold(
     let mut per_fold = Vec::with_capacity(assignment.len());
     let mut fold_metrics = Vec::with_capacity(assignment.len());
     let (mut cpu, mut wall) = (0.0, 0.0);
+    let mut out_of_fold = Vec::new();
     for (index, held_out) in assignment.iter().enumerate() {
         let valid_rows: Vec<usize> = held_out.iter().map(|&i| labelled[i]).collect();
         let mut in_fold = vec![false; labelled.len()];
@@ -119,6 +121,9 @@ pub(crate) fn train_kfold(
                 .collect::<Vec<f64>>(),
         );
         let metrics = evaluate(&fitted.model, table, &valid_rows)?;
+        if !classification {
+            out_of_fold.extend(residuals(&fitted.model, table, &valid_rows)?);
+        }
         per_fold.push(FoldMetrics {
             fold: index + 1,
             rows: valid_rows.len(),
@@ -153,7 +158,8 @@ pub(crate) fn train_kfold(
     wall += fitted.wall_seconds;
     let epochs_run = offset + fitted.history.len();
     let (mean, std) = mean_and_std(&per_fold);
-    let metrics = summary(&fold_metrics, &mean, classification);
+    let mut metrics = summary(&fold_metrics, &mean, classification);
+    metrics.residual_histogram = histogram(&out_of_fold, residual_bins(out_of_fold.len()));
     let timing = TrainingTiming {
         epochs: epochs_run,
         train_rows: labelled.len(),
@@ -251,7 +257,8 @@ fn mean_and_std(folds: &[FoldMetrics]) -> (BTreeMap<String, f64>, BTreeMap<Strin
 }
 
 /// Top-level metrics of a cross-validation: the fold means, the rows of all
-/// folds, and for classification the folds' confusion matrices summed.
+/// folds, and for classification the folds' confusion matrices summed (the
+/// caller adds the histogram of the out-of-fold residuals for regression).
 fn summary(folds: &[Metrics], mean: &BTreeMap<String, f64>, classification: bool) -> Metrics {
     let get = |name: &str| mean.get(name).copied();
     let confusion_matrix = classification

@@ -150,6 +150,24 @@ pub fn evaluate(
     Ok(m)
 }
 
+/// Regression residuals (actual − predicted, target units) of `model` on `rows`.
+pub(crate) fn residuals(
+    model: &TabularModel,
+    table: &Table,
+    rows: &[usize],
+) -> Result<Vec<f64>, TabularError> {
+    let (x, sparse) = model.pipeline.transform_split(table, rows)?;
+    let out = model
+        .mlp
+        .predict_split(x.view(), (sparse.cols() > 0).then_some(&sparse));
+    let y = model.encoder.encode(table, rows)?;
+    Ok(y.column(0)
+        .iter()
+        .zip(out.column(0))
+        .map(|(&t, &p)| model.encoder.decode_value(t) - model.encoder.decode_value(p))
+        .collect())
+}
+
 /// (n, classes) probabilities from head outputs: a binary head's single
 /// column p becomes [1 - p, p].
 pub(crate) fn class_probabilities(

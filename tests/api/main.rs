@@ -33,3 +33,4 @@ mod slow_clients;
 mod store_compat;
 mod training;
 mod ui;
+mod validation;
