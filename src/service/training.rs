@@ -294,10 +294,16 @@ pub fn submit(
     } else {
         None
     };
+    // Labelled and all rows seen by the check (of the sample, for an uploaded dataset).
+    let labelled = std::cell::Cell::new((0usize, 0usize));
     let precheck = |table: &Table| -> Result<(), SubmitTrainError> {
         match &train_spec {
             Some(ts) => {
                 tabular::precheck(table, ts, caps)?;
+                labelled.set((
+                    data::rows_with_target(table, &ts.target).len(),
+                    table.rows(),
+                ));
             }
             None => {
                 Interactions::from_table(table, &spec.columns_of_interactions())
@@ -308,6 +314,16 @@ pub fn submit(
     };
     let (mut input, source) = stage_input(state, &root, &id, data, "input", &limits, &precheck)?;
     spec.source = source;
+    // A dataset's sample stands for all its rows.
+    let (sampled_labelled, sampled) = labelled.get();
+    let labelled = match spec
+        .source
+        .strip_prefix("dataset:")
+        .and_then(|id| state.datasets.get(id))
+    {
+        Some(meta) if sampled > 0 => sampled_labelled * meta.rows / sampled,
+        _ => sampled_labelled,
+    };
     let staged = stage_attributes(
         state, &root, &id, &mut spec, attributes, &limits, &mut input,
     );
@@ -323,7 +339,7 @@ pub fn submit(
         epoch: 0,
         epochs: match (&rparams, &train_spec) {
             (Some(p), _) => p.epochs,
-            (None, Some(ts)) => ts.params.epochs,
+            (None, Some(ts)) => tabular::planned_epochs(ts, labelled),
             (None, None) => 0,
         },
         history: Vec::new(),

@@ -16,6 +16,9 @@ pub const AUTO_FOLDS: usize = 5;
 pub const TARGET_STEPS: usize = 3_000;
 /// Most epochs the adaptation chooses (an explicit `epochs` may go further).
 pub const MAX_ADAPTED_EPOCHS: usize = 200;
+/// Dropout on hidden layers of a network trained on fewer than
+/// [`SMALL_TABLE_ROWS`] rows when the request does not set it.
+pub const SMALL_TABLE_DROPOUT: f32 = 0.1;
 /// Most folds of a k-fold validation.
 pub const MAX_FOLDS: usize = 20;
 
@@ -97,7 +100,8 @@ impl Validation {
 ///   (at least 16 steps per epoch on a small table; 256 from 4,096 rows on);
 /// - `epochs`: enough for about 3,000 optimizer steps, never below the default 30
 ///   nor above 200;
-/// - `early_stopping_patience`: an eighth of the epochs, at least the default 5.
+/// - `early_stopping_patience`: an eighth of the epochs, at least the default 5;
+/// - `dropout`: 0.1 below 2,000 rows.
 ///
 /// On tables of 4,096 rows or more with 30 epochs the defaults stay as they are
 /// except `epochs` when one epoch has fewer than 100 steps.
@@ -122,6 +126,10 @@ pub fn adapt(params: &TrainParams, explicit: &BTreeSet<String>, rows: usize) -> 
         if let Some(patience) = params.early_stopping_patience {
             out.early_stopping_patience = Some((out.epochs / 8).max(patience));
         }
+    }
+    // Small tables overfit: a little dropout, unless the request chose its own.
+    if rows < SMALL_TABLE_ROWS && !set("dropout") && params.dropout == defaults.dropout {
+        out.dropout = SMALL_TABLE_DROPOUT;
     }
     out
 }
@@ -148,6 +156,7 @@ mod tests {
         assert_eq!(p.batch_size, 16);
         assert_eq!(p.epochs, 97);
         assert_eq!(p.early_stopping_patience, Some(12));
+        assert_eq!(p.dropout, SMALL_TABLE_DROPOUT);
         let tiny = adapt(&TrainParams::default(), &BTreeSet::new(), 40);
         assert_eq!(tiny.batch_size, 16);
         assert_eq!(tiny.epochs, 200);
@@ -165,11 +174,12 @@ mod tests {
             batch_size: 64,
             epochs: 10,
             early_stopping_patience: Some(2),
+            dropout: 0.3,
             ..TrainParams::default()
         };
         let p = adapt(
             &given,
-            &names(&["batch_size", "epochs", "early_stopping_patience"]),
+            &names(&["batch_size", "epochs", "early_stopping_patience", "dropout"]),
             300,
         );
         assert_eq!(p, given);

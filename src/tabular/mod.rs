@@ -13,8 +13,8 @@ pub use cv::{CrossValidation, FoldMetrics};
 pub use evaluate::{evaluate, Metrics};
 pub use predict::{InstanceError, Prediction, PredictionBatch};
 pub use train::{
-    precheck, train, ClassWeight, ClassWeightMode, TabularError, TrainSpec, TrainedModel,
-    TrainingTiming,
+    planned_epochs, precheck, train, ClassWeight, ClassWeightMode, TabularError, TrainSpec,
+    TrainedModel, TrainingTiming,
 };
 
 use serde::{Deserialize, Serialize};

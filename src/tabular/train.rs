@@ -182,6 +182,20 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
     Ok(schema)
 }
 
+/// Epochs a training run on `labelled` labelled rows is expected to report: the
+/// sized epoch budget, times folds + 1 under cross-validation (an upper bound when
+/// early stopping ends fits sooner).
+pub fn planned_epochs(spec: &TrainSpec, labelled: usize) -> usize {
+    let params = adapt(&spec.params, &spec.explicit, labelled);
+    match spec
+        .validation
+        .folds_for(labelled, &spec.params, &spec.explicit)
+    {
+        Some((folds, _)) => params.epochs.saturating_mul(folds + 1),
+        None => params.epochs,
+    }
+}
+
 /// Trains a tabular model on `table`.
 ///
 /// Rows with a missing target are dropped. Parameters the request did not set

@@ -164,6 +164,7 @@ async fn small_tables_cross_validate_by_default_and_size_their_parameters() {
     assert_eq!(card["params"]["batch_size"], 16, "{:#}", card["params"]);
     assert_eq!(card["params"]["epochs"], 200);
     assert_eq!(card["params"]["early_stopping_patience"], 25);
+    assert!((card["params"]["dropout"].as_f64().unwrap() - 0.1).abs() < 1e-6);
 
     // A holdout when asked for, with the parameters as given.
     let mut request = train_request(
