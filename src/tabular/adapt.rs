@@ -84,8 +84,7 @@ impl Validation {
         match self {
             Validation::Kfold { folds, stratified } => Some((*folds, *stratified)),
             Validation::Holdout => None,
-            Validation::Auto => (rows >= 2 * AUTO_FOLDS
-                && rows < SMALL_TABLE_ROWS
+            Validation::Auto => ((2 * AUTO_FOLDS..SMALL_TABLE_ROWS).contains(&rows)
                 && !explicit.contains("validation_fraction")
                 && params.validation_fraction == TrainParams::default().validation_fraction)
                 .then_some((AUTO_FOLDS, true)),
