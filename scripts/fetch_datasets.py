@@ -12,6 +12,7 @@ CSV files:
     <out>/movielens-100k/items.csv
     <out>/movielens-100k/users.csv
     <out>/womens_clothing_reviews.csv    review text; targets: Rating, Recommended IND
+    <out>/ecoli.csv                      target column: class (8 classes, 336 rows)
 
 Usage:
     python scripts/fetch_datasets.py [--out data] [--install-deps] [--force]
@@ -52,6 +53,7 @@ DATASETS = [
     ("MovieLens100k_items.parquet.brotli", "movielens-100k/items.csv", (1682, 24)),
     ("MovieLens100k_users.parquet.brotli", "movielens-100k/users.csv", (943, 5)),
     ("WomensClothingE-CommerceReviews.parquet.brotli", "womens_clothing_reviews.csv", (23486, 10)),
+    ("ecoli.parquet.brotli", "ecoli.csv", (336, 9)),
 ]
 
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"

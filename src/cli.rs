@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::data::{self, ColumnKind, ReadLimits, Table, Task};
 use crate::nn::{Control, EpochReport, TrainParams};
 use crate::registry::{LoadedModel, Registry, ServingModel};
-use crate::tabular::{self, Prediction, TabularModel, TrainSpec};
+use crate::tabular::{self, Prediction, TabularModel, TrainSpec, Validation};
 
 /// Myelin: train small neural networks and serve them over HTTP.
 #[derive(Parser, Debug)]
@@ -113,7 +113,11 @@ pub struct TrainArgs {
     /// Feature pipeline option as key=value (max_one_hot, hash_buckets, standardize, numeric_bins, text={...}, image={...}, audio={...} as JSON); repeatable.
     #[arg(long = "pipeline", value_name = "KEY=VALUE")]
     pub pipeline: Vec<String>,
-    /// Write a JSON report (version, metrics, history, timing) to this file.
+    /// Validation: auto (default: 5-fold below 2,000 labelled rows, else a holdout), holdout,
+    /// kfold, kfold:N, or a JSON object such as {"kind":"kfold","folds":5,"stratified":false}.
+    #[arg(long)]
+    pub validation: Option<String>,
+    /// Write a JSON report (version, metrics, history, timing, params) to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// No progress bar.
@@ -217,6 +221,28 @@ fn parse_pairs<T: serde::de::DeserializeOwned>(pairs: &[String], flag: &str) -> 
     serde_json::from_value(Value::Object(object)).with_context(|| format!("invalid {flag}"))
 }
 
+/// `--validation`: a kind name, `kfold:N`, or a JSON object.
+fn parse_validation(text: Option<&str>) -> anyhow::Result<Validation> {
+    let Some(text) = text.map(str::trim) else {
+        return Ok(Validation::Auto);
+    };
+    let value = if text.starts_with('{') {
+        serde_json::from_str(text).with_context(|| format!("--validation `{text}`"))?
+    } else if let Some(folds) = text.strip_prefix("kfold:") {
+        let folds: usize = folds
+            .parse()
+            .with_context(|| format!("--validation `{text}`: folds must be a number"))?;
+        serde_json::json!({"kind": "kfold", "folds": folds})
+    } else {
+        serde_json::json!({ "kind": text })
+    };
+    let validation: Validation = serde_json::from_value(value).with_context(|| {
+        format!("--validation `{text}`: expected auto, holdout, kfold or kfold:N")
+    })?;
+    validation.check()?;
+    Ok(validation)
+}
+
 fn parse_task(task: Option<&str>) -> anyhow::Result<Option<Task>> {
     match task {
         None => Ok(None),
@@ -275,6 +301,12 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         overrides: parse_columns(&args.columns)?,
         ignore: args.ignore.clone(),
         params: parse_params(&args.params)?,
+        explicit: args
+            .params
+            .iter()
+            .filter_map(|p| p.split_once('=').map(|(k, _)| k.trim().to_string()))
+            .collect(),
+        validation: parse_validation(args.validation.as_deref())?,
         pipeline: parse_pairs(&args.pipeline, "--pipeline")?,
         class_weight: match args.class_weight.as_deref() {
             None => None,
@@ -332,6 +364,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             "history": trained.history,
             "best_epoch": trained.best_epoch,
             "timing": trained.timing,
+            "params": trained.params,
         });
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;

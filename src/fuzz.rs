@@ -105,6 +105,7 @@ pub fn fixture_model() -> &'static TabularModel {
             params,
             pipeline: Default::default(),
             class_weight: None,
+            ..Default::default()
         };
         let cancel = AtomicBool::new(false);
         let mut on_epoch = |_: &crate::nn::EpochReport| {};

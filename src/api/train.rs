@@ -21,7 +21,7 @@ use crate::service::training::{
     self, AttributeColumnsIn, AttributeInputs, JobSpec, TaskKind, TrainData,
 };
 use crate::service::AppState;
-use crate::tabular::ClassWeight;
+use crate::tabular::{ClassWeight, Validation};
 
 /// A training request. Give the data as exactly one of `data`, `csv` or `dataset`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -60,6 +60,14 @@ pub struct TrainRequest {
     /// `none`, `balanced`, or a weight per label.
     #[serde(default)]
     pub class_weight: Option<ClassWeight>,
+    /// How the model is validated: `{"kind": "auto"}` (default: a holdout of
+    /// `params.validation_fraction`, or 5-fold cross-validation below 2,000 labelled
+    /// rows), `{"kind": "holdout"}`, or `{"kind": "kfold", "folds": 5, "stratified": true}`
+    /// (folds 2..=20; stratified applies to classification). With k-fold the metrics are
+    /// fold means with `cross_validation` per fold, mean and std, and the served model
+    /// is refit on all rows for the epoch count the folds chose.
+    #[serde(default)]
+    pub validation: Validation,
     /// Feature pipeline options: `max_one_hot` (64), `hash_buckets` (32), `standardize` (true), `numeric_bins` (16),
     /// `text` (`ngram_range` [1, 2], `char_ngrams` null, `min_df` 2, `max_features` 20000, `hashing` null, `sublinear_tf` true),
     /// `text_columns` (per-column text options),
@@ -179,6 +187,7 @@ impl TrainRequest {
             ignore: self.ignore,
             params: self.params.unwrap_or_else(|| Value::Object(Map::new())),
             class_weight: self.class_weight,
+            validation: self.validation,
             pipeline: self.pipeline,
             interaction_columns: self.interaction_columns,
             include_logged_interactions: self.include_logged_interactions,
@@ -209,13 +218,18 @@ pub struct TrainQuery {
     pub pipeline: Option<String>,
     /// `none` or `balanced`.
     pub class_weight: Option<String>,
+    /// Validation as a JSON object, e.g. `{"kind": "kfold", "folds": 5}`.
+    pub validation: Option<String>,
 }
 
 /// Parses a training request, naming the offending field on error.
 fn parse_request(value: Value) -> ApiResult<TrainRequest> {
     let request: TrainRequest = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let code = if path.starts_with("params") || path.starts_with("pipeline") {
+        let code = if path.starts_with("params")
+            || path.starts_with("pipeline")
+            || path.starts_with("validation")
+        {
             "invalid_parameter"
         } else {
             "invalid_body"
@@ -289,7 +303,11 @@ impl TrainQuery {
                 .collect();
             object.insert("ignore".into(), Value::Array(columns));
         }
-        for (key, value) in [("params", self.params), ("pipeline", self.pipeline)] {
+        for (key, value) in [
+            ("params", self.params),
+            ("pipeline", self.pipeline),
+            ("validation", self.validation),
+        ] {
             if let Some(text) = value {
                 let parsed: Value = serde_json::from_str(&text).map_err(|e| {
                     ApiError::unprocessable(
@@ -375,6 +393,11 @@ pub async fn train(
         }
     };
     check_params(&spec)?;
+    spec.validation.check().map_err(|e| {
+        let crate::nn::ParamError::Invalid { name, .. } = &e;
+        let field = *name;
+        ApiError::unprocessable("invalid_parameter", e.to_string()).with("field", field)
+    })?;
     let retry_after = state.settings.jobs.retry_after_secs;
     let state2 = state.clone();
     let record =

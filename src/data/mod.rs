@@ -34,7 +34,7 @@ pub use schema::{
     infer_schema, ColumnKind, ColumnSchema, Exclusion, Schema, DISTINCT_CAP, IDENTIFIER_MIN_ROWS,
     TEXT_MIN_AVG_CHARS,
 };
-pub use split::{fingerprint, train_test_split, Fingerprint, HashingReader};
+pub use split::{fingerprint, kfold, train_test_split, Fingerprint, HashingReader};
 pub use table::{Cell, Table};
 pub use target::{rows_with_target, TargetEncoder, Task, AUTO_CLASS_MAX_DISTINCT, MAX_CLASSES};
 pub use text::{TextOptions, MAX_CHAR_NGRAM, MAX_TEXT_FEATURES};

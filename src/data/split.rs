@@ -33,6 +33,48 @@ pub fn train_test_split(rows: usize, test_fraction: f64, seed: u64) -> (Vec<usiz
     (train, test)
 }
 
+/// Assigns `rows` row indices to `folds` cross-validation folds; returns each
+/// fold's (held-out) rows, sorted ascending. Every row is in exactly one fold
+/// and fold sizes differ by at most one (per class when stratified).
+///
+/// With `strata` (one class index per row), rows are shuffled within each class
+/// and dealt to the folds in turn, continuing across classes, so every fold has
+/// about the same class mix; without, all rows are shuffled and dealt. The
+/// shuffle is seeded like [`train_test_split`], so a seed gives the same folds
+/// everywhere. `folds` is clamped to `1..=rows` (at least 1).
+pub fn kfold(rows: usize, folds: usize, strata: Option<&[usize]>, seed: u64) -> Vec<Vec<usize>> {
+    let folds = folds.clamp(1, rows.max(1));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut groups: Vec<Vec<usize>> = match strata {
+        Some(classes) => {
+            let count = classes.iter().copied().max().map_or(0, |m| m + 1);
+            let mut groups = vec![Vec::new(); count];
+            for (row, &class) in classes.iter().enumerate().take(rows) {
+                groups[class].push(row);
+            }
+            groups
+        }
+        None => vec![(0..rows).collect()],
+    };
+    let mut out = vec![Vec::new(); folds];
+    let mut next = 0;
+    for group in &mut groups {
+        let n = group.len();
+        for i in 0..n.saturating_sub(1) {
+            let j = i + uniform_below(&mut rng, (n - i) as u64) as usize;
+            group.swap(i, j);
+        }
+        for &row in group.iter() {
+            out[next].push(row);
+            next = (next + 1) % folds;
+        }
+    }
+    for fold in &mut out {
+        fold.sort_unstable();
+    }
+    out
+}
+
 /// Uniform in `0..bound` (bound > 0) by rejection, independent of `rand`'s
 /// own range sampling so splits stay stable across `rand` releases.
 fn uniform_below(rng: &mut ChaCha8Rng, bound: u64) -> u64 {
@@ -131,6 +173,26 @@ mod tests {
     }
 
     const PINNED_TEST_ROWS: [usize; 3] = [5, 6, 7];
+
+    #[test]
+    fn kfold_partitions_deterministically_and_stratifies() {
+        let classes: Vec<usize> = (0..100).map(|i| usize::from(i % 5 == 0)).collect();
+        let folds = kfold(100, 5, Some(&classes), 3);
+        assert_eq!(folds, kfold(100, 5, Some(&classes), 3));
+        assert_ne!(folds, kfold(100, 5, Some(&classes), 4));
+        let mut all: Vec<usize> = folds.iter().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        for fold in &folds {
+            assert_eq!(fold.len(), 20);
+            assert_eq!(fold.iter().filter(|&&r| classes[r] == 1).count(), 4);
+        }
+        let plain = kfold(7, 3, None, 1);
+        let sizes: Vec<usize> = plain.iter().map(Vec::len).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 7);
+        assert!(sizes.iter().all(|&s| s == 2 || s == 3));
+        assert_eq!(kfold(2, 5, None, 1).len(), 2);
+    }
 
     #[test]
     fn split_edge_cases() {

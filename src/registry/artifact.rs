@@ -24,6 +24,7 @@ pub const CARD_FILE: &str = "model.json";
 /// What a model is, with the kind-specific parts needed to serve it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)]
 pub enum ModelSpec {
     /// A tabular classifier or regressor on raw records.
     Tabular(TabularSpec),

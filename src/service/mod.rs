@@ -114,11 +114,12 @@ impl AppState {
     }
 }
 
-/// The model card of a freshly trained tabular model.
+/// The model card of a freshly trained tabular model. Its `params` are those the
+/// network was trained with (the request's, completed by sizing from the data).
 pub fn card_for(
     name: &str,
     trained: &TrainedModel,
-    spec: &TrainSpec,
+    _spec: &TrainSpec,
     fingerprint: Fingerprint,
     job_id: Option<String>,
 ) -> ModelCard {
@@ -133,7 +134,7 @@ pub fn card_for(
         },
         spec: ModelSpec::Tabular(trained.model.spec()),
         architecture: Some(trained.model.mlp.architecture()),
-        params: serde_json::to_value(&spec.params).unwrap_or_default(),
+        params: serde_json::to_value(&trained.params).unwrap_or_default(),
         metrics: serde_json::to_value(&trained.metrics).unwrap_or_default(),
         history: trained.history.clone(),
         best_epoch: trained.best_epoch,

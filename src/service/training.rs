@@ -22,7 +22,7 @@ use crate::recommend::{
 use crate::registry::{
     check_name, weights_bytes, ModelCard, ModelSpec, Registry, RegistryError, FORMAT_VERSION,
 };
-use crate::tabular::{self, ClassWeight, TabularError, TrainSpec};
+use crate::tabular::{self, ClassWeight, TabularError, TrainSpec, Validation};
 
 use super::AppState;
 
@@ -54,6 +54,10 @@ pub struct JobSpec {
     /// `none`, `balanced`, or a weight per label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weight: Option<ClassWeight>,
+    /// `{"kind": "auto"}` (default), `{"kind": "holdout"}` or
+    /// `{"kind": "kfold", "folds": 5, "stratified": true}`.
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub validation: Validation,
     /// Feature pipeline options: `max_one_hot`, `hash_buckets`, `standardize`, `numeric_bins`, `text`, `text_columns`, `image`, `audio`.
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -84,6 +88,10 @@ pub enum TaskKind {
     Classification,
     Regression,
     Recommendation,
+}
+
+fn is_auto(validation: &Validation) -> bool {
+    *validation == Validation::Auto
 }
 
 fn empty_object() -> Value {
@@ -164,6 +172,8 @@ impl JobSpec {
             params,
             pipeline: self.pipeline.clone(),
             class_weight: self.class_weight.clone(),
+            validation: self.validation.clone(),
+            explicit: tabular::explicit_keys(&self.params),
         })
     }
 }
@@ -283,10 +293,16 @@ pub fn submit(
     } else {
         None
     };
+    // Labelled and all rows seen by the check (of the sample, for an uploaded dataset).
+    let labelled = std::cell::Cell::new((0usize, 0usize));
     let precheck = |table: &Table| -> Result<(), SubmitTrainError> {
         match &train_spec {
             Some(ts) => {
                 tabular::precheck(table, ts, caps)?;
+                labelled.set((
+                    data::rows_with_target(table, &ts.target).len(),
+                    table.rows(),
+                ));
             }
             None => {
                 Interactions::from_table(table, &spec.columns_of_interactions())
@@ -297,6 +313,16 @@ pub fn submit(
     };
     let (mut input, source) = stage_input(state, &jobs, &id, data, "input", &limits, &precheck)?;
     spec.source = source;
+    // A dataset's sample stands for all its rows.
+    let (sampled_labelled, sampled) = labelled.get();
+    let labelled = match spec
+        .source
+        .strip_prefix("dataset:")
+        .and_then(|id| state.datasets.get(id))
+    {
+        Some(meta) if sampled > 0 => sampled_labelled * meta.rows / sampled,
+        _ => sampled_labelled,
+    };
     let staged = stage_attributes(
         state, &jobs, &id, &mut spec, attributes, &limits, &mut input,
     );
@@ -312,7 +338,7 @@ pub fn submit(
         epoch: 0,
         epochs: match (&rparams, &train_spec) {
             (Some(p), _) => p.epochs,
-            (None, Some(ts)) => ts.params.epochs,
+            (None, Some(ts)) => tabular::planned_epochs(ts, labelled),
             (None, None) => 0,
         },
         history: Vec::new(),

@@ -13,7 +13,8 @@ use crate::tabular::TabularError;
 pub struct Metrics {
     /// Rows scored.
     pub rows: usize,
-    /// Which rows a trained model was scored on: `validation` (the held-out rows) or
+    /// Which rows a trained model was scored on: `validation` (the held-out rows),
+    /// `cross_validation` (each fold by the model fitted on the others) or
     /// `training` (with fewer than 10 labelled rows nothing is held out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluated_on: Option<String>,
@@ -41,6 +42,10 @@ pub struct Metrics {
     /// Regression: histogram of residuals (actual − predicted, target units).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub residual_histogram: Option<Histogram>,
+    /// k-fold validation: per-fold metrics, their mean and standard deviation, and the
+    /// epoch count of the final fit (the fields above then hold the fold means).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_validation: Option<super::CrossValidation>,
 }
 
 /// Counts of values in equal-width bins: `counts[i]` holds the values in
@@ -143,6 +148,24 @@ pub fn evaluate(
         }
     }
     Ok(m)
+}
+
+/// Regression residuals (actual − predicted, target units) of `model` on `rows`.
+pub(crate) fn residuals(
+    model: &TabularModel,
+    table: &Table,
+    rows: &[usize],
+) -> Result<Vec<f64>, TabularError> {
+    let (x, sparse) = model.pipeline.transform_split(table, rows)?;
+    let out = model
+        .mlp
+        .predict_split(x.view(), (sparse.cols() > 0).then_some(&sparse));
+    let y = model.encoder.encode(table, rows)?;
+    Ok(y.column(0)
+        .iter()
+        .zip(out.column(0))
+        .map(|(&t, &p)| model.encoder.decode_value(t) - model.encoder.decode_value(p))
+        .collect())
 }
 
 /// (n, classes) probabilities from head outputs: a binary head's single

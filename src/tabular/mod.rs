@@ -1,15 +1,20 @@
 //! Tabular models: the fitted feature pipeline, the target encoding and the
 //! MLP together — trained from a raw table, predicting on raw records.
 
+mod adapt;
+mod cv;
 mod evaluate;
+mod fit;
 mod predict;
 mod train;
 
+pub use adapt::{adapt, explicit_keys, Validation, SMALL_TABLE_ROWS};
+pub use cv::{CrossValidation, FoldMetrics};
 pub use evaluate::{evaluate, Metrics};
 pub use predict::{InstanceError, Prediction, PredictionBatch};
 pub use train::{
-    precheck, train, ClassWeight, ClassWeightMode, TabularError, TrainSpec, TrainedModel,
-    TrainingTiming,
+    planned_epochs, precheck, train, ClassWeight, ClassWeightMode, TabularError, TrainSpec,
+    TrainedModel, TrainingTiming,
 };
 
 use serde::{Deserialize, Serialize};

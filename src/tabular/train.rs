@@ -1,17 +1,18 @@
 //! Fitting a tabular model: split, fit the pipeline on the training rows,
 //! encode the target, train the network, score the validation rows.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::adapt::{adapt, Validation};
+use super::fit::fit_rows;
 use super::{evaluate, Metrics, TabularModel};
 use crate::data::{
     check_audio, check_images, infer_schema, rows_with_target, train_test_split, ColumnKind,
-    DataError, FeaturePipeline, PipelineOptions, Schema, Table, TargetEncoder, Task,
+    DataError, PipelineOptions, Schema, Table, TargetEncoder, Task,
 };
-use crate::nn::{self, Caps, Control, EpochReport, Head, RegressionLoss, TrainParams, TrainSet};
+use crate::nn::{self, Caps, Control, EpochReport, TrainParams};
 
 /// How rows are weighted by their class (classification only).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -48,6 +49,10 @@ pub struct TrainSpec {
     pub pipeline: PipelineOptions,
     /// Row weights by class; `None` weighs every row 1.
     pub class_weight: Option<ClassWeight>,
+    /// Holdout, k-fold, or `auto` (k-fold on small tables).
+    pub validation: Validation,
+    /// Names of the `params` fields the request set; the others are sized from the data.
+    pub explicit: BTreeSet<String>,
 }
 
 /// Timing of the network fit (pipeline fitting excluded).
@@ -80,6 +85,8 @@ pub struct TrainedModel {
     pub best_epoch: usize,
     pub stopped_early: bool,
     pub timing: TrainingTiming,
+    /// The parameters the network was trained with, after sizing from the data.
+    pub params: TrainParams,
 }
 
 /// Why training failed.
@@ -112,6 +119,7 @@ impl TabularError {
 /// two classes for classification.
 pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, TabularError> {
     spec.params.check(caps).map_err(nn::TrainError::from)?;
+    spec.validation.check().map_err(nn::TrainError::from)?;
     spec.pipeline.validate()?;
     if table.column_index(&spec.target).is_none() {
         return Err(DataError::UnknownColumn {
@@ -158,18 +166,44 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
             rows.len()
         )));
     }
+    if let Validation::Kfold { folds, .. } = spec.validation {
+        if folds > rows.len() {
+            return Err(nn::TrainError::from(nn::invalid_param(
+                "validation.folds",
+                folds,
+                format!("exceeds the {} labelled rows", rows.len()),
+            ))
+            .into());
+        }
+    }
     TargetEncoder::fit_limited(table, &rows, &spec.target, spec.task, caps.max_categories)?;
     check_images(table, &rows, &schema, &spec.target, &spec.pipeline.image)?;
     check_audio(table, &rows, &schema, &spec.target, &spec.pipeline.audio)?;
     Ok(schema)
 }
 
+/// Epochs a training run on `labelled` labelled rows is expected to report: the
+/// sized epoch budget, times folds + 1 under cross-validation (an upper bound when
+/// early stopping ends fits sooner).
+pub fn planned_epochs(spec: &TrainSpec, labelled: usize) -> usize {
+    let params = adapt(&spec.params, &spec.explicit, labelled);
+    match spec
+        .validation
+        .folds_for(labelled, &spec.params, &spec.explicit)
+    {
+        Some((folds, _)) => params.epochs.saturating_mul(folds + 1),
+        None => params.epochs,
+    }
+}
+
 /// Trains a tabular model on `table`.
 ///
-/// Rows with a missing target are dropped. `params.validation_fraction` of the
-/// remaining rows (seeded by `params.seed`) are held out: the pipeline is
-/// fitted on the rest, the network early-stops on the held-out rows and the
-/// returned metrics are computed on them.
+/// Rows with a missing target are dropped. Parameters the request did not set
+/// are sized from the labelled rows ([`adapt`]). With a holdout,
+/// `params.validation_fraction` of the labelled rows (seeded by `params.seed`)
+/// are held out: the pipeline is fitted on the rest, the network early-stops on
+/// the held-out rows and the returned metrics are computed on them. With k-fold
+/// validation (asked for, or `auto` on a small table) see [`super::cv`].
 pub fn train(
     table: &Table,
     spec: &TrainSpec,
@@ -178,9 +212,18 @@ pub fn train(
 ) -> Result<TrainedModel, TabularError> {
     let schema = precheck(table, spec, caps)?;
     let labelled = rows_with_target(table, &spec.target);
-    let fraction = f64::from(spec.params.validation_fraction);
+    let params = adapt(&spec.params, &spec.explicit, labelled.len());
+    if let Some((folds, stratified)) =
+        spec.validation
+            .folds_for(labelled.len(), &spec.params, &spec.explicit)
+    {
+        return super::cv::train_kfold(
+            table, schema, spec, params, &labelled, folds, stratified, caps, control,
+        );
+    }
+    let fraction = f64::from(params.validation_fraction);
     let (train_rows, valid_rows) = if fraction > 0.0 && labelled.len() >= 10 {
-        let (train_idx, valid_idx) = train_test_split(labelled.len(), fraction, spec.params.seed);
+        let (train_idx, valid_idx) = train_test_split(labelled.len(), fraction, params.seed);
         (
             train_idx.iter().map(|&i| labelled[i]).collect::<Vec<_>>(),
             valid_idx.iter().map(|&i| labelled[i]).collect::<Vec<_>>(),
@@ -188,17 +231,6 @@ pub fn train(
     } else {
         (labelled, Vec::new())
     };
-
-    // Columns with more categories than the configured limit are hashed.
-    let mut options = spec.pipeline.clone();
-    options.max_one_hot = options.max_one_hot.min(caps.max_categories);
-    let pipeline = FeaturePipeline::fit(table, &train_rows, &schema, &spec.target, &options)?;
-    if pipeline.width() == 0 {
-        return Err(TabularError::Invalid(format!(
-            "no usable feature columns besides the target `{}`",
-            spec.target
-        )));
-    }
     let encoder = TargetEncoder::fit_limited(
         table,
         &train_rows,
@@ -206,73 +238,26 @@ pub fn train(
         spec.task,
         caps.max_categories,
     )?;
-    let head = head_for(&encoder, &spec.params);
-
-    // Augmented audio copies follow the original rows; their targets and weights repeat.
-    let copies = pipeline.augment_copies();
-    let (x_train, sparse_train) =
-        pipeline.transform_split_augmented(table, &train_rows, spec.params.seed)?;
-    let fit_rows: Vec<usize> = (0..=copies)
-        .flat_map(|_| train_rows.iter().copied())
-        .collect();
-    let y_train = encoder.encode(table, &fit_rows)?;
-    let weights = row_weights(table, &fit_rows, &encoder, &spec.class_weight)?;
-    let valid = if valid_rows.is_empty() {
-        None
-    } else {
-        let (x, sparse) = pipeline.transform_split(table, &valid_rows)?;
-        Some((x, sparse, encoder.encode(table, &valid_rows)?))
-    };
-
-    // The network learns the standardized target; reports give its RMSE in the target's units.
-    let target_scale = match &encoder {
-        TargetEncoder::Regression { std, .. } => Some(*std),
-        TargetEncoder::Classes { .. } => None,
-    };
-    let Control { on_epoch, cancel } = control;
-    let mut report_in_target_units = |r: &EpochReport| on_epoch(&in_target_units(r, target_scale));
-    let control = Control {
-        on_epoch: &mut report_in_target_units,
-        cancel,
-    };
-    let cpu_start = thread_cpu_seconds();
-    let wall_start = Instant::now();
-    let outcome = nn::fit(
-        TrainSet {
-            x: x_train.view(),
-            sparse: (sparse_train.cols() > 0).then_some(&sparse_train),
-            y: y_train.view(),
-            weights: weights.as_ref().map(|w| w.view()),
-        },
-        valid.as_ref().map(|(x, sparse, y)| TrainSet {
-            x: x.view(),
-            sparse: (sparse.cols() > 0).then_some(sparse),
-            y: y.view(),
-            weights: None,
-        }),
-        head,
-        &spec.params,
+    let fitted = fit_rows(
+        table,
+        &schema,
+        spec,
+        &params,
+        encoder,
+        &train_rows,
+        &valid_rows,
         caps,
         control,
     )?;
-    let fit_wall_seconds = wall_start.elapsed().as_secs_f64();
-    let fit_cpu_seconds = thread_cpu_seconds() - cpu_start;
-    let epochs = outcome.history.len();
+    let epochs = fitted.history.len();
     let timing = TrainingTiming {
         epochs,
         train_rows: train_rows.len(),
         validation_rows: valid_rows.len(),
-        fit_cpu_seconds,
-        fit_wall_seconds,
-        cpu_seconds_per_epoch: fit_cpu_seconds / epochs.max(1) as f64,
-        rows_per_second: (train_rows.len() * epochs) as f64 / fit_wall_seconds.max(1e-9),
-    };
-
-    let model = TabularModel {
-        target: spec.target.clone(),
-        pipeline,
-        encoder,
-        mlp: outcome.model,
+        fit_cpu_seconds: fitted.cpu_seconds,
+        fit_wall_seconds: fitted.wall_seconds,
+        cpu_seconds_per_epoch: fitted.cpu_seconds / epochs.max(1) as f64,
+        rows_per_second: (train_rows.len() * epochs) as f64 / fitted.wall_seconds.max(1e-9),
     };
     // Too few rows to hold any out: score the rows it learned from, and say so.
     let (scored, evaluated_on) = if valid_rows.is_empty() {
@@ -280,112 +265,16 @@ pub fn train(
     } else {
         (&valid_rows, "validation")
     };
-    let mut metrics = evaluate(&model, table, scored)?;
+    let mut metrics = evaluate(&fitted.model, table, scored)?;
     metrics.evaluated_on = Some(evaluated_on.to_string());
     Ok(TrainedModel {
-        model,
+        model: fitted.model,
         schema,
         metrics,
-        history: outcome
-            .history
-            .iter()
-            .map(|r| in_target_units(r, target_scale))
-            .collect(),
-        best_epoch: outcome.best_epoch,
-        stopped_early: outcome.stopped_early,
+        history: fitted.history,
+        best_epoch: fitted.best_epoch,
+        stopped_early: fitted.stopped_early,
         timing,
+        params,
     })
-}
-
-/// `report` with its validation RMSE multiplied by `scale`, the target's standard
-/// deviation (`None` for classification: nothing to convert). Losses stay the
-/// network's, on the standardized target.
-fn in_target_units(report: &EpochReport, scale: Option<f64>) -> EpochReport {
-    let mut report = report.clone();
-    if let Some(scale) = scale {
-        report.valid_metric = report.valid_metric.map(|rmse| rmse * scale);
-    }
-    report
-}
-
-fn head_for(encoder: &TargetEncoder, params: &TrainParams) -> Head {
-    match encoder.classes() {
-        0 => Head::Regression {
-            outputs: 1,
-            loss: match params.loss {
-                nn::RegressionLossKind::Mse => RegressionLoss::Mse,
-                nn::RegressionLossKind::Huber => RegressionLoss::Huber {
-                    delta: params.huber_delta,
-                },
-            },
-        },
-        2 => Head::Binary,
-        classes => Head::Multiclass { classes },
-    }
-}
-
-fn row_weights(
-    table: &Table,
-    rows: &[usize],
-    encoder: &TargetEncoder,
-    class_weight: &Option<ClassWeight>,
-) -> Result<Option<ndarray::Array1<f32>>, TabularError> {
-    if encoder.task() != Task::Classification {
-        return match class_weight {
-            None | Some(ClassWeight::Mode(ClassWeightMode::None)) => Ok(None),
-            _ => Err(TabularError::Invalid(
-                "`class_weight` applies to classification targets only".into(),
-            )),
-        };
-    }
-    let labels = encoder.labels();
-    let per_class: Vec<f32> = match class_weight {
-        None | Some(ClassWeight::Mode(ClassWeightMode::None)) => return Ok(None),
-        Some(ClassWeight::Mode(ClassWeightMode::Balanced)) => {
-            let indices = encoder.label_indices(table, rows)?;
-            let mut counts = vec![0usize; labels.len()];
-            for &i in &indices {
-                counts[i] += 1;
-            }
-            counts
-                .iter()
-                .map(|&c| rows.len() as f32 / (labels.len() as f32 * c.max(1) as f32))
-                .collect()
-        }
-        Some(ClassWeight::PerLabel(map)) => {
-            for (label, weight) in map {
-                if !labels.iter().any(|l| l == label) {
-                    return Err(TabularError::Invalid(format!(
-                        "`class_weight` names label `{label}`, which the target does not have (labels: {})",
-                        labels.join(", ")
-                    )));
-                }
-                if !weight.is_finite() || *weight <= 0.0 {
-                    return Err(TabularError::Invalid(format!(
-                        "`class_weight` for label `{label}` must be a positive number, got {weight}"
-                    )));
-                }
-            }
-            labels
-                .iter()
-                .map(|l| map.get(l).copied().unwrap_or(1.0))
-                .collect()
-        }
-    };
-    let indices = encoder.label_indices(table, rows)?;
-    Ok(Some(indices.iter().map(|&i| per_class[i]).collect()))
-}
-
-/// CPU seconds consumed by the calling thread.
-pub(crate) fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the provided timespec only.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0.0;
-    }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }

@@ -34,3 +34,4 @@ mod slow_clients;
 mod store_compat;
 mod training;
 mod ui;
+mod validation;

@@ -127,7 +127,11 @@ async fn the_readme_csv_body_example_trains_on_the_shipped_churn_csv() {
     let job = json_ok(response, StatusCode::ACCEPTED).await;
     let done = app.wait_for_job(job_id(&job)).await;
     assert_eq!(done["status"], "succeeded", "{done:#}");
-    assert_eq!(done["metrics"]["evaluated_on"], "validation", "{done:#}");
+    // 300 rows: cross-validated by default.
+    assert_eq!(
+        done["metrics"]["evaluated_on"], "cross_validation",
+        "{done:#}"
+    );
     assert!(
         done["metrics"]["accuracy"].as_f64().unwrap() > 0.7,
         "{done:#}"
