@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod datasets;
+pub mod explain;
 pub mod oip;
 pub mod predict;
 pub mod recommend;

@@ -37,6 +37,12 @@ pub enum PredictError {
         kind: &'static str,
         hint: &'static str,
     },
+    #[error("{message}")]
+    InvalidRequest {
+        code: &'static str,
+        field: &'static str,
+        message: String,
+    },
     #[error("prediction task failed: {0}")]
     Internal(String),
 }
@@ -114,7 +120,7 @@ pub async fn predict_loaded(
     })
 }
 
-fn check_count(state: &AppState, found: usize) -> Result<(), PredictError> {
+pub(crate) fn check_count(state: &AppState, found: usize) -> Result<(), PredictError> {
     let limit = state.settings.limits.max_instances;
     if found == 0 {
         return Err(PredictError::NoInstances);

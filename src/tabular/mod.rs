@@ -2,10 +2,17 @@
 //! MLP together — trained from a raw table, predicting on raw records.
 
 mod evaluate;
+mod explain;
+#[cfg(test)]
+mod explain_tests;
 mod predict;
 mod train;
 
 pub use evaluate::{evaluate, Metrics};
+pub use explain::{
+    ColumnAttribution, ExplainError, ExplainOptions, Explanation, TokenAttribution,
+    COMPLETENESS_TOLERANCE, DEFAULT_STEPS, MAX_REFINED_STEPS, STEPS_RANGE,
+};
 pub use predict::{InstanceError, Prediction, PredictionBatch};
 pub use train::{
     precheck, train, ClassWeight, ClassWeightMode, TabularError, TrainSpec, TrainedModel,
@@ -13,6 +20,7 @@ pub use train::{
 };
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::data::{FeaturePipeline, TargetEncoder};
 use crate::nn::Mlp;
@@ -28,6 +36,8 @@ pub struct TabularModel {
     pub encoder: TargetEncoder,
     /// The network; its inputs equal `pipeline.width()`.
     pub mlp: Mlp,
+    /// The reference record explanations start from (one field per pipeline input).
+    pub baseline: Map<String, Value>,
 }
 
 /// The serializable part of a tabular model (everything but the weights).
@@ -36,6 +46,11 @@ pub struct TabularSpec {
     pub target: String,
     pub pipeline: FeaturePipeline,
     pub target_encoder: TargetEncoder,
+    /// The reference record of explanations: training mean / most frequent value
+    /// per column. Absent in models stored before explanations: derived from the
+    /// pipeline's statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Map<String, Value>>,
 }
 
 impl TabularModel {
@@ -45,6 +60,7 @@ impl TabularModel {
             target: self.target.clone(),
             pipeline: self.pipeline.clone(),
             target_encoder: self.encoder.clone(),
+            baseline: Some(self.baseline.clone()),
         }
     }
 
@@ -80,11 +96,19 @@ impl TabularModel {
                 mlp.outputs()
             ));
         }
+        let baseline = spec
+            .baseline
+            .unwrap_or_else(|| spec.pipeline.default_baseline());
+        let mut features = vec![0.0; spec.pipeline.width()];
+        spec.pipeline
+            .transform_record(&baseline, &mut features)
+            .map_err(|e| format!("the baseline record cannot be encoded: {e}"))?;
         Ok(TabularModel {
             target: spec.target,
             pipeline: spec.pipeline,
             encoder: spec.target_encoder,
             mlp,
+            baseline,
         })
     }
 }

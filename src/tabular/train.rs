@@ -268,8 +268,10 @@ pub fn train(
         rows_per_second: (train_rows.len() * epochs) as f64 / fit_wall_seconds.max(1e-9),
     };
 
+    let baseline = pipeline.baseline_record(table, &train_rows);
     let model = TabularModel {
         target: spec.target.clone(),
+        baseline,
         pipeline,
         encoder,
         mlp: outcome.model,
