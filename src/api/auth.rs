@@ -76,6 +76,7 @@ pub fn required_access(
         | "/models"
         | "/models/{name}"
         | "/models/{name}/versions/{version}"
+        | "/models/{name}/versions/{version}/export"
         | "/models/{name}/users"
             if read =>
         {

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod datasets;
 pub mod error;
 pub mod explain;
+pub mod export;
 pub mod extract;
 pub mod health;
 pub mod jobs;
@@ -48,7 +49,7 @@ use error::ApiError;
         models::list_models, models::get_model, models::get_version, models::delete_version,
         models::put_alias, models::delete_alias,
         predict::predict, predict::predict_named,
-        explain::explain, explain::explain_named,
+        explain::explain, explain::explain_named, export::export,
         recommend::recommend_get, recommend::recommend_post, recommend::log_interactions,
         recommend::similar, recommend::users,
         health::healthz, health::readyz, health::metrics,
@@ -206,6 +207,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/models/{name}/versions/{version}",
             get(models::get_version).delete(models::delete_version),
+        )
+        .route(
+            "/models/{name}/versions/{version}/export",
+            get(export::export),
         )
         .route(
             "/models/{name}/aliases/{alias}",

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod datasets;
 pub mod explain;
+pub mod export;
 pub mod oip;
 pub mod predict;
 pub mod recommend;

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use crate::registry::{LoadedModel, RegistryError, ServingModel};
-use crate::tabular::{InstanceError, Prediction};
+use crate::tabular::{InstanceError, Precision, Prediction};
 
 /// A prediction answer.
 #[derive(Debug)]
@@ -16,6 +16,8 @@ pub struct PredictOutput {
     pub version: u32,
     pub predictions: Vec<Prediction>,
     pub ignored_fields: Vec<String>,
+    /// The weights that answered (`f32` when a compressed copy was refused).
+    pub precision: Precision,
 }
 
 /// Why a prediction request failed.
@@ -84,9 +86,20 @@ pub async fn predict(
     selector: &VersionSelector,
     instances: Vec<Map<String, Value>>,
 ) -> Result<PredictOutput, PredictError> {
+    predict_at(state, model, selector, instances, None).await
+}
+
+/// [`predict`] with the weights' precision named (`None`: the configured one).
+pub async fn predict_at(
+    state: &AppState,
+    model: &str,
+    selector: &VersionSelector,
+    instances: Vec<Map<String, Value>>,
+    precision: Option<Precision>,
+) -> Result<PredictOutput, PredictError> {
     check_count(state, instances.len())?;
     let loaded = resolve_and_load(state, model, selector).await?;
-    predict_loaded(state, loaded, instances).await
+    predict_loaded_at(state, loaded, instances, precision).await
 }
 
 /// Predicts `instances` with a version already resolved and loaded by
@@ -96,13 +109,28 @@ pub async fn predict_loaded(
     loaded: Arc<LoadedModel>,
     instances: Vec<Map<String, Value>>,
 ) -> Result<PredictOutput, PredictError> {
+    predict_loaded_at(state, loaded, instances, None).await
+}
+
+/// [`predict_loaded`] with the weights' precision named (`None`: the configured one).
+pub async fn predict_loaded_at(
+    state: &AppState,
+    loaded: Arc<LoadedModel>,
+    instances: Vec<Map<String, Value>>,
+    precision: Option<Precision>,
+) -> Result<PredictOutput, PredictError> {
     check_count(state, instances.len())?;
     let version = loaded.card.version;
-    let batch = if instances.len() <= state.settings.limits.inline_predict_instances {
-        run(&loaded, &instances)?
+    let serving = &state.settings.serving;
+    let precision = precision
+        .or_else(|| serving.models.get(&loaded.card.name).copied())
+        .unwrap_or(serving.precision);
+    let max_drop = serving.max_accuracy_drop;
+    let (batch, precision) = if instances.len() <= state.settings.limits.inline_predict_instances {
+        run(&loaded, &instances, precision, max_drop)?
     } else {
         let loaded = loaded.clone();
-        tokio::task::spawn_blocking(move || run(&loaded, &instances))
+        tokio::task::spawn_blocking(move || run(&loaded, &instances, precision, max_drop))
             .await
             .map_err(|e| PredictError::Internal(e.to_string()))??
     };
@@ -117,6 +145,7 @@ pub async fn predict_loaded(
         version,
         predictions: batch.predictions,
         ignored_fields: batch.ignored_fields,
+        precision,
     })
 }
 
@@ -134,9 +163,14 @@ pub(crate) fn check_count(state: &AppState, found: usize) -> Result<(), PredictE
 fn run(
     loaded: &LoadedModel,
     instances: &[Map<String, Value>],
-) -> Result<crate::tabular::PredictionBatch, PredictError> {
+    precision: Precision,
+    max_drop: f64,
+) -> Result<(crate::tabular::PredictionBatch, Precision), PredictError> {
     match &loaded.model {
-        ServingModel::Tabular(model) => Ok(model.predict_records(instances)?),
+        ServingModel::Tabular(model) => match model.serving_copy(precision, max_drop) {
+            Ok(Some(net)) => Ok((model.predict_records_with(instances, net)?, precision)),
+            Ok(None) | Err(_) => Ok((model.predict_records(instances)?, Precision::F32)),
+        },
         ServingModel::Recommender(_) => Err(PredictError::WrongModelKind {
             model: loaded.card.name.clone(),
             kind: "recommender",

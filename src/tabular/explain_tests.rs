@@ -168,3 +168,26 @@ fn the_baseline_is_the_training_mean_and_most_frequent_value() {
     let back = TabularModel::from_parts(spec, model.mlp.clone()).unwrap();
     assert_eq!(back.baseline, model.baseline);
 }
+
+#[test]
+fn permutation_importance_ranks_the_informative_column_first() {
+    for regression in [false, true] {
+        let rows = synthetic_rows(800, 11, regression);
+        let (model, _) = trained(&rows, 40);
+        let importance = model.importance.as_ref().expect("measured in training");
+        assert_eq!(
+            importance.metric,
+            if regression { "rmse" } else { "log_loss" }
+        );
+        assert!(importance.rows > 0 && importance.rows <= super::IMPORTANCE_MAX_ROWS);
+        assert_eq!(importance.columns.len(), 4);
+        assert_eq!(importance.columns[0].column, "signal", "{importance:?}");
+        let top = importance.columns[0].importance;
+        assert!(top > 0.0);
+        for other in &importance.columns[1..] {
+            assert!(other.importance.abs() < 0.1 * top, "{importance:?}");
+        }
+        // Stored in the card's spec.
+        assert_eq!(model.spec().importance.as_ref(), Some(importance));
+    }
+}

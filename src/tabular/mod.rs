@@ -1,17 +1,25 @@
 //! Tabular models: the fitted feature pipeline, the target encoding and the
 //! MLP together — trained from a raw table, predicting on raw records.
 
+mod compressed;
+#[cfg(test)]
+mod compressed_tests;
 mod evaluate;
 mod explain;
 #[cfg(test)]
 mod explain_tests;
+mod importance;
 mod predict;
 mod train;
 
+pub use compressed::{CompressedNet, CompressionReport, Precision, PrecisionCost};
 pub use evaluate::{evaluate, Metrics};
 pub use explain::{
     ColumnAttribution, ExplainError, ExplainOptions, Explanation, TokenAttribution,
     COMPLETENESS_TOLERANCE, DEFAULT_STEPS, MAX_REFINED_STEPS, STEPS_RANGE,
+};
+pub use importance::{
+    permutation_importance, ColumnImportance, PermutationImportance, IMPORTANCE_MAX_ROWS,
 };
 pub use predict::{InstanceError, Prediction, PredictionBatch};
 pub use train::{
@@ -38,6 +46,12 @@ pub struct TabularModel {
     pub mlp: Mlp,
     /// The reference record explanations start from (one field per pipeline input).
     pub baseline: Map<String, Value>,
+    /// Permutation importance measured at the end of training.
+    pub importance: Option<PermutationImportance>,
+    /// What the `f16` and `int8` copies cost, measured at the end of training.
+    pub compression: Option<CompressionReport>,
+    /// The compressed copies, built on first use (`Err`: refused, why): `[f16, int8]`.
+    pub(crate) copies: [std::sync::OnceLock<Result<CompressedNet, String>>; 2],
 }
 
 /// The serializable part of a tabular model (everything but the weights).
@@ -51,6 +65,13 @@ pub struct TabularSpec {
     /// pipeline's statistics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Map<String, Value>>,
+    /// Permutation importance per input column on the validation rows, measured
+    /// at the end of training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importance: Option<PermutationImportance>,
+    /// Size and accuracy cost of `f16` and `int8` serving, on the validation rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<CompressionReport>,
 }
 
 impl TabularModel {
@@ -61,6 +82,8 @@ impl TabularModel {
             pipeline: self.pipeline.clone(),
             target_encoder: self.encoder.clone(),
             baseline: Some(self.baseline.clone()),
+            importance: self.importance.clone(),
+            compression: self.compression.clone(),
         }
     }
 
@@ -109,6 +132,9 @@ impl TabularModel {
             encoder: spec.target_encoder,
             mlp,
             baseline,
+            importance: spec.importance,
+            compression: spec.compression,
+            copies: Default::default(),
         })
     }
 }

@@ -97,6 +97,40 @@ impl TabularModel {
         })
     }
 
+    /// [`TabularModel::predict_records`] with a compressed copy of the network.
+    pub fn predict_records_with(
+        &self,
+        records: &[Map<String, Value>],
+        net: &super::CompressedNet,
+    ) -> Result<PredictionBatch, InstanceError> {
+        let width = self.pipeline.width();
+        let mut x = Array2::zeros((records.len(), width));
+        let mut ignored: Vec<String> = Vec::new();
+        for (index, (record, mut row)) in records.iter().zip(x.rows_mut()).enumerate() {
+            let row = row
+                .as_slice_mut()
+                .expect("rows of a standard-layout array are contiguous");
+            self.pipeline
+                .transform_record(record, row)
+                .map_err(|error| InstanceError { index, error })?;
+            for field in self.pipeline.unknown_fields(record) {
+                if !ignored.iter().any(|f| f == field) {
+                    ignored.push(field.to_string());
+                }
+            }
+        }
+        ignored.sort();
+        let out = net.predict(x.view());
+        Ok(PredictionBatch {
+            predictions: out
+                .rows()
+                .into_iter()
+                .map(|r| self.decode(&r.to_vec()))
+                .collect(),
+            ignored_fields: ignored,
+        })
+    }
+
     /// Head outputs for a feature matrix (n, width).
     pub fn predict_features(&self, x: ndarray::ArrayView2<f32>) -> Array2<f32> {
         self.mlp.predict(x)

@@ -269,9 +269,12 @@ pub fn train(
     };
 
     let baseline = pipeline.baseline_record(table, &train_rows);
-    let model = TabularModel {
+    let mut model = TabularModel {
         target: spec.target.clone(),
         baseline,
+        importance: None,
+        compression: None,
+        copies: Default::default(),
         pipeline,
         encoder,
         mlp: outcome.model,
@@ -284,6 +287,13 @@ pub fn train(
     };
     let mut metrics = evaluate(&model, table, scored)?;
     metrics.evaluated_on = Some(evaluated_on.to_string());
+    model.importance = Some(super::permutation_importance(
+        &model,
+        table,
+        scored,
+        spec.params.seed,
+    )?);
+    model.compression = Some(model.compression_report(table, scored)?);
     Ok(TrainedModel {
         model,
         schema,
