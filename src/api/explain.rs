@@ -94,7 +94,9 @@ pub async fn explain(
     ApiJson(request): ApiJson<ExplainRequest>,
 ) -> ApiResult<Json<ExplainResponse>> {
     let Some(model) = request.model.clone() else {
-        return Err(ApiError::unprocessable("missing_field", "`model` is required").with("field", "model"));
+        return Err(
+            ApiError::unprocessable("missing_field", "`model` is required").with("field", "model"),
+        );
     };
     run(&state, model, request).await
 }

@@ -43,7 +43,10 @@ pub async fn export(
     if !EXPORT_FORMATS.contains(&format.as_str()) {
         return Err(ApiError::unprocessable(
             "unsupported_format",
-            format!("`format` is `{format}`; supported: {}", EXPORT_FORMATS.join(", ")),
+            format!(
+                "`format` is `{format}`; supported: {}",
+                EXPORT_FORMATS.join(", ")
+            ),
         )
         .with("field", "format"));
     }

@@ -13,8 +13,8 @@ use prost::Message;
 
 use super::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use crate::data::{EncodingView, TargetEncoder, MISSING_TOKENS};
 use crate::nn::{Activation, Head, LEAKY_RELU_SLOPE};
@@ -152,9 +152,7 @@ pub fn to_onnx(model: &TabularModel, name: &str, version: u32) -> Result<Vec<u8>
                 return Err(unsupported(column.name, "a hashed categorical column"))
             }
             EncodingView::Text => return Err(unsupported(column.name, "a text column")),
-            EncodingView::Image { .. } => {
-                return Err(unsupported(column.name, "an image column"))
-            }
+            EncodingView::Image { .. } => return Err(unsupported(column.name, "an image column")),
             EncodingView::Audio => return Err(unsupported(column.name, "an audio column")),
         }
     }
@@ -194,9 +192,21 @@ pub fn to_onnx(model: &TabularModel, name: &str, version: u32) -> Result<Vec<u8>
                 let p = g.node("Sigmoid", "", &[&hidden], vec![]);
                 let one = g.float_const(&[], vec![1.0]);
                 let q = g.node("Sub", "", &[&one, &p], vec![]);
-                g.node_named("Concat", "", &[&q, &p], vec![int("axis", 1)], "probabilities");
+                g.node_named(
+                    "Concat",
+                    "",
+                    &[&q, &p],
+                    vec![int("axis", 1)],
+                    "probabilities",
+                );
             } else {
-                g.node_named("Softmax", "", &[&hidden], vec![int("axis", 1)], "probabilities");
+                g.node_named(
+                    "Softmax",
+                    "",
+                    &[&hidden],
+                    vec![int("axis", 1)],
+                    "probabilities",
+                );
             }
             let best = g.node(
                 "ArgMax",
@@ -251,7 +261,9 @@ pub fn to_onnx(model: &TabularModel, name: &str, version: u32) -> Result<Vec<u8>
         producer_name: Some("myelin".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         model_version: Some(i64::from(version)),
-        doc_string: Some(format!("Model `{name}` version {version}, exported by Myelin.")),
+        doc_string: Some(format!(
+            "Model `{name}` version {version}, exported by Myelin."
+        )),
         graph: Some(graph),
         metadata_props: vec![StringStringEntryProto {
             key: Some("target".into()),
@@ -278,7 +290,12 @@ fn missing(g: &mut Graph, input: &str) -> String {
 fn activation(g: &mut Graph, activation: Activation, z: &str) -> String {
     match activation {
         Activation::Relu => g.node("Relu", "", &[z], vec![]),
-        Activation::LeakyRelu => g.node("LeakyRelu", "", &[z], vec![float("alpha", LEAKY_RELU_SLOPE)]),
+        Activation::LeakyRelu => g.node(
+            "LeakyRelu",
+            "",
+            &[z],
+            vec![float("alpha", LEAKY_RELU_SLOPE)],
+        ),
         Activation::Tanh => g.node("Tanh", "", &[z], vec![]),
         Activation::Sigmoid => g.node("Sigmoid", "", &[z], vec![]),
         Activation::Identity => g.node("Identity", "", &[z], vec![]),
@@ -315,7 +332,13 @@ impl Graph {
         format!("{}_{}", hint.to_ascii_lowercase(), self.next)
     }
 
-    fn node(&mut self, op: &str, domain: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> String {
+    fn node(
+        &mut self,
+        op: &str,
+        domain: &str,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+    ) -> String {
         let output = self.fresh(op);
         self.node_named(op, domain, inputs, attrs, &output);
         output

@@ -48,8 +48,14 @@ fn model(rows: Vec<Value>, target: &str, overrides: &[(&str, ColumnKind)]) -> Ta
 fn rows(n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| {
-            json!({"age": (i % 50) as f64 + if i % 7 == 0 { f64::NAN } else { 0.0 },
-                   "plan": ["basic", "pro", "team"][i % 3], "autopay": i % 2 == 0,
+            let plan = ["basic", "pro", "team"][i % 3];
+            let age = if i % 7 == 0 {
+                Value::Null
+            } else {
+                json!((i % 50) as f64)
+            };
+            json!({"age": age,
+                   "plan": plan, "autopay": i % 2 == 0,
                    "note": format!("customer {i}"), "churned": if i % 5 < 2 { "yes" } else { "no" },
                    "price": (i % 13) as f64 * 1.5})
         })
@@ -84,15 +90,30 @@ fn inputs_are_the_raw_columns_and_outputs_label_and_probabilities() {
         inputs,
         [
             ("age".to_string(), float),
-            ("plan".to_string(), string),
-            ("autopay".to_string(), float)
+            ("autopay".to_string(), float),
+            ("plan".to_string(), string)
         ]
     );
-    let outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone().unwrap()).collect();
+    let outputs: Vec<String> = graph
+        .output
+        .iter()
+        .map(|o| o.name.clone().unwrap())
+        .collect();
     assert_eq!(outputs, ["label", "probabilities"]);
     assert_eq!(proto.model_version, Some(3));
-    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_deref().unwrap()).collect();
-    for op in ["Imputer", "Scaler", "LabelEncoder", "OneHot", "Gemm", "Concat"] {
+    let ops: Vec<&str> = graph
+        .node
+        .iter()
+        .map(|n| n.op_type.as_deref().unwrap())
+        .collect();
+    for op in [
+        "Imputer",
+        "Scaler",
+        "LabelEncoder",
+        "OneHot",
+        "Gemm",
+        "Concat",
+    ] {
         assert!(ops.contains(&op), "{op} missing from {ops:?}");
     }
 }

@@ -13,7 +13,11 @@ impl Mlp {
     ///
     /// # Panics
     /// If `x.ncols() != self.inputs()` or `output >= self.outputs()`.
-    pub fn output_gradients(&self, x: ArrayView2<f32>, output: usize) -> (Array1<f32>, Array2<f32>) {
+    pub fn output_gradients(
+        &self,
+        x: ArrayView2<f32>,
+        output: usize,
+    ) -> (Array1<f32>, Array2<f32>) {
         assert_eq!(x.ncols(), self.inputs(), "input width");
         assert!(output < self.outputs(), "output index");
         // Forward pass keeping every layer's pre-activations and activations.
@@ -21,7 +25,11 @@ impl Mlp {
         let mut post: Vec<Array2<f32>> = Vec::with_capacity(self.layers.len());
         let last = self.layers.len() - 1;
         for (index, layer) in self.layers.iter().enumerate() {
-            let input = if index == 0 { x } else { post[index - 1].view() };
+            let input = if index == 0 {
+                x
+            } else {
+                post[index - 1].view()
+            };
             let mut z = Array2::zeros((x.nrows(), layer.outputs()));
             layer.forward_into(input, z.view_mut());
             let a = if index == last {
@@ -88,7 +96,8 @@ impl Mlp {
         assert!(steps > 0, "steps");
         let width = x.len();
         // Ends first, then the midpoints, in chunks bounding memory.
-        let ends = Array2::from_shape_fn((2, width), |(r, c)| if r == 0 { x[c] } else { baseline[c] });
+        let ends =
+            Array2::from_shape_fn((2, width), |(r, c)| if r == 0 { x[c] } else { baseline[c] });
         let (end_values, _) = self.output_gradients(ends.view(), output);
         let mut sum = vec![0.0_f64; width];
         let chunk = (1 << 20) / width.max(1);

@@ -42,19 +42,21 @@ pub async fn explain(
     let version = loaded.card.version;
     let name = loaded.card.name.clone();
     let explanations = tokio::task::spawn_blocking(move || match &loaded.model {
-        ServingModel::Tabular(model) => model
-            .explain_records(&instances, &options)
-            .map_err(|e| match e {
-                ExplainError::Instance(i) => PredictError::Instance(i),
-                e @ (ExplainError::UnknownClass { .. } | ExplainError::ClassOnRegression) => {
-                    PredictError::InvalidRequest {
-                        code: "invalid_class",
-                        field: "class",
-                        message: e.to_string(),
+        ServingModel::Tabular(model) => {
+            model
+                .explain_records(&instances, &options)
+                .map_err(|e| match e {
+                    ExplainError::Instance(i) => PredictError::Instance(i),
+                    e @ (ExplainError::UnknownClass { .. } | ExplainError::ClassOnRegression) => {
+                        PredictError::InvalidRequest {
+                            code: "invalid_class",
+                            field: "class",
+                            message: e.to_string(),
+                        }
                     }
-                }
-                e @ ExplainError::Baseline(_) => PredictError::Internal(e.to_string()),
-            }),
+                    e @ ExplainError::Baseline(_) => PredictError::Internal(e.to_string()),
+                })
+        }
         ServingModel::Recommender(_) => Err(PredictError::WrongModelKind {
             model: loaded.card.name.clone(),
             kind: "recommender",

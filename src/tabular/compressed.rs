@@ -19,7 +19,9 @@ const REPORT_MAX_ROWS: usize = 5_000;
 const REPORT_MAX_VALUES: usize = 8_000_000;
 
 /// The number format of the weights a model is served with.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// The trained weights.
@@ -143,7 +145,13 @@ impl CompressedNet {
         }
         let outputs = self.mlp.outputs();
         let mut out = Array2::zeros((x.nrows(), outputs));
-        let widest = self.mlp.layers().iter().map(|l| l.outputs()).max().unwrap_or(0);
+        let widest = self
+            .mlp
+            .layers()
+            .iter()
+            .map(|l| l.outputs())
+            .max()
+            .unwrap_or(0);
         let (mut current, mut next) = (Vec::new(), Vec::with_capacity(widest));
         let mut scratch = (Vec::new(), Vec::new());
         let last = self.layers.len().saturating_sub(1);
@@ -262,7 +270,7 @@ impl TabularModel {
         let x = self.pipeline.transform(table, rows)?;
         let reference = CompressedNet::new(&self.mlp, Precision::F32);
         let (score, labels) = self.score(&reference, x.view(), table, rows)?;
-        let mut cost = |precision| -> Result<PrecisionCost, TabularError> {
+        let cost = |precision| -> Result<PrecisionCost, TabularError> {
             let net = CompressedNet::new(&self.mlp, precision);
             let (s, l) = self.score(&net, x.view(), table, rows)?;
             Ok(PrecisionCost {
@@ -304,8 +312,16 @@ impl TabularModel {
             }
             Task::Regression => {
                 let y = self.encoder.encode(table, rows)?;
-                let truth: Vec<f64> = y.column(0).iter().map(|&z| self.encoder.decode_value(z)).collect();
-                let pred: Vec<f64> = out.column(0).iter().map(|&z| self.encoder.decode_value(z)).collect();
+                let truth: Vec<f64> = y
+                    .column(0)
+                    .iter()
+                    .map(|&z| self.encoder.decode_value(z))
+                    .collect();
+                let pred: Vec<f64> = out
+                    .column(0)
+                    .iter()
+                    .map(|&z| self.encoder.decode_value(z))
+                    .collect();
                 (metrics::r2(&truth, &pred), None)
             }
         })

@@ -62,8 +62,16 @@ pub fn permutation_importance(
             }
             Task::Regression => {
                 let y = model.encoder.encode(table, rows)?;
-                let truth: Vec<f64> = y.column(0).iter().map(|&z| model.encoder.decode_value(z)).collect();
-                let pred: Vec<f64> = out.column(0).iter().map(|&z| model.encoder.decode_value(z)).collect();
+                let truth: Vec<f64> = y
+                    .column(0)
+                    .iter()
+                    .map(|&z| model.encoder.decode_value(z))
+                    .collect();
+                let pred: Vec<f64> = out
+                    .column(0)
+                    .iter()
+                    .map(|&z| model.encoder.decode_value(z))
+                    .collect();
                 metrics::rmse(&truth, &pred)
             }
         })

@@ -12,12 +12,25 @@ async fn a_request_names_the_precision_and_the_card_records_its_cost() {
     let card = app.get_ok("/models/churn/versions/1").await;
     let compression = &card["compression"];
     let f32_bytes = compression["f32_bytes"].as_u64().unwrap();
-    assert!(compression["int8"]["bytes"].as_u64().unwrap() < f32_bytes, "{card:#}");
-    assert!(compression["f16"]["bytes"].as_u64().unwrap() < f32_bytes, "{card:#}");
+    assert!(
+        compression["int8"]["bytes"].as_u64().unwrap() < f32_bytes,
+        "{card:#}"
+    );
+    assert!(
+        compression["f16"]["bytes"].as_u64().unwrap() < f32_bytes,
+        "{card:#}"
+    );
     assert!(compression["int8"]["accuracy_drop"].is_number(), "{card:#}");
 
     let instances: Vec<_> = (0..20)
-        .map(|i| churn_instance(i * 3, ["basic", "pro", "standard"][i as usize % 3], i % 2 == 0, 40.0 + i as f64))
+        .map(|i| {
+            churn_instance(
+                i * 3,
+                ["basic", "pro", "standard"][i as usize % 3],
+                i % 2 == 0,
+                40.0 + i as f64,
+            )
+        })
         .collect();
     let plain = app
         .predict(&json!({"model": "churn", "instances": instances}))
@@ -27,7 +40,9 @@ async fn a_request_names_the_precision_and_the_card_records_its_cost() {
         let answer = app
             .predict(&json!({"model": "churn", "instances": instances, "precision": precision}))
             .await;
-        let drop = compression[precision]["accuracy_drop"].as_f64().unwrap_or(0.0);
+        let drop = compression[precision]["accuracy_drop"]
+            .as_f64()
+            .unwrap_or(0.0);
         let expected = if drop > 0.01 { "f32" } else { precision };
         assert_eq!(answer["precision"], expected, "{answer:#}");
         for (a, b) in answer["predictions"]
@@ -65,7 +80,9 @@ async fn the_configured_precision_applies_and_an_over_budget_copy_is_refused() {
     .await;
     train_churn(&app, "churn", 72).await;
     let card = app.get_ok("/models/churn/versions/1").await;
-    let drop = card["compression"]["int8"]["accuracy_drop"].as_f64().unwrap();
+    let drop = card["compression"]["int8"]["accuracy_drop"]
+        .as_f64()
+        .unwrap();
     let answer = app
         .predict(&json!({"model": "churn", "instances": [churn_instance(5, "basic", false, 30.0)]}))
         .await;

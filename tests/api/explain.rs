@@ -38,14 +38,22 @@ async fn explanations_add_up_and_explain_the_predicted_probability() {
             r
         })
         .collect();
-    let answer = explain(&app, "/explain", &json!({"model": "churn", "instances": instances, "steps": 32})).await;
+    let answer = explain(
+        &app,
+        "/explain",
+        &json!({"model": "churn", "instances": instances, "steps": 32}),
+    )
+    .await;
     let predicted = app
         .predict(&json!({"model": "churn", "instances": instances}))
         .await;
     assert_eq!(answer["version"], 1);
     let explanations = answer["explanations"].as_array().unwrap();
     assert_eq!(explanations.len(), 30);
-    for (e, p) in explanations.iter().zip(predicted["predictions"].as_array().unwrap()) {
+    for (e, p) in explanations
+        .iter()
+        .zip(predicted["predictions"].as_array().unwrap())
+    {
         assert_complete(e);
         assert_eq!(e["class"], p["label"], "{e:#}");
         let label = p["label"].as_str().unwrap();
@@ -81,8 +89,13 @@ async fn explanations_add_up_and_explain_the_predicted_probability() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_explanations_are_in_target_units() {
     let app = spawn_app().await;
-    app.train(&train_request("prices", "y", regression_rows(300, 3), tiny_params(30)))
-        .await;
+    app.train(&train_request(
+        "prices",
+        "y",
+        regression_rows(300, 3),
+        tiny_params(30),
+    ))
+    .await;
     let answer = explain(
         &app,
         "/explain",
@@ -93,7 +106,9 @@ async fn regression_explanations_are_in_target_units() {
     assert!(e.get("class").is_none(), "{e:#}");
     assert_complete(e);
     let predicted = app
-        .predict(&json!({"model": "prices", "instances": [{"x1": 9.0, "x2": 0.5, "region": "north"}]}))
+        .predict(
+            &json!({"model": "prices", "instances": [{"x1": 9.0, "x2": 0.5, "region": "north"}]}),
+        )
         .await;
     let value = predicted["predictions"][0]["value"].as_f64().unwrap();
     assert!((value - e["prediction"].as_f64().unwrap()).abs() < 1e-3 * value.abs().max(1.0));
@@ -114,9 +129,11 @@ async fn text_columns_list_their_top_tokens_and_images_a_pixel_map() {
                    "stars": (i % 5) as f64, "good": if good { "yes" } else { "no" }})
         })
         .collect();
-    app.train(&json!({"model": "reviews", "target": "good", "columns": {"review": "text"},
-                      "params": tiny_params(30), "data": rows}))
-        .await;
+    app.train(
+        &json!({"model": "reviews", "target": "good", "columns": {"review": "text"},
+                      "params": tiny_params(30), "data": rows}),
+    )
+    .await;
     let answer = explain(
         &app,
         "/explain",
@@ -134,7 +151,9 @@ async fn text_columns_list_their_top_tokens_and_images_a_pixel_map() {
     let tokens = review["tokens"].as_array().unwrap();
     assert!(!tokens.is_empty(), "{e:#}");
     assert!(
-        tokens.iter().any(|t| t["token"].as_str().unwrap().contains("awful")),
+        tokens
+            .iter()
+            .any(|t| t["token"].as_str().unwrap().contains("awful")),
         "{e:#}"
     );
 
@@ -146,7 +165,11 @@ async fn text_columns_list_their_top_tokens_and_images_a_pixel_map() {
                 .map(|p| {
                     let (x, y) = (p % 4, p / 4);
                     let on = [x == 1 + i % 2, y == 1 + i % 2, x == y][shape];
-                    if on { 9 } else { (i * p) as u32 % 3 }
+                    if on {
+                        9
+                    } else {
+                        (i * p) as u32 % 3
+                    }
                 })
                 .collect();
             json!({"pixels": pixels, "shape": shapes[shape]})
@@ -175,7 +198,10 @@ async fn text_columns_list_their_top_tokens_and_images_a_pixel_map() {
         .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
         .sum();
     let column = e["attributions"][0]["attribution"].as_f64().unwrap();
-    assert!((total - column).abs() < 1e-3 * column.abs().max(1e-3), "{e:#}");
+    assert!(
+        (total - column).abs() < 1e-3 * column.abs().max(1e-3),
+        "{e:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,8 +210,11 @@ async fn bad_explanation_requests_answer_problems_naming_the_field() {
     train_churn(&app, "churn", 62).await;
     let one = churn_instance(10, "basic", true, 50.0);
     let problem = assert_problem(
-        app.post_json("/explain", &json!({"model": "churn", "instances": [one], "class": "maybe"}))
-            .await,
+        app.post_json(
+            "/explain",
+            &json!({"model": "churn", "instances": [one], "class": "maybe"}),
+        )
+        .await,
         422,
         Some("invalid_class"),
     )
@@ -193,30 +222,40 @@ async fn bad_explanation_requests_answer_problems_naming_the_field() {
     assert_eq!(problem["field"], "class");
     assert!(detail(&problem).contains("maybe"));
     let problem = assert_problem(
-        app.post_json("/explain", &json!({"model": "churn", "instances": [one], "steps": 0}))
-            .await,
+        app.post_json(
+            "/explain",
+            &json!({"model": "churn", "instances": [one], "steps": 0}),
+        )
+        .await,
         422,
         Some("invalid_parameter"),
     )
     .await;
     assert_eq!(problem["field"], "steps");
     let problem = assert_problem(
-        app.post_json("/explain", &json!({"model": "churn", "instances": [{"tenure": 3}]}))
-            .await,
+        app.post_json(
+            "/explain",
+            &json!({"model": "churn", "instances": [{"tenure": 3}]}),
+        )
+        .await,
         422,
         Some("missing_field"),
     )
     .await;
     assert_eq!(problem["instance_index"], 0);
     assert_problem(
-        app.post_json("/explain", &json!({"model": "churn", "instances": [one, one, one, one]}))
-            .await,
+        app.post_json(
+            "/explain",
+            &json!({"model": "churn", "instances": [one, one, one, one]}),
+        )
+        .await,
         413,
         Some("too_many_instances"),
     )
     .await;
     assert_problem(
-        app.post_json("/explain", &json!({"model": "nope", "instances": [one]})).await,
+        app.post_json("/explain", &json!({"model": "nope", "instances": [one]}))
+            .await,
         404,
         Some("model_not_found"),
     )

@@ -134,7 +134,11 @@ impl FeaturePipeline {
                             count += 1;
                         }
                     }
-                    number(if count == 0 { None } else { Some(sum / count as f64) })
+                    number(if count == 0 {
+                        None
+                    } else {
+                        Some(sum / count as f64)
+                    })
                 }
                 Encoder::Boolean { .. } => {
                     let (mut trues, mut present) = (0usize, 0usize);
