@@ -126,7 +126,8 @@ def main():
         f32_path = Path(tmp) / "adult.onnx"
         int8_path = Path(tmp) / "adult-int8.onnx"
         f32_path.write_bytes(exported)
-        quantize_dynamic(str(f32_path), str(int8_path), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(f32_path), str(int8_path), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": 1})
         feeds = {}
         for column in cards["adult"]["pipeline"]["columns"]:
             name = column["name"]
