@@ -188,6 +188,6 @@ fn permutation_importance_ranks_the_informative_column_first() {
             assert!(other.importance.abs() < 0.1 * top, "{importance:?}");
         }
         // Stored in the card's spec.
-        assert_eq!(model.spec().importance.as_ref(), Some(importance));
+        assert_eq!(model.spec().importance.as_deref(), Some(importance));
     }
 }

@@ -68,10 +68,10 @@ pub struct TabularSpec {
     /// Permutation importance per input column on the validation rows, measured
     /// at the end of training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub importance: Option<PermutationImportance>,
+    pub importance: Option<Box<PermutationImportance>>,
     /// Size and accuracy cost of `f16` and `int8` serving, on the validation rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression: Option<CompressionReport>,
+    pub compression: Option<Box<CompressionReport>>,
 }
 
 impl TabularModel {
@@ -82,8 +82,8 @@ impl TabularModel {
             pipeline: self.pipeline.clone(),
             target_encoder: self.encoder.clone(),
             baseline: Some(self.baseline.clone()),
-            importance: self.importance.clone(),
-            compression: self.compression.clone(),
+            importance: self.importance.clone().map(Box::new),
+            compression: self.compression.clone().map(Box::new),
         }
     }
 
@@ -132,8 +132,8 @@ impl TabularModel {
             encoder: spec.target_encoder,
             mlp,
             baseline,
-            importance: spec.importance,
-            compression: spec.compression,
+            importance: spec.importance.map(|b| *b),
+            compression: spec.compression.map(|b| *b),
             copies: Default::default(),
         })
     }
