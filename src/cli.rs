@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `train`, `predict`, `eval`, `openapi`.
+//! The command line: `serve` (default), `train`, `predict`, `eval`, `export`, `openapi`.
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
@@ -34,6 +34,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Print a stored model's metrics on a labelled file.
     Eval(EvalArgs),
+    /// Write a stored model as one ONNX file (pipeline and network).
+    Export(ExportArgs),
     /// Print the OpenAPI document.
     Openapi,
     /// Exit 0 when the local server answers GET /healthz (for container health checks).
@@ -152,6 +154,18 @@ pub struct PredictArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// Output file; .json writes JSON, anything else CSV. Default: CSV on stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub model: StoredModelArgs,
+    /// Format: onnx.
+    #[arg(long, default_value = "onnx")]
+    pub format: String,
+    /// Output file (default: `<name>-v<version>.onnx`).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -487,6 +501,30 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         batch.predictions.len(),
         args.model.name,
         loaded.card.version
+    );
+    Ok(())
+}
+
+/// `myelin export`.
+pub fn export(args: ExportArgs) -> anyhow::Result<()> {
+    if args.format != "onnx" {
+        bail!("format `{}` is not supported; supported: onnx", args.format);
+    }
+    let (_, loaded) = load_stored(&args.model)?;
+    let model = tabular_of(&loaded, &args.model.name)?;
+    let version = loaded.card.version;
+    let bytes = crate::export::to_onnx(model, &args.model.name, version)?;
+    let path = args
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("{}-v{version}.onnx", args.model.name)));
+    std::fs::File::create(&path)
+        .and_then(|mut file| file.write_all(&bytes))
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "{} version {version} written to {} ({} bytes)",
+        args.model.name,
+        path.display(),
+        bytes.len()
     );
     Ok(())
 }

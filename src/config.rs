@@ -26,11 +26,25 @@ pub struct Settings {
     pub http: HttpSettings,
     pub grpc: GrpcSettings,
     pub auth: AuthSettings,
+    /// Compressed serving of tabular models.
+    pub serving: ServingSettings,
     /// Caps on recommendation training and serving.
     pub recommend: RecommendCaps,
     pub interactions: InteractionLogSettings,
     /// Caps on the audio clips accepted for decoding.
     pub audio: crate::data::AudioLimits,
+}
+
+/// Which weights tabular models are served with.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServingSettings {
+    /// The default precision.
+    pub precision: crate::tabular::Precision,
+    /// Largest accuracy a compressed copy may lose; above it the model is served in f32.
+    pub max_accuracy_drop: f64,
+    /// Precision per model name, over `precision`.
+    pub models: std::collections::BTreeMap<String, crate::tabular::Precision>,
 }
 
 /// The per-model interaction logs of `POST /interactions`.
@@ -314,6 +328,12 @@ impl Settings {
             if value == 0 {
                 return Err(SettingsError(format!("`{key}` must be at least 1, got 0")));
             }
+        }
+        let drop = self.serving.max_accuracy_drop;
+        if !(drop.is_finite() && drop >= 0.0) {
+            return Err(SettingsError(format!(
+                "`serving.max_accuracy_drop` must be a number at least 0, got {drop}"
+            )));
         }
         let clip = self.audio.max_clip_secs;
         if !(clip.is_finite() && clip > 0.0) {

@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod export;
 pub mod fuzz;
 pub mod grpc;
 pub mod jobs;

@@ -9,6 +9,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(args) => cli::train(args),
         Command::Predict(args) => cli::predict(args),
         Command::Eval(args) => cli::eval(args),
+        Command::Export(args) => cli::export(args),
         Command::Healthcheck(args) => cli::healthcheck(args),
         Command::Openapi => {
             println!("{}", myelin::api::openapi_json());

@@ -57,6 +57,8 @@ pub fn required_access(
         "/metrics" => protected(auth.protect_metrics),
         "/predict"
         | "/models/{name}/predict"
+        | "/explain"
+        | "/models/{name}/explain"
         | "/recommend"
         | "/interactions"
         | "/models/{name}/items/{item}/similar"
@@ -74,6 +76,7 @@ pub fn required_access(
         | "/models"
         | "/models/{name}"
         | "/models/{name}/versions/{version}"
+        | "/models/{name}/versions/{version}/export"
         | "/models/{name}/users"
             if read =>
         {
@@ -204,6 +207,11 @@ mod tests {
             Access::Scope(Admin)
         );
         assert_eq!(rule(Method::POST, "/predict"), Access::Scope(Inference));
+        assert_eq!(rule(Method::POST, "/explain"), Access::Scope(Inference));
+        assert_eq!(
+            rule(Method::POST, "/models/{name}/explain"),
+            Access::Scope(Inference)
+        );
         assert_eq!(rule(Method::GET, "/recommend"), Access::Scope(Inference));
         assert_eq!(
             rule(Method::POST, "/interactions"),

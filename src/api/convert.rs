@@ -91,6 +91,9 @@ impl From<PredictError> for ApiError {
                     .with("model", model)
                     .with("kind", kind)
             }
+            PredictError::InvalidRequest { code, field, .. } => {
+                ApiError::unprocessable(code, detail).with("field", field)
+            }
             PredictError::Internal(m) => ApiError::internal(m),
         }
     }

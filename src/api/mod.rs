@@ -5,6 +5,8 @@ pub mod auth;
 pub mod convert;
 pub mod datasets;
 pub mod error;
+pub mod explain;
+pub mod export;
 pub mod extract;
 pub mod health;
 pub mod jobs;
@@ -47,6 +49,7 @@ use error::ApiError;
         models::list_models, models::get_model, models::get_version, models::delete_version,
         models::put_alias, models::delete_alias,
         predict::predict, predict::predict_named,
+        explain::explain, explain::explain_named, export::export,
         recommend::recommend_get, recommend::recommend_post, recommend::log_interactions,
         recommend::similar, recommend::users,
         health::healthz, health::readyz, health::metrics,
@@ -206,11 +209,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(models::get_version).delete(models::delete_version),
         )
         .route(
+            "/models/{name}/versions/{version}/export",
+            get(export::export),
+        )
+        .route(
             "/models/{name}/aliases/{alias}",
             put(models::put_alias).delete(models::delete_alias),
         )
         .route("/models/{name}/predict", post(predict::predict_named))
         .route("/predict", post(predict::predict))
+        .route("/models/{name}/explain", post(explain::explain_named))
+        .route("/explain", post(explain::explain))
         .route(
             "/recommend",
             get(recommend::recommend_get).post(recommend::recommend_post),

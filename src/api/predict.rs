@@ -12,7 +12,7 @@ use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath};
 use crate::service::predict::{self, VersionSelector};
 use crate::service::AppState;
-use crate::tabular::Prediction;
+use crate::tabular::{Precision, Prediction};
 
 /// A prediction request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -31,6 +31,11 @@ pub struct PredictRequest {
     /// Raw records: the fields the model was trained on. `null` means missing.
     #[schema(value_type = Vec<Object>)]
     pub instances: Vec<Map<String, Value>>,
+    /// Weights to answer with: `f32`, `f16` or `int8` (default: `serving.precision`,
+    /// or the model's entry in `serving.models`). A compressed copy that lost more
+    /// than `serving.max_accuracy_drop` at training is refused: `f32` answers.
+    #[serde(default)]
+    pub precision: Option<Precision>,
 }
 
 /// Predictions, one per instance, in order.
@@ -43,6 +48,9 @@ pub struct PredictResponse {
     pub predictions: Vec<Prediction>,
     /// Instance fields the model does not use.
     pub ignored_fields: Vec<String>,
+    /// The weights that answered, when not `f32` or when the request named a precision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
 }
 
 async fn run(
@@ -54,12 +62,14 @@ async fn run(
         version: request.version,
         alias: request.alias,
     };
-    let out = predict::predict(state, &model, &selector, request.instances).await?;
+    let asked = request.precision;
+    let out = predict::predict_at(state, &model, &selector, request.instances, asked).await?;
     Ok(Json(PredictResponse {
         model: out.model,
         version: out.version,
         predictions: out.predictions,
         ignored_fields: out.ignored_fields,
+        precision: (asked.is_some() || out.precision != Precision::F32).then_some(out.precision),
     }))
 }
 

@@ -223,6 +223,15 @@ impl ImageEncoder {
         (self.width * self.height) as usize * self.mode.channels()
     }
 
+    /// `(width, height, channels)` of the encoded pixels.
+    pub(crate) fn dimensions(&self) -> (usize, usize, usize) {
+        (
+            self.width as usize,
+            self.height as usize,
+            self.mode.channels(),
+        )
+    }
+
     /// Feature names `name#pK`.
     pub(crate) fn feature_names(&self, name: &str, out: &mut Vec<String>) {
         out.extend((0..self.width()).map(|k| format!("{name}#p{k}")));

@@ -27,7 +27,8 @@ pub use image::{
     ImageMode, ImageOptions, PixelLayout, MAX_DECODED_SIDE, MAX_IMAGE_SIDE, MIN_PIXEL_STD,
 };
 pub use pipeline::{
-    check_images, FeaturePipeline, Field, PipelineOptions, MAX_HASH_BUCKETS, MAX_ONE_HOT_LIMIT,
+    check_images, ColumnLayout, EncodingView, FeaturePipeline, Field, PipelineOptions,
+    MAX_HASH_BUCKETS, MAX_ONE_HOT_LIMIT,
 };
 pub use read::{read_csv, read_json_rows, read_ndjson, table_from_records, ReadLimits};
 pub use schema::{

@@ -51,6 +51,9 @@ use super::error::{snippet, DataError, RecordError};
 use super::schema::{ColumnKind, Schema};
 use super::table::Table;
 
+mod layout;
+pub use layout::{ColumnLayout, EncodingView};
+
 /// Largest accepted `max_one_hot`.
 pub const MAX_ONE_HOT_LIMIT: usize = 1_000;
 /// Largest accepted `hash_buckets`.

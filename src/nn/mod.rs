@@ -8,6 +8,7 @@ mod activation;
 mod cooperative;
 mod dense;
 mod evaluate;
+mod gradient;
 mod loss;
 pub mod metrics;
 mod mlp;

@@ -39,7 +39,7 @@ mod metrics;
 mod model;
 mod params;
 mod persist;
-mod quant;
+pub(crate) mod quant;
 mod topk;
 
 pub use attributes::{AttributeColumns, Attributes, ItemFilter, COLD_NEIGHBOURS};

@@ -13,6 +13,9 @@
 //! (one byte instead of two, no pass over the output per group of rows) and, with
 //! AVX-512 VNNI, 64 multiply-adds per instruction. Ranking quality through the API is
 //! checked against the `f32` model in `bench/recommend/eval_http.py`.
+//!
+//! Tabular networks share it for `int8` serving (`tabular::compressed`), scaling each
+//! row's activations into `[-1, 1]` first.
 
 use ndarray::ArrayView2;
 
@@ -62,6 +65,11 @@ impl QuantizedColumns {
             scale,
             offset,
         }
+    }
+
+    /// Bytes held: the padded `i8` rows, the scales and the offsets.
+    pub(crate) fn bytes(&self) -> usize {
+        self.values.len() + 4 * self.scale.len() + 4 * self.offset.len()
     }
 
     /// `out[j] += Σ_h a[h] · D[h, j]` for the first `out.len()` items, `a` in `[-1, 1]`

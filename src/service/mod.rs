@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod datasets;
+pub mod explain;
+pub mod export;
 pub mod interactions;
 pub mod oip;
 pub mod predict;

@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use crate::registry::{LoadedModel, RegistryError, ServingModel};
-use crate::tabular::{InstanceError, Prediction, PredictionBatch, TabularModel};
+use crate::tabular::{
+    CompressedNet, InstanceError, Precision, Prediction, PredictionBatch, TabularModel,
+};
 
 /// A prediction answer.
 #[derive(Debug)]
@@ -16,6 +18,8 @@ pub struct PredictOutput {
     pub version: u32,
     pub predictions: Vec<Prediction>,
     pub ignored_fields: Vec<String>,
+    /// The weights that answered (`f32` when a compressed copy was refused).
+    pub precision: Precision,
 }
 
 /// Why a prediction request failed.
@@ -36,6 +40,12 @@ pub enum PredictError {
         model: String,
         kind: &'static str,
         hint: &'static str,
+    },
+    #[error("{message}")]
+    InvalidRequest {
+        code: &'static str,
+        field: &'static str,
+        message: String,
     },
     #[error("prediction task failed: {0}")]
     Internal(String),
@@ -78,9 +88,20 @@ pub async fn predict(
     selector: &VersionSelector,
     instances: Vec<Map<String, Value>>,
 ) -> Result<PredictOutput, PredictError> {
+    predict_at(state, model, selector, instances, None).await
+}
+
+/// [`predict`] with the weights' precision named (`None`: the configured one).
+pub async fn predict_at(
+    state: &AppState,
+    model: &str,
+    selector: &VersionSelector,
+    instances: Vec<Map<String, Value>>,
+    precision: Option<Precision>,
+) -> Result<PredictOutput, PredictError> {
     check_count(state, instances.len())?;
     let loaded = resolve_and_load(state, model, selector).await?;
-    predict_loaded(state, loaded, instances).await
+    predict_loaded_at(state, loaded, instances, precision).await
 }
 
 /// Records to predict on: JSON records (`/predict`) or anything else the
@@ -88,8 +109,13 @@ pub async fn predict(
 pub trait Instances: Send + Sync + 'static {
     /// Number of records.
     fn count(&self) -> usize;
-    /// Predicts every record; the first unreadable one fails the batch.
-    fn predict(&self, model: &TabularModel) -> Result<PredictionBatch, InstanceError>;
+    /// Predicts every record with the model's own network, or with `net` (a
+    /// compressed copy) when given; the first unreadable record fails the batch.
+    fn predict(
+        &self,
+        model: &TabularModel,
+        net: Option<&CompressedNet>,
+    ) -> Result<PredictionBatch, InstanceError>;
 }
 
 impl Instances for Vec<Map<String, Value>> {
@@ -97,8 +123,15 @@ impl Instances for Vec<Map<String, Value>> {
         self.len()
     }
 
-    fn predict(&self, model: &TabularModel) -> Result<PredictionBatch, InstanceError> {
-        model.predict_records(self)
+    fn predict(
+        &self,
+        model: &TabularModel,
+        net: Option<&CompressedNet>,
+    ) -> Result<PredictionBatch, InstanceError> {
+        match net {
+            None => model.predict_records(self),
+            Some(net) => model.predict_records_with(self, net),
+        }
     }
 }
 
@@ -109,13 +142,28 @@ pub async fn predict_loaded<I: Instances>(
     loaded: Arc<LoadedModel>,
     instances: I,
 ) -> Result<PredictOutput, PredictError> {
+    predict_loaded_at(state, loaded, instances, None).await
+}
+
+/// [`predict_loaded`] with the weights' precision named (`None`: the configured one).
+pub async fn predict_loaded_at<I: Instances>(
+    state: &AppState,
+    loaded: Arc<LoadedModel>,
+    instances: I,
+    precision: Option<Precision>,
+) -> Result<PredictOutput, PredictError> {
     check_count(state, instances.count())?;
     let version = loaded.card.version;
-    let batch = if instances.count() <= state.settings.limits.inline_predict_instances {
-        run(&loaded, &instances)?
+    let serving = &state.settings.serving;
+    let precision = precision
+        .or_else(|| serving.models.get(&loaded.card.name).copied())
+        .unwrap_or(serving.precision);
+    let max_drop = serving.max_accuracy_drop;
+    let (batch, precision) = if instances.count() <= state.settings.limits.inline_predict_instances {
+        run(&loaded, &instances, precision, max_drop)?
     } else {
         let loaded = loaded.clone();
-        tokio::task::spawn_blocking(move || run(&loaded, &instances))
+        tokio::task::spawn_blocking(move || run(&loaded, &instances, precision, max_drop))
             .await
             .map_err(|e| PredictError::Internal(e.to_string()))??
     };
@@ -130,10 +178,11 @@ pub async fn predict_loaded<I: Instances>(
         version,
         predictions: batch.predictions,
         ignored_fields: batch.ignored_fields,
+        precision,
     })
 }
 
-fn check_count(state: &AppState, found: usize) -> Result<(), PredictError> {
+pub(crate) fn check_count(state: &AppState, found: usize) -> Result<(), PredictError> {
     let limit = state.settings.limits.max_instances;
     if found == 0 {
         return Err(PredictError::NoInstances);
@@ -144,9 +193,17 @@ fn check_count(state: &AppState, found: usize) -> Result<(), PredictError> {
     Ok(())
 }
 
-fn run<I: Instances>(loaded: &LoadedModel, instances: &I) -> Result<PredictionBatch, PredictError> {
+fn run<I: Instances>(
+    loaded: &LoadedModel,
+    instances: &I,
+    precision: Precision,
+    max_drop: f64,
+) -> Result<(PredictionBatch, Precision), PredictError> {
     match &loaded.model {
-        ServingModel::Tabular(model) => Ok(instances.predict(model)?),
+        ServingModel::Tabular(model) => match model.serving_copy(precision, max_drop) {
+            Ok(Some(net)) => Ok((instances.predict(model, Some(net))?, precision)),
+            Ok(None) | Err(_) => Ok((instances.predict(model, None)?, Precision::F32)),
+        },
         ServingModel::Recommender(_) => Err(PredictError::WrongModelKind {
             model: loaded.card.name.clone(),
             kind: "recommender",

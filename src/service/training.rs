@@ -318,7 +318,7 @@ pub fn submit(
     let labelled = match spec
         .source
         .strip_prefix("dataset:")
-        .and_then(|id| state.datasets.get(id))
+        .and_then(|id| state.datasets.get(id).ok().flatten())
     {
         Some(meta) if sampled > 0 => sampled_labelled * meta.rows / sampled,
         _ => sampled_labelled,

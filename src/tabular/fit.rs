@@ -94,9 +94,14 @@ pub(crate) fn fit_rows(
     )?;
     let wall_seconds = wall_start.elapsed().as_secs_f64();
     let cpu_seconds = thread_cpu_seconds() - cpu_start;
+    let baseline = pipeline.baseline_record(table, train_rows);
     Ok(Fitted {
         model: TabularModel {
             target: spec.target.clone(),
+            baseline,
+            importance: None,
+            compression: None,
+            copies: Default::default(),
             pipeline,
             encoder,
             mlp: outcome.model,

@@ -2,15 +2,30 @@
 //! MLP together — trained from a raw table, predicting on raw records.
 
 mod adapt;
+mod compressed;
+#[cfg(test)]
+mod compressed_tests;
 mod cv;
 mod evaluate;
+mod explain;
+#[cfg(test)]
+mod explain_tests;
 mod fit;
+mod importance;
 mod predict;
 mod train;
 
 pub use adapt::{adapt, explicit_keys, Validation, SMALL_TABLE_ROWS};
+pub use compressed::{CompressedNet, CompressionReport, Precision, PrecisionCost};
 pub use cv::{CrossValidation, FoldMetrics};
 pub use evaluate::{evaluate, Metrics};
+pub use explain::{
+    ColumnAttribution, ExplainError, ExplainOptions, Explanation, TokenAttribution,
+    COMPLETENESS_TOLERANCE, DEFAULT_STEPS, MAX_REFINED_STEPS, STEPS_RANGE,
+};
+pub use importance::{
+    permutation_importance, ColumnImportance, PermutationImportance, IMPORTANCE_MAX_ROWS,
+};
 pub use predict::{InstanceError, Prediction, PredictionBatch};
 pub use train::{
     planned_epochs, precheck, train, ClassWeight, ClassWeightMode, TabularError, TrainSpec,
@@ -18,6 +33,7 @@ pub use train::{
 };
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::data::{FeaturePipeline, TargetEncoder};
 use crate::nn::Mlp;
@@ -33,6 +49,14 @@ pub struct TabularModel {
     pub encoder: TargetEncoder,
     /// The network; its inputs equal `pipeline.width()`.
     pub mlp: Mlp,
+    /// The reference record explanations start from (one field per pipeline input).
+    pub baseline: Map<String, Value>,
+    /// Permutation importance measured at the end of training.
+    pub importance: Option<PermutationImportance>,
+    /// What the `f16` and `int8` copies cost, measured at the end of training.
+    pub compression: Option<CompressionReport>,
+    /// The compressed copies, built on first use (`Err`: refused, why): `[f16, int8]`.
+    pub(crate) copies: [std::sync::OnceLock<Result<CompressedNet, String>>; 2],
 }
 
 /// The serializable part of a tabular model (everything but the weights).
@@ -41,6 +65,18 @@ pub struct TabularSpec {
     pub target: String,
     pub pipeline: FeaturePipeline,
     pub target_encoder: TargetEncoder,
+    /// The reference record of explanations: training mean / most frequent value
+    /// per column. Absent in models stored before explanations: derived from the
+    /// pipeline's statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Map<String, Value>>,
+    /// Permutation importance per input column on the validation rows, measured
+    /// at the end of training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importance: Option<Box<PermutationImportance>>,
+    /// Size and accuracy cost of `f16` and `int8` serving, on the validation rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Box<CompressionReport>>,
 }
 
 impl TabularModel {
@@ -50,6 +86,9 @@ impl TabularModel {
             target: self.target.clone(),
             pipeline: self.pipeline.clone(),
             target_encoder: self.encoder.clone(),
+            baseline: Some(self.baseline.clone()),
+            importance: self.importance.clone().map(Box::new),
+            compression: self.compression.clone().map(Box::new),
         }
     }
 
@@ -85,11 +124,22 @@ impl TabularModel {
                 mlp.outputs()
             ));
         }
+        let baseline = spec
+            .baseline
+            .unwrap_or_else(|| spec.pipeline.default_baseline());
+        let mut features = vec![0.0; spec.pipeline.width()];
+        spec.pipeline
+            .transform_record(&baseline, &mut features)
+            .map_err(|e| format!("the baseline record cannot be encoded: {e}"))?;
         Ok(TabularModel {
             target: spec.target,
             pipeline: spec.pipeline,
             encoder: spec.target_encoder,
             mlp,
+            baseline,
+            importance: spec.importance.map(|b| *b),
+            compression: spec.compression.map(|b| *b),
+            copies: Default::default(),
         })
     }
 }

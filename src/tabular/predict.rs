@@ -53,7 +53,7 @@ impl TabularModel {
         records: &[Map<String, Value>],
     ) -> Result<PredictionBatch, InstanceError> {
         let mut ignored: Vec<String> = Vec::new();
-        let mut batch = self.predict_rows(records.len(), |index, dense, sparse| {
+        let mut batch = self.predict_rows(records.len(), None, |index, dense, sparse| {
             let record = &records[index];
             self.pipeline
                 .transform_record_split(record, dense, sparse)?;
@@ -73,21 +73,25 @@ impl TabularModel {
     /// column `column` (in `pipeline.inputs()` order) of record `row`, `None`
     /// when absent. The same answers as [`TabularModel::predict_records`] on
     /// the same values, without building JSON records.
+    /// With `net`, the compressed copy of the network answers.
     pub fn predict_fields<'r>(
         &self,
         n: usize,
+        net: Option<&super::CompressedNet>,
         field: impl Fn(usize, usize) -> Option<Field<'r>>,
     ) -> Result<PredictionBatch, InstanceError> {
-        self.predict_rows(n, |index, dense, sparse| {
+        self.predict_rows(n, net, |index, dense, sparse| {
             self.pipeline
                 .transform_fields_split(|column, _| field(index, column), dense, sparse)
         })
     }
 
-    /// Encodes `n` records with `encode(index, dense_row, sparse)` and runs the network.
+    /// Encodes `n` records with `encode(index, dense_row, sparse)` and runs the
+    /// network (or `net`, a compressed copy, on the densified features).
     fn predict_rows(
         &self,
         n: usize,
+        net: Option<&super::CompressedNet>,
         mut encode: impl FnMut(usize, &mut [f32], &mut CsrMatrix) -> Result<(), RecordError>,
     ) -> Result<PredictionBatch, InstanceError> {
         let width = self.pipeline.dense_width();
@@ -107,6 +111,29 @@ impl TabularModel {
                 )
                 .map_err(|error| InstanceError { index, error })?;
             }
+            if let Some(net) = net {
+                let full = self.pipeline.width();
+                let mut x = Array2::<f32>::zeros((n, full));
+                for (i, mut row) in x.rows_mut().into_iter().enumerate() {
+                    for (j, &v) in features[i * width..(i + 1) * width].iter().enumerate() {
+                        row[j] = v;
+                    }
+                    let (indices, values) = sparse.row(i);
+                    for (&c, &v) in indices.iter().zip(values) {
+                        row[width + c as usize] = v;
+                    }
+                }
+                let y = net.predict(x.view());
+                let predictions = y
+                    .rows()
+                    .into_iter()
+                    .map(|r| self.decode(&r.to_vec()))
+                    .collect();
+                return Ok(PredictionBatch {
+                    predictions,
+                    ignored_fields: Vec::new(),
+                });
+            }
             out.clear();
             out.resize(n * outputs, 0.0);
             // Both buffers were just resized to exactly these shapes.
@@ -123,6 +150,40 @@ impl TabularModel {
                 predictions,
                 ignored_fields: Vec::new(),
             })
+        })
+    }
+
+    /// [`TabularModel::predict_records`] with a compressed copy of the network.
+    pub fn predict_records_with(
+        &self,
+        records: &[Map<String, Value>],
+        net: &super::CompressedNet,
+    ) -> Result<PredictionBatch, InstanceError> {
+        let width = self.pipeline.width();
+        let mut x = Array2::zeros((records.len(), width));
+        let mut ignored: Vec<String> = Vec::new();
+        for (index, (record, mut row)) in records.iter().zip(x.rows_mut()).enumerate() {
+            let row = row
+                .as_slice_mut()
+                .expect("rows of a standard-layout array are contiguous");
+            self.pipeline
+                .transform_record(record, row)
+                .map_err(|error| InstanceError { index, error })?;
+            for field in self.pipeline.unknown_fields(record) {
+                if !ignored.iter().any(|f| f == field) {
+                    ignored.push(field.to_string());
+                }
+            }
+        }
+        ignored.sort();
+        let out = net.predict(x.view());
+        Ok(PredictionBatch {
+            predictions: out
+                .rows()
+                .into_iter()
+                .map(|r| self.decode(&r.to_vec()))
+                .collect(),
+            ignored_fields: ignored,
         })
     }
 

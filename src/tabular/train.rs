@@ -265,10 +265,18 @@ pub fn train(
     } else {
         (&valid_rows, "validation")
     };
-    let mut metrics = evaluate(&fitted.model, table, scored)?;
+    let mut model = fitted.model;
+    let mut metrics = evaluate(&model, table, scored)?;
     metrics.evaluated_on = Some(evaluated_on.to_string());
+    model.importance = Some(super::permutation_importance(
+        &model,
+        table,
+        scored,
+        params.seed,
+    )?);
+    model.compression = Some(model.compression_report(table, scored)?);
     Ok(TrainedModel {
-        model: fitted.model,
+        model,
         schema,
         metrics,
         history: fitted.history,

@@ -8,7 +8,7 @@ use super::tensor::{InputTensor, TensorData};
 use super::OipError;
 use crate::data::{ColumnKind, Field, RecordError};
 use crate::service::predict::Instances;
-use crate::tabular::{InstanceError, PredictionBatch, TabularModel};
+use crate::tabular::{CompressedNet, InstanceError, PredictionBatch, TabularModel};
 
 /// The name of the `[N, F]` tensor of all-numeric models.
 pub const MATRIX_INPUT: &str = "input";
@@ -83,8 +83,12 @@ impl Instances for TensorRecords {
         self.rows
     }
 
-    fn predict(&self, model: &TabularModel) -> Result<PredictionBatch, InstanceError> {
-        model.predict_fields(self.rows, |row, column| self.field(row, column))
+    fn predict(
+        &self,
+        model: &TabularModel,
+        net: Option<&CompressedNet>,
+    ) -> Result<PredictionBatch, InstanceError> {
+        model.predict_fields(self.rows, net, |row, column| self.field(row, column))
     }
 }
 
