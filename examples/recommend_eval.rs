@@ -332,7 +332,7 @@ fn read_users(path: &str) -> Attributes {
 fn protocol_params(protocol: &str, overrides: Option<&str>) -> RecommenderParams {
     let mut params = RecommenderParams {
         holdout: if protocol == "loo" {
-            HoldoutKind::Last
+            HoldoutKind::Temporal
         } else {
             HoldoutKind::Random
         },

@@ -140,7 +140,7 @@ impl Recommender {
             }
             bias[j] = -0.1 * (1.0 + j as f32).ln();
         }
-        let encoder = decoder.t().to_owned();
+        let encoder = decoder.t().as_standard_layout().into_owned();
         let dae = Dae {
             encoder,
             encoder_bias: Array1::zeros(hidden),

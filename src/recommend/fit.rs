@@ -295,9 +295,9 @@ fn best_on<'c>(
 ///
 /// `temporal` and `random` splits take the best score on their targets. `auto` (both
 /// target sets) starts from the best timestamp-free candidate (recency 0) on the random
-/// targets and switches to the best candidate on the latest targets only if that one
-/// beats it there by more than the standard error while staying within the standard
-/// error of it on the random targets.
+/// targets and switches to the best recency-weighted candidate on the latest targets
+/// only if that one beats it there by more than the standard error while staying within
+/// the standard error of it on the random targets.
 fn choose(candidates: &[Candidate], kind: HoldoutKind) -> Option<(Candidate, HoldoutKind)> {
     match kind {
         HoldoutKind::Temporal => {
@@ -313,7 +313,8 @@ fn choose(candidates: &[Candidate], kind: HoldoutKind) -> Option<(Candidate, Hol
                 return Some((base.clone(), HoldoutKind::Random));
             };
             let next = best_on(candidates, true, |c| {
-                score_on(c, false).is_some_and(|(s, _)| s >= base_random - random_error)
+                c.power > 0.0
+                    && score_on(c, false).is_some_and(|(s, _)| s >= base_random - random_error)
             });
             match next {
                 Some(next)
