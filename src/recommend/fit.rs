@@ -275,11 +275,11 @@ fn score_on(c: &Candidate, latest: bool) -> Option<(f64, f64)> {
 }
 
 /// The best candidate on one protocol, among those `allowed`.
-fn best_on<'c>(
-    candidates: &'c [Candidate],
+fn best_on(
+    candidates: &[Candidate],
     latest: bool,
     allowed: impl Fn(&Candidate) -> bool,
-) -> Option<&'c Candidate> {
+) -> Option<&Candidate> {
     let mut best: Option<(&Candidate, f64)> = None;
     for c in candidates.iter().filter(|c| allowed(c)) {
         if let Some((score, _)) = score_on(c, latest) {
