@@ -151,6 +151,12 @@ fn evaluate(
     )
     .expect("fit");
     let fit_secs = started.elapsed().as_secs_f64();
+    for stage in &report.stages {
+        eprintln!(
+            "  stage {:<40} {:7.2} s wall {:7.2} s CPU",
+            stage.stage, stage.wall_secs, stage.cpu_secs
+        );
+    }
     let model = report.model;
     let n = model.n_items();
     // Test items per known user.
@@ -326,7 +332,7 @@ fn read_users(path: &str) -> Attributes {
 fn protocol_params(protocol: &str, overrides: Option<&str>) -> RecommenderParams {
     let mut params = RecommenderParams {
         holdout: if protocol == "loo" {
-            HoldoutKind::Last
+            HoldoutKind::Temporal
         } else {
             HoldoutKind::Random
         },

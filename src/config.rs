@@ -302,6 +302,7 @@ impl Settings {
             ("store.cache_capacity", self.store.cache_capacity),
             ("recommend.max_k", self.recommend.max_k),
             ("recommend.max_items", self.recommend.max_items),
+            ("recommend.index_probes", self.recommend.index_probes),
             (
                 "interactions.max_events_per_model",
                 self.interactions.max_events_per_model,

@@ -5,7 +5,7 @@
 mod record;
 mod store;
 
-pub use record::{JobError, JobInput, JobRecord, JobStatus};
+pub use record::{JobError, JobInput, JobRecord, JobStage, JobStatus};
 pub use store::JobStore;
 
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +26,8 @@ use crate::nn::EpochReport;
 pub struct RunOutcome {
     pub version: u32,
     pub metrics: Value,
+    /// Time of each training stage, copied into the record.
+    pub stages: Vec<JobStage>,
 }
 
 /// Why a run ended without a version.
@@ -583,6 +585,7 @@ impl JobSystem {
         if let Some(outcome) = outcome {
             record.version = Some(outcome.version);
             record.metrics = Some(outcome.metrics);
+            record.stages = outcome.stages;
             record.progress = 1.0;
         }
         let snapshot = record.clone();
@@ -673,6 +676,7 @@ impl JobRecord {
             history: Vec::new(),
             eta_secs: None,
             metrics: None,
+            stages: Vec::new(),
             version: None,
             error: None,
             created_at: Utc::now(),

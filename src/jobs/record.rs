@@ -8,6 +8,17 @@ use utoipa::ToSchema;
 
 use crate::nn::EpochReport;
 
+/// One stage of a training run and its cost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobStage {
+    /// What ran, e.g. `autoencoder (validation, 40 epochs)`.
+    pub stage: String,
+    /// Wall-clock seconds.
+    pub wall_secs: f64,
+    /// CPU seconds of the training thread.
+    pub cpu_secs: f64,
+}
+
 /// Lifecycle: queued → running → succeeded | failed | cancelled;
 /// interrupted when the process stopped while the job ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -81,6 +92,9 @@ pub struct JobRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub metrics: Option<Value>,
+    /// Wall and CPU time of each training stage, in order (recommenders).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<JobStage>,
     /// The version the job produced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,

@@ -36,6 +36,7 @@ async fn a_panic_inside_training_fails_that_job_and_the_worker_keeps_running_job
         Ok(RunOutcome {
             version: 7,
             metrics: Value::Null,
+            stages: Vec::new(),
         })
     });
     let store = JobStore::new(crate::storage::Store::in_memory(dir.path()));

@@ -29,5 +29,7 @@ pub use optim::{OptimizerKind, Schedule};
 pub use params::{invalid_param, Caps, ParamError, RegressionLossKind, TrainParams};
 pub use sparse::CsrMatrix;
 pub use tensors::{NamedTensor, NnError};
-pub use train::{fit, should_stop, Control, EpochReport, FitOutcome, TrainError, TrainSet};
+pub use train::{
+    fit, should_stop, thread_cpu_seconds, Control, EpochReport, FitOutcome, TrainError, TrainSet,
+};
 pub use trainer::Trainer;

@@ -76,18 +76,6 @@ impl Dae {
         }
     }
 
-    /// Logits over all items: `a · D + d`, as `hidden` axpy passes over decoder rows.
-    pub fn decode_into(&self, hidden: &[f32], out: &mut [f32]) {
-        out.copy_from_slice(self.decoder_bias.as_slice().expect("contiguous"));
-        let rows = self.decoder.as_slice().expect("standard layout");
-        add_rows(
-            rows,
-            self.n_items(),
-            hidden.iter().copied().enumerate(),
-            out,
-        );
-    }
-
     /// Item output embeddings as rows `(n_items, hidden)` (the decoder's columns).
     pub fn item_embeddings(&self) -> Array2<f32> {
         self.decoder.t().as_standard_layout().into_owned()
@@ -176,7 +164,12 @@ pub(crate) struct DaeTrainer {
 
 impl DaeTrainer {
     pub fn new(n_items: usize, config: DaeConfig) -> DaeTrainer {
-        let model = Dae::new(n_items, config.hidden, config.seed);
+        DaeTrainer::with_model(Dae::new(n_items, config.hidden, config.seed), config)
+    }
+
+    /// A trainer continuing from `model` (fresh optimiser state).
+    pub fn with_model(model: Dae, config: DaeConfig) -> DaeTrainer {
+        let n_items = model.n_items();
         let mut shuffle_rng = ChaCha8Rng::seed_from_u64(config.seed);
         shuffle_rng.set_stream(SHUFFLE_STREAM);
         let mut dropout_rng = ChaCha8Rng::seed_from_u64(config.seed);

@@ -2,10 +2,6 @@
 
 use std::time::Instant;
 
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-
 use crate::nn::{Control, EpochReport};
 
 use super::attributes::Attributes;
@@ -13,17 +9,18 @@ use super::dae::{Dae, DaeConfig, DaeTrainer};
 use super::data::{Dataset, Interactions};
 use super::ease::{Ease, SideInfo, UserFeatures, UserInputs};
 use super::error::RecommendError;
-use super::metrics::{HoldoutMetrics, RankingAccumulator, RankingMetrics};
-use super::model::{blend_into, Parts, Recommender, RecommenderSpec, SPEC_FORMAT};
+use super::holdout::{popularity_metrics, split, validate, Evaluation, Holdout, Scorers};
+use super::ivf::{default_lists, IvfIndex};
+use super::metrics::HoldoutMetrics;
+use super::model::{Parts, Recommender, RecommenderSpec, SPEC_FORMAT};
 use super::params::{Component, HoldoutKind, RecommendCaps, RecommenderParams};
-use super::topk::top_k;
+use super::stages::{FitStage, Stages};
 
-/// ChaCha stream of the validation split.
-const SPLIT_STREAM: u64 = 20;
 /// Blend weights tried on the validation split.
 const BLEND_GRID: [f32; 11] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
-/// Recency exponents tried on a `last` validation split when `recency_power` is `None`.
-const RECENCY_GRID: [f32; 4] = [0.0, 0.5, 1.0, 1.5];
+/// Recency exponents tried on a `temporal` or `auto` validation split when
+/// `recency_power` is `None`.
+const RECENCY_GRID: [f32; 5] = [0.0, 0.25, 0.5, 1.0, 1.5];
 /// Item attribute strengths tried on the validation split when `attribute_weight` is
 /// `None` and item attributes are given.
 const ATTRIBUTE_GRID: [f32; 2] = [0.0, 0.2];
@@ -51,6 +48,8 @@ pub struct FitReport {
     /// One report per autoencoder epoch: validation epochs first (with NDCG@10 as
     /// `valid_metric`), then refit epochs numbered after them (no metric).
     pub history: Vec<EpochReport>,
+    /// Wall and CPU time of every stage, in order.
+    pub stages: Vec<FitStage>,
 }
 
 impl Recommender {
@@ -148,66 +147,17 @@ fn side_info<'a>(postings: &'a [Vec<u32>], data: &Dataset, weight: f32) -> Optio
     })
 }
 
-/// Held-out items of sampled users, and the training data without them.
-struct Holdout {
-    kind: HoldoutKind,
-    train: Dataset,
-    users: Vec<u32>,
-    targets: Vec<Vec<u32>>,
+/// Epochs the refit continues the validated autoencoder on all interactions: a quarter
+/// of the epochs it was selected at, at least 2.
+fn refit_epochs(selected: usize) -> usize {
+    selected.div_ceil(4).max(2)
 }
 
-fn split(data: &Dataset, params: &RecommenderParams) -> Option<Holdout> {
-    let kind = match params.holdout {
-        HoldoutKind::None => return None,
-        HoldoutKind::Auto if data.times.is_some() => HoldoutKind::Last,
-        HoldoutKind::Auto => HoldoutKind::Random,
-        other => other,
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
-    rng.set_stream(SPLIT_STREAM);
-    let mut users: Vec<u32> = (0..data.n_users() as u32)
-        .filter(|&u| data.range(u as usize).len() >= 2)
-        .collect();
-    if users.is_empty() {
-        return None;
-    }
-    users.shuffle(&mut rng);
-    users.truncate(params.holdout_max_users);
-    users.sort_unstable();
-    let mut held = vec![false; data.items.len()];
-    let mut targets = Vec::with_capacity(users.len());
-    for &user in &users {
-        let range = data.range(user as usize);
-        let len = range.len();
-        let chosen: Vec<usize> = match kind {
-            HoldoutKind::Last => vec![range.end - 1],
-            _ => {
-                let count =
-                    ((len as f32 * params.holdout_fraction).round() as usize).clamp(1, len - 1);
-                let mut positions: Vec<usize> = range.collect();
-                positions.shuffle(&mut rng);
-                positions.truncate(count);
-                positions
-            }
-        };
-        targets.push(chosen.iter().map(|&j| data.items[j]).collect());
-        for j in chosen {
-            held[j] = true;
-        }
-    }
-    Some(Holdout {
-        kind,
-        train: data.filter(|j| !held[j]),
-        users,
-        targets,
-    })
-}
-
-/// Recency used while selecting autoencoder epochs: the fixed value, else 1 on a `last`
-/// split and 0 on a `random` one.
+/// Recency used while selecting autoencoder epochs: the fixed value, else 1 on a
+/// `temporal` split and 0 otherwise.
 fn provisional_recency(params: &RecommenderParams, holdout: &Holdout) -> f32 {
     params.recency_power.unwrap_or(
-        if holdout.kind == HoldoutKind::Last && holdout.train.times.is_some() {
+        if holdout.kind == HoldoutKind::Temporal && holdout.train.times.is_some() {
             1.0
         } else {
             0.0
@@ -215,91 +165,19 @@ fn provisional_recency(params: &RecommenderParams, holdout: &Holdout) -> f32 {
     )
 }
 
-/// The scorers being validated.
-struct Scorers<'a> {
-    dae: Option<&'a Dae>,
-    ease: Option<&'a Ease>,
-}
-
-/// Ranks held-out users' items with every blend weight in `alphas` (the autoencoder's
-/// weight; ignored when only one scorer exists) and returns one metrics set per weight.
-fn validate(
-    holdout: &Holdout,
-    scorers: &Scorers,
-    power: f32,
-    alphas: &[f32],
-) -> Vec<RankingMetrics> {
-    let n = holdout.train.n_items();
-    let mut accs: Vec<RankingAccumulator> =
-        alphas.iter().map(|_| RankingAccumulator::new(n)).collect();
-    let mut history = Vec::new();
-    let (mut hidden, mut a, mut b, mut blended) =
-        (Vec::new(), vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-    let mut seen = super::model::ItemSet::new(n);
-    let mut buf = Vec::new();
-    for (&user, targets) in holdout.users.iter().zip(&holdout.targets) {
-        holdout
-            .train
-            .weighted_history(user as usize, power, &mut history);
-        seen.clear();
-        history.iter().for_each(|&(i, _)| seen.insert(i));
-        if let Some(dae) = scorers.dae {
-            hidden.resize(dae.hidden(), 0.0);
-            dae.encode_into(&history, &mut hidden);
-            dae.decode_into(&hidden, &mut a);
-        }
-        if let Some(ease) = scorers.ease {
-            ease.score_into(&history, Some(user), &mut b);
-        }
-        for (&alpha, acc) in alphas.iter().zip(accs.iter_mut()) {
-            let scores: &[f32] = match (scorers.dae, scorers.ease) {
-                (Some(_), Some(_)) => {
-                    blend_into(&a, &b, alpha, &mut blended);
-                    &blended
-                }
-                (Some(_), None) => &a,
-                _ => &b,
-            };
-            let ranked = top_k(scores, 20, &|i| seen.contains(i), None, &mut buf);
-            let ranked: Vec<u32> = ranked.into_iter().map(|(i, _)| i).collect();
-            acc.add(&ranked, targets);
-        }
-    }
-    accs.iter().map(RankingAccumulator::finish).collect()
-}
-
-fn popularity_metrics(holdout: &Holdout) -> RankingMetrics {
-    let popularity = holdout.train.popularity(None);
-    let n = holdout.train.n_items();
-    let mut acc = RankingAccumulator::new(n);
-    let mut seen = super::model::ItemSet::new(n);
-    let mut buf = Vec::new();
-    for (&user, targets) in holdout.users.iter().zip(&holdout.targets) {
-        seen.clear();
-        let range = holdout.train.range(user as usize);
-        holdout.train.items[range]
-            .iter()
-            .for_each(|&i| seen.insert(i));
-        let ranked: Vec<u32> = top_k(&popularity, 20, &|i| seen.contains(i), None, &mut buf)
-            .into_iter()
-            .map(|(i, _)| i)
-            .collect();
-        acc.add(&ranked, targets);
-    }
-    acc.finish()
-}
-
 struct DaeRun {
     model: Dae,
     epochs: usize,
 }
 
-/// Trains the autoencoder for up to `epochs`; with a holdout, keeps the weights of the
-/// epoch with the best validation NDCG@10 and stops after `patience` epochs without one.
+/// Trains the autoencoder (from `start` when given, else from a seeded initialisation)
+/// for up to `epochs`; with a holdout, keeps the weights of the epoch with the best
+/// validation NDCG@10 and stops after `patience` epochs without one.
 #[allow(clippy::too_many_arguments)]
 fn train_dae(
     data: &Dataset,
     params: &RecommenderParams,
+    start: Option<Dae>,
     epochs: usize,
     holdout: Option<&Holdout>,
     first_epoch: usize,
@@ -315,7 +193,10 @@ fn train_dae(
         weight_decay: params.weight_decay,
         seed: params.seed,
     };
-    let mut trainer = DaeTrainer::new(data.n_items(), config);
+    let mut trainer = match start {
+        Some(model) => DaeTrainer::with_model(model, config),
+        None => DaeTrainer::new(data.n_items(), config),
+    };
     let cancel = control.cancel;
     let cancelled = || crate::nn::should_stop(cancel);
     let mut best: Option<(f64, usize, Dae)> = None;
@@ -331,7 +212,7 @@ fn train_dae(
                 dae: Some(&trainer.model),
                 ease: None,
             };
-            validate(h, &scorers, provisional_recency(params, h), &[1.0])[0].ndcg_at_10
+            validate(h, &scorers, provisional_recency(params, h), &[1.0])[0].ndcg()
         });
         let report = EpochReport {
             epoch: first_epoch + epoch,
@@ -373,14 +254,80 @@ fn train_dae(
     })
 }
 
-/// The configuration chosen on the validation split, with its score and metrics.
-struct Choice {
-    score: f64,
+/// A configuration scored on the validation split.
+#[derive(Clone, Debug)]
+struct Candidate {
     strength: f32,
     user_strength: f32,
     power: f32,
     alpha: f32,
-    metrics: RankingMetrics,
+    evaluation: Evaluation,
+}
+
+/// The protocol a candidate is judged on and its selection score there.
+fn score_on(c: &Candidate, latest: bool) -> Option<(f64, f64)> {
+    let scored = if latest {
+        c.evaluation.latest.as_ref()
+    } else {
+        c.evaluation.random.as_ref()
+    };
+    scored.map(|s| (s.score, s.error))
+}
+
+/// The best candidate on one protocol, among those `allowed`.
+fn best_on(
+    candidates: &[Candidate],
+    latest: bool,
+    allowed: impl Fn(&Candidate) -> bool,
+) -> Option<&Candidate> {
+    let mut best: Option<(&Candidate, f64)> = None;
+    for c in candidates.iter().filter(|c| allowed(c)) {
+        if let Some((score, _)) = score_on(c, latest) {
+            if best.is_none_or(|(_, b)| score > b) {
+                best = Some((c, score));
+            }
+        }
+    }
+    best.map(|(c, _)| c)
+}
+
+/// The candidate kept and the protocol it was judged on (`temporal` or `random`).
+///
+/// `temporal` and `random` splits take the best score on their targets. `auto` (both
+/// target sets) starts from the best timestamp-free candidate (recency 0) on the random
+/// targets and switches to the best recency-weighted candidate on the latest targets
+/// only if that one beats it there by more than the standard error while staying within
+/// the standard error of it on the random targets.
+fn choose(candidates: &[Candidate], kind: HoldoutKind) -> Option<(Candidate, HoldoutKind)> {
+    match kind {
+        HoldoutKind::Temporal => {
+            best_on(candidates, true, |_| true).map(|c| (c.clone(), HoldoutKind::Temporal))
+        }
+        HoldoutKind::Auto => {
+            let base = best_on(candidates, false, |c| c.power == 0.0)
+                .or_else(|| best_on(candidates, false, |_| true))?;
+            let Some((base_random, random_error)) = score_on(base, false) else {
+                return Some((base.clone(), HoldoutKind::Random));
+            };
+            let Some((base_latest, latest_error)) = score_on(base, true) else {
+                return Some((base.clone(), HoldoutKind::Random));
+            };
+            let next = best_on(candidates, true, |c| {
+                c.power > 0.0
+                    && score_on(c, false).is_some_and(|(s, _)| s >= base_random - random_error)
+            });
+            match next {
+                Some(next)
+                    if score_on(next, true)
+                        .is_some_and(|(s, _)| s > base_latest + latest_error) =>
+                {
+                    Some((next.clone(), HoldoutKind::Temporal))
+                }
+                _ => Some((base.clone(), HoldoutKind::Random)),
+            }
+        }
+        _ => best_on(candidates, false, |_| true).map(|c| (c.clone(), HoldoutKind::Random)),
+    }
 }
 
 /// Trains a [`Recommender`] on `data`.
@@ -422,6 +369,7 @@ pub fn fit_with_attributes(
     mut control: Control,
 ) -> Result<FitReport, RecommendError> {
     let started = Instant::now();
+    let mut stages = Stages::start();
     params.check(caps)?;
     let full = Dataset::from_interactions(data, params.use_values, caps)?;
     let n_items = full.n_items();
@@ -434,6 +382,7 @@ pub fn fit_with_attributes(
     let mut history = Vec::new();
 
     let holdout = split(&full, params);
+    stages.lap("prepare");
     let mut blend = match component {
         Component::Dae => 1.0,
         Component::Ease => 0.0,
@@ -442,6 +391,9 @@ pub fn fit_with_attributes(
     let mut epochs = params.epochs;
     let mut recency = params.recency_power.unwrap_or(0.0);
     let mut metrics = None;
+    let mut holdout_used = None;
+    // The autoencoder selected on validation, continued on all interactions by the refit.
+    let mut warm = None;
     let mut trained: Option<(Option<Dae>, Option<Ease>)> = None;
     let postings = match item_attributes {
         Some(attributes) if uses_ease => value_postings(attributes, &full.item_ids),
@@ -488,6 +440,7 @@ pub fn fit_with_attributes(
             let run = train_dae(
                 &holdout.train,
                 params,
+                None,
                 params.epochs,
                 Some(holdout),
                 0,
@@ -496,6 +449,10 @@ pub fn fit_with_attributes(
                 &mut history,
             )?;
             epochs = run.epochs;
+            stages.lap(format!(
+                "autoencoder (validation, {} epochs)",
+                history.len()
+            ));
             Some(run.model)
         } else {
             None
@@ -507,7 +464,7 @@ pub fn fit_with_attributes(
         };
         let recencies: &[f32] = match params.recency_power {
             Some(power) => &[power],
-            None if holdout.kind == HoldoutKind::Last && full.times.is_some() => &RECENCY_GRID,
+            None if holdout.kind != HoldoutKind::Random && full.times.is_some() => &RECENCY_GRID,
             None => &[0.0],
         };
         let strengths: &[f32] = match params.attribute_weight {
@@ -523,49 +480,59 @@ pub fn fit_with_attributes(
             .flat_map(|&s| user_weights.iter().map(move |&u| (s, u)))
             .collect();
         // Joint choice of attribute strengths, recency and blend weight by validation
-        // NDCG@10 + Recall@20. At most two item-item models are alive at once.
-        let mut best: Option<Choice> = None;
-        let mut kept_ease = None;
+        // NDCG@10 + Recall@20 (see `choose`). One item-item model is alive at a time.
+        let mut candidates = Vec::new();
+        let mut last_ease = None;
         for &(strength, user_strength) in &side_choices {
             let ease = fit_item_item(&holdout.train, strength, user_strength)?;
+            if uses_ease {
+                stages.lap("item-item (validation)");
+            }
             let scorers = Scorers {
                 dae: dae.as_ref(),
                 ease: ease.as_ref(),
             };
-            let mut improved = false;
             for &power in recencies {
                 let results = validate(holdout, &scorers, power, alphas);
-                for (&alpha, m) in alphas.iter().zip(results) {
-                    let score = m.ndcg_at_10 + m.recall_at_20;
-                    if best.as_ref().is_none_or(|b| score > b.score) {
-                        best = Some(Choice {
-                            score,
-                            strength,
-                            user_strength,
-                            power,
-                            alpha,
-                            metrics: m,
-                        });
-                        improved = true;
-                    }
+                for (&alpha, evaluation) in alphas.iter().zip(results) {
+                    candidates.push(Candidate {
+                        strength,
+                        user_strength,
+                        power,
+                        alpha,
+                        evaluation,
+                    });
                 }
             }
-            if improved {
-                kept_ease = ease;
-            }
+            last_ease = Some((strength, user_strength, ease));
+            stages.lap("selection");
         }
-        let choice = best.expect("at least one candidate");
+        let (choice, used) = choose(&candidates, holdout.kind)
+            .ok_or_else(|| RecommendError::Data("no validation user could be scored".into()))?;
         attribute_weight = choice.strength;
         user_weight = choice.user_strength;
         recency = choice.power;
         blend = choice.alpha;
-        metrics = Some(HoldoutMetrics {
-            holdout: holdout.kind,
-            model: choice.metrics,
-            popularity: popularity_metrics(holdout),
+        holdout_used = Some(used);
+        let latest = used == HoldoutKind::Temporal;
+        let chosen = if latest {
+            choice.evaluation.latest
+        } else {
+            choice.evaluation.random
+        };
+        metrics = chosen.map(|scored| HoldoutMetrics {
+            holdout: used,
+            model: scored.metrics,
+            popularity: popularity_metrics(holdout, latest),
         });
         if !params.refit {
-            trained = Some((dae, kept_ease));
+            let ease = match last_ease {
+                Some((s, u, ease)) if s == choice.strength && u == choice.user_strength => ease,
+                _ => fit_item_item(&holdout.train, choice.strength, choice.user_strength)?,
+            };
+            trained = Some((dae, ease));
+        } else {
+            warm = dae;
         }
     }
     // Final components: on all interactions (or the validation models without refit).
@@ -573,13 +540,22 @@ pub fn fit_with_attributes(
         Some(parts) => parts,
         None => {
             let ease = fit_item_item(&full, attribute_weight, user_weight)?;
+            if uses_ease {
+                stages.lap("item-item (refit)");
+            }
             let dae = if uses_dae {
                 let first = history.len();
-                Some(
+                let more = if warm.is_some() {
+                    refit_epochs(epochs)
+                } else {
+                    epochs
+                };
+                let dae = Some(
                     train_dae(
                         &full,
                         params,
-                        epochs,
+                        warm.take(),
+                        more,
                         None,
                         first,
                         started,
@@ -587,7 +563,12 @@ pub fn fit_with_attributes(
                         &mut history,
                     )?
                     .model,
-                )
+                );
+                stages.lap(format!("autoencoder (refit, {more} epochs)"));
+                if holdout.is_some() {
+                    epochs += more;
+                }
+                dae
             } else {
                 None
             };
@@ -618,7 +599,10 @@ pub fn fit_with_attributes(
         user_attribute_weight: user_weight,
         user_features: ease.as_ref().map_or(0, |e| e.user_features.count),
         recency_power: recency,
+        holdout_used,
         timestamps: full.times.is_some(),
+        index_lists: 0,
+        index_probes: 0,
         max_k: caps.max_k,
         epochs_trained: if uses_dae { epochs } else { 0 },
         interactions: full.items.len(),
@@ -639,9 +623,27 @@ pub fn fit_with_attributes(
         dae,
         ease,
     })?;
+    stages.lap("assemble");
+    let model = match &model.dae {
+        Some(dae) if component == Component::Dae && n_items > caps.exact_max_items => {
+            let index = IvfIndex::build(
+                dae.decoder.view(),
+                dae.decoder_bias.as_slice().expect("contiguous"),
+                default_lists(n_items),
+                params.seed,
+                &cancelled,
+            )
+            .ok_or(RecommendError::Cancelled)?;
+            let model = model.with_index(index, caps.index_probes);
+            stages.lap(format!("index ({} lists)", model.spec.index_lists));
+            model
+        }
+        _ => model,
+    };
     Ok(FitReport {
         model,
         metrics,
         history,
+        stages: stages.list,
     })
 }

@@ -23,7 +23,8 @@ pub struct RankingMetrics {
 /// on the same held-out users.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HoldoutMetrics {
-    /// How the held-out items were drawn (`last` or `random`).
+    /// How the held-out items were drawn (`temporal` or `random`); under `auto`, the
+    /// protocol whose choice was kept.
     pub holdout: HoldoutKind,
     pub model: RankingMetrics,
     /// Interaction counts (not time-decayed), training items excluded per user.
@@ -37,6 +38,8 @@ pub struct RankingAccumulator {
     ndcg: f64,
     recall: f64,
     users: usize,
+    /// Sum of squares of each user's NDCG@10 + Recall@20 (for its standard error).
+    score_sq: f64,
     covered: Vec<bool>,
 }
 
@@ -47,6 +50,7 @@ impl RankingAccumulator {
             ndcg: 0.0,
             recall: 0.0,
             users: 0,
+            score_sq: 0.0,
             covered: vec![false; n_items],
         }
     }
@@ -76,7 +80,18 @@ impl RankingAccumulator {
         self.ndcg += dcg / ideal;
         self.hr += f64::from(u8::from(hit10));
         let hits20 = ranked.iter().take(20).filter(|i| is_target(i)).count();
-        self.recall += hits20 as f64 / targets.len() as f64;
+        let recall = hits20 as f64 / targets.len() as f64;
+        self.recall += recall;
+        self.score_sq += (dcg / ideal + recall).powi(2);
+    }
+
+    /// Mean over users of NDCG@10 + Recall@20 (the selection score) and its standard
+    /// error.
+    pub fn score_and_error(&self) -> (f64, f64) {
+        let n = self.users.max(1) as f64;
+        let mean = (self.ndcg + self.recall) / n;
+        let variance = (self.score_sq / n - mean * mean).max(0.0);
+        (mean, (variance / (n - 1.0).max(1.0)).sqrt())
     }
 
     pub fn finish(&self) -> RankingMetrics {

@@ -28,18 +28,22 @@
 //! Pure and synchronous apart from [`Recommender::save`] / [`Recommender::load`], which
 //! write and read one version directory.
 
+mod approx;
 mod attributes;
 mod dae;
 mod data;
 mod ease;
 mod error;
 mod fit;
+mod holdout;
+mod ivf;
 mod kernels;
 mod metrics;
 mod model;
 mod params;
 mod persist;
 pub(crate) mod quant;
+mod stages;
 mod topk;
 
 pub use attributes::{AttributeColumns, Attributes, ItemFilter, COLD_NEIGHBOURS};
@@ -50,6 +54,7 @@ pub use metrics::{HoldoutMetrics, RankingAccumulator, RankingMetrics};
 pub use model::{ItemSet, Recommender, RecommenderSpec, ScoreScratch};
 pub use params::{Component, HoldoutKind, RecommendCaps, RecommenderParams};
 pub use persist::{ATTRIBUTES_FILE, VOCAB_FILE, WEIGHTS_FILE};
+pub use stages::FitStage;
 pub use topk::top_k;
 
 #[cfg(test)]

@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 use super::attributes::{cold_neighbours, Attributes, ItemFilter, UserSegments};
 use half::f16;
 
+use super::approx::Approximate;
 use super::dae::Dae;
 use super::ease::Ease;
 use super::error::RecommendError;
 use super::kernels::{add_rows, to_f16};
 use super::metrics::HoldoutMetrics;
-use super::params::{Component, RecommenderParams};
+use super::params::{Component, HoldoutKind, RecommenderParams};
 use super::quant::QuantizedColumns;
 use super::topk::top_k;
 
@@ -47,8 +48,18 @@ pub struct RecommenderSpec {
     /// [`RecommenderParams::recency_power`]); callers posting timestamped histories should
     /// weight them the same way with [`super::recency_weights`].
     pub recency_power: f32,
+    /// The validation protocol whose choice the model keeps (`temporal` or `random`;
+    /// see [`RecommenderParams::holdout`]); `None` without validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout_used: Option<HoldoutKind>,
     /// Whether the training interactions had timestamps.
     pub timestamps: bool,
+    /// Lists of the inverted-file index used for approximate top-k (0: exact scoring).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index_lists: usize,
+    /// Lists probed per request when `index_lists > 0`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index_probes: usize,
     /// Largest `k` served.
     pub max_k: usize,
     /// Autoencoder epochs trained in the final model.
@@ -67,6 +78,10 @@ pub struct RecommenderSpec {
     /// Names of the user attributes (segment popularity for users without history).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user_attributes: Vec<String>,
+}
+
+fn is_zero(value: &usize) -> bool {
+    *value == 0
 }
 
 /// Popularity given to a cold item relative to its content neighbours' (it has none of
@@ -120,13 +135,18 @@ impl ItemSet {
 /// allocate.
 #[derive(Clone, Debug, Default)]
 pub struct ScoreScratch {
-    hidden: Vec<f32>,
-    expanded: Vec<(u32, f32)>,
+    pub(crate) hidden: Vec<f32>,
+    pub(crate) expanded: Vec<(u32, f32)>,
     first: Vec<f32>,
     second: Vec<f32>,
     scores: Vec<f32>,
-    select: Vec<(f32, u32)>,
-    codes: Vec<u8>,
+    pub(crate) select: Vec<(f32, u32)>,
+    pub(crate) codes: Vec<u8>,
+    /// Items and scores re-ranked by the approximate path, and its list ranking.
+    pub(crate) pool: Vec<u32>,
+    pub(crate) pool_scores: Vec<f32>,
+    pub(crate) lists: Vec<(f32, u32)>,
+    pub(crate) list_order: Vec<u32>,
 }
 
 impl ScoreScratch {
@@ -157,13 +177,15 @@ pub struct Recommender {
     /// Serving copies: the decoder (`hidden × n`) in `int8`, one dot product per item
     /// (see `quant`); the encoder (`n × hidden`) and item-item (`n × n`) weights in
     /// `f16`. Scoring streams these matrices, so fewer bytes is less time.
-    decoder8: QuantizedColumns,
+    pub(crate) decoder8: QuantizedColumns,
     encoder16: Vec<f16>,
     item_item16: Vec<f16>,
     /// Item attributes, one row per item index (warm and cold).
     items: Option<Attributes>,
     /// Content neighbours `(warm item, weight)` of each cold item `n_warm + c`.
-    cold: Vec<Vec<(u32, f32)>>,
+    pub(crate) cold: Vec<Vec<(u32, f32)>>,
+    /// The inverted-file index served instead of exact scoring (large catalogs).
+    pub(crate) ann: Option<Approximate>,
     /// User attributes and per-segment popularity.
     segments: Option<UserSegments>,
 }
@@ -310,6 +332,7 @@ impl Recommender {
             embeddings,
             items: None,
             cold: Vec::new(),
+            ann: None,
             segments: None,
         })
     }
@@ -480,7 +503,7 @@ impl Recommender {
 
     /// Autoencoder hidden activations `tanh(Σ x̂_j E[j,:] + c)` (L2-normalised history)
     /// from the `f16` encoder copy.
-    fn encode_into(&self, dae: &Dae, history: &[(u32, f32)], hidden: &mut [f32]) {
+    pub(crate) fn encode_into(&self, dae: &Dae, history: &[(u32, f32)], hidden: &mut [f32]) {
         hidden.copy_from_slice(dae.encoder_bias.as_slice().expect("contiguous"));
         let norm = history.iter().map(|&(_, w)| w * w).sum::<f32>().sqrt();
         if norm > 0.0 {
@@ -516,7 +539,7 @@ impl Recommender {
     }
 
     /// `history` with every cold item replaced by its weighted warm neighbours.
-    fn expand_history(&self, history: &[(u32, f32)], out: &mut Vec<(u32, f32)>) {
+    pub(crate) fn expand_history(&self, history: &[(u32, f32)], out: &mut Vec<(u32, f32)>) {
         let n = self.n_warm() as u32;
         out.clear();
         for &(item, w) in history {
@@ -738,6 +761,12 @@ impl Recommender {
     ) -> Result<Vec<(u32, f32)>, RecommendError> {
         self.check_k(k)?;
         self.check_candidates(candidates)?;
+        if self.is_approximate() {
+            self.check_history(history)?;
+            if history.iter().any(|&(_, w)| w > 0.0) {
+                return Ok(self.approximate_top_k(history, k, exclude, candidates, scratch));
+            }
+        }
         self.score_user_into(user, history, scratch)?;
         Ok(top_k(
             &scratch.scores,
@@ -849,6 +878,19 @@ impl Recommender {
                 pseudo(i * n_items + j + 3)
             }),
         });
+        Recommender::benchmark_parts(n_items, dae, ease)
+    }
+
+    /// An untrained model of `n_items` items around the given components (see
+    /// [`Recommender::benchmark_model`]).
+    pub(crate) fn benchmark_parts(
+        n_items: usize,
+        dae: Option<Dae>,
+        ease: Option<Ease>,
+    ) -> Recommender {
+        let pseudo =
+            |i: usize| ((i.wrapping_mul(2_654_435_761) % 20_011) as f32 / 20_011.0 - 0.5) * 0.1;
+        let hidden = dae.as_ref().map_or(0, Dae::hidden);
         let component = match (dae.is_some(), ease.is_some()) {
             (true, true) => Component::Blend,
             (false, true) => Component::Ease,
@@ -865,7 +907,10 @@ impl Recommender {
             user_attribute_weight: 0.0,
             user_features: 0,
             recency_power: 0.0,
+            holdout_used: None,
             timestamps: false,
+            index_lists: 0,
+            index_probes: 0,
             max_k: 1000,
             epochs_trained: 0,
             interactions: 0,

@@ -20,14 +20,21 @@ pub enum Component {
     Blend,
 }
 
-/// How the validation split used at fit time is drawn (per user).
+/// How the validation split used at fit time is drawn (per user), i.e. what the chosen
+/// configuration is optimised for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HoldoutKind {
-    /// `last` when every interaction has a timestamp, else `random`.
+    /// Without timestamps, `random`. With timestamps, each user's most recent interaction
+    /// and a random `holdout_fraction` of the others are held out together; the
+    /// recency-weighted (next-item) configuration is kept only when it beats the
+    /// timestamp-free one on the latest interactions by more than the standard error and
+    /// loses no more than the standard error on the random ones, else the
+    /// timestamp-free configuration is kept.
     Auto,
-    /// Each user's most recent interaction (next-item setting).
-    Last,
+    /// Each user's most recent interaction (next-item setting); `last` is accepted too.
+    #[serde(alias = "last")]
+    Temporal,
     /// A seeded random `holdout_fraction` of each user's items.
     Random,
     /// No validation: no metrics, no epoch or blend selection.
@@ -77,8 +84,8 @@ pub struct RecommenderParams {
     pub blend: Option<f32>,
     /// History weight `value · (1 + r)^-recency_power` where `r` is the interaction's
     /// recency rank in the user's history (0 = most recent); needs timestamps, `0` turns it
-    /// off. In `[0, 4]`. `None` (default) picks it from `{0, 0.5, 1, 1.5}` on a `last`
-    /// validation split (next-item setting) and uses 0 otherwise.
+    /// off. In `[0, 4]`. `None` (default) picks it from `{0, 0.25, 0.5, 1, 1.5}` on a
+    /// `temporal` or `auto` validation split (timestamps needed) and uses 0 otherwise.
     pub recency_power: Option<f32>,
     /// Use `value` as the interaction weight (repeated pairs add up); otherwise every
     /// interaction counts 1. Default `false`.
@@ -92,8 +99,9 @@ pub struct RecommenderParams {
     pub holdout_fraction: f32,
     /// Users evaluated on the validation split (seeded sample), `>= 1`. Default 2000.
     pub holdout_max_users: usize,
-    /// After validation, train again on all interactions with the selected epoch count and
-    /// blend weight. Default `true`.
+    /// After validation, fit the item-item model again on all interactions and continue
+    /// the selected autoencoder on all of them for a quarter of its selected epochs (at
+    /// least 2). Default `true`.
     pub refit: bool,
     /// Stop the autoencoder after this many epochs without a better validation NDCG@10.
     /// Default `Some(10)`.
@@ -151,6 +159,13 @@ pub struct RecommendCaps {
     pub max_epochs: usize,
     /// Largest `k` served. Default 1000.
     pub max_k: usize,
+    /// Largest catalog scored exactly: an autoencoder-only model trained on more items
+    /// gets an inverted-file index at training and serves an approximate top-k through
+    /// it. Default 50,000.
+    pub exact_max_items: usize,
+    /// Index lists probed per request (at least; more when exclusions leave fewer than
+    /// `k` items). Default 16.
+    pub index_probes: usize,
 }
 
 impl Default for RecommendCaps {
@@ -164,6 +179,8 @@ impl Default for RecommendCaps {
             max_parameters: 100_000_000,
             max_epochs: 1000,
             max_k: 1000,
+            exact_max_items: 50_000,
+            index_probes: 16,
         }
     }
 }

@@ -17,6 +17,7 @@ use super::attributes::Attributes;
 use super::dae::Dae;
 use super::ease::{Ease, UserFeatures};
 use super::error::RecommendError;
+use super::ivf::IvfIndex;
 use super::model::{Parts, Recommender, RecommenderSpec, SPEC_FORMAT};
 
 /// File holding the tensors.
@@ -139,6 +140,16 @@ impl Recommender {
                 ));
                 raws.push(indices_tensor("item_item.user_features.ids", &features.ids));
             }
+        }
+        if let Some(ann) = &self.ann {
+            let index = &ann.index;
+            raws.push(f32_tensor(
+                "index.centroids",
+                vec![index.centroids.nrows(), index.centroids.ncols()],
+                index.centroids.iter().copied(),
+            ));
+            raws.push(offsets_tensor("index.offsets", &index.offsets));
+            raws.push(indices_tensor("index.items", &index.items));
         }
         let mut views = Vec::with_capacity(raws.len());
         for raw in &raws {
@@ -284,7 +295,21 @@ impl Recommender {
         } else {
             None
         };
-        let model = Recommender::from_parts(Parts {
+        let index = if spec.index_lists > 0 {
+            let centroids = matrix("index.centroids", spec.index_lists, h + 2)?;
+            let index = IvfIndex::from_parts(
+                centroids,
+                offsets_of("index.offsets")?,
+                indices_of("index.items")?,
+                n,
+                h,
+            )
+            .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
+            Some(index)
+        } else {
+            None
+        };
+        let mut model = Recommender::from_parts(Parts {
             spec: spec.clone(),
             item_ids: vocab.items,
             user_ids: vocab.users,
@@ -295,6 +320,9 @@ impl Recommender {
             dae,
             ease,
         })?;
+        if let Some(index) = index {
+            model = model.with_index(index, spec.index_probes);
+        }
         let wants_attributes = spec.cold_items > 0
             || !spec.item_attributes.is_empty()
             || !spec.user_attributes.is_empty();

@@ -78,14 +78,8 @@ impl QuantizedColumns {
     /// # Panics
     /// If `a.len() != hidden` or `out` is longer than the number of items.
     pub(crate) fn add_products(&self, a: &[f32], codes: &mut Vec<u8>, out: &mut [f32]) {
-        assert_eq!(a.len(), self.hidden, "activation length");
         assert!(out.len() <= self.scale.len(), "more outputs than items");
-        codes.clear();
-        codes.extend(
-            a.iter()
-                .map(|&v| ((v.clamp(-1.0, 1.0) * 127.0).round() as i32 + 128) as u8),
-        );
-        codes.resize(self.stride, 128);
+        self.quantise_query(a, codes);
         #[cfg(target_arch = "x86_64")]
         if x86::has_vnni() {
             // SAFETY: the CPU supports AVX-512 F/BW/VNNI (checked above); rows and
@@ -98,6 +92,34 @@ impl QuantizedColumns {
             let dot = dot_u8_i8(codes, row);
             *o += self.scale[j] * (dot - self.offset[j]) as f32;
         }
+    }
+}
+
+impl QuantizedColumns {
+    /// Writes the `u8` codes of activations `a` (clamped to `[-1, 1]`), `stride` long,
+    /// into `codes` for [`QuantizedColumns::product`].
+    ///
+    /// # Panics
+    /// If `a.len() != hidden`.
+    pub(crate) fn quantise_query(&self, a: &[f32], codes: &mut Vec<u8>) {
+        assert_eq!(a.len(), self.hidden, "activation length");
+        codes.clear();
+        codes.extend(
+            a.iter()
+                .map(|&v| ((v.clamp(-1.0, 1.0) * 127.0).round() as i32 + 128) as u8),
+        );
+        codes.resize(self.stride, 128);
+    }
+
+    /// `Σ_h a[h] · D[h, j]` for one item from codes written by
+    /// [`QuantizedColumns::quantise_query`]; the same value [`QuantizedColumns::add_products`]
+    /// adds.
+    ///
+    /// # Panics
+    /// If `j` is out of range.
+    pub(crate) fn product(&self, j: usize, codes: &[u8]) -> f32 {
+        let row = &self.values[j * self.stride..(j + 1) * self.stride];
+        self.scale[j] * (dot_u8_i8(codes, row) - self.offset[j]) as f32
     }
 }
 

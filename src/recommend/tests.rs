@@ -225,7 +225,7 @@ fn recency_weighting_favours_recent_items() {
 #[test]
 fn recency_is_chosen_on_a_last_item_split_and_plain_ease_learns_too() {
     let params = RecommenderParams {
-        holdout: HoldoutKind::Auto,
+        holdout: HoldoutKind::Temporal,
         ease_dropout: 0.0,
         ..small_params(Component::Ease)
     };
@@ -233,10 +233,14 @@ fn recency_is_chosen_on_a_last_item_split_and_plain_ease_learns_too() {
     let metrics = report.metrics.expect("metrics");
     assert_eq!(
         metrics.holdout,
-        HoldoutKind::Last,
-        "timestamps make auto pick `last`"
+        HoldoutKind::Temporal,
+        "a temporal split judges on the latest items"
     );
-    assert!([0.0, 0.5, 1.0, 1.5].contains(&report.model.spec().recency_power));
+    assert_eq!(
+        report.model.spec().holdout_used,
+        Some(HoldoutKind::Temporal)
+    );
+    assert!([0.0, 0.25, 0.5, 1.0, 1.5].contains(&report.model.spec().recency_power));
     let model = report.model;
     let given = model.item_index(&item(3, 1)).unwrap();
     let top = model

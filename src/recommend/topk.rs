@@ -109,6 +109,39 @@ pub fn top_k(
     buf.iter().map(|&(s, item)| (item, s)).collect()
 }
 
+/// The `k` best of `items` with parallel `scores` (distinct items, already filtered),
+/// best first, as `(item, score)`; non-finite scores are skipped. `O(n + k log k)`.
+pub(crate) fn top_k_of(
+    items: &[u32],
+    scores: &[f32],
+    k: usize,
+    buf: &mut Vec<(f32, u32)>,
+) -> Vec<(u32, f32)> {
+    buf.clear();
+    if k == 0 {
+        return Vec::new();
+    }
+    if k <= SMALL_K {
+        for (&item, &s) in items.iter().zip(scores) {
+            offer(buf, k, item, s, &|_| false, false);
+        }
+    } else {
+        buf.extend(
+            items
+                .iter()
+                .zip(scores)
+                .filter(|(_, s)| s.is_finite())
+                .map(|(&i, &s)| (s, i)),
+        );
+        if buf.len() > k {
+            buf.select_nth_unstable_by(k - 1, better);
+            buf.truncate(k);
+        }
+        buf.sort_unstable_by(better);
+    }
+    buf.iter().map(|&(s, item)| (item, s)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,8 +171,10 @@ mod tests {
             .map(|(i, &s)| (i as u32, s))
             .collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let items: Vec<u32> = (0..997).collect();
         for k in [1, 5, 50, 128, 129, 997] {
             assert_eq!(top_k(&scores, k, &|_| false, None, &mut buf), all[..k]);
+            assert_eq!(top_k_of(&items, &scores, k, &mut buf), all[..k]);
             let odd = |i: u32| i % 2 == 1;
             let even: Vec<(u32, f32)> = all.iter().copied().filter(|p| !odd(p.0)).collect();
             let got = top_k(&scores, k, &odd, None, &mut buf);

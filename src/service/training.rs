@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 use crate::config::Settings;
 use crate::data::{self, ColumnKind, DataError, PipelineOptions, ReadLimits, Table, Task};
 use crate::jobs::{
-    JobControl, JobError, JobInput, JobRecord, JobStatus, JobStore, RunFailure, RunOutcome, Runner,
+    JobControl, JobError, JobInput, JobRecord, JobStage, JobStatus, JobStore, RunFailure,
+    RunOutcome, Runner,
 };
 use crate::nn::{Control, TrainError, TrainParams};
 use crate::recommend::{
@@ -344,6 +345,7 @@ pub fn submit(
         history: Vec::new(),
         eta_secs: None,
         metrics: None,
+        stages: Vec::new(),
         version: None,
         error: None,
         created_at: chrono::Utc::now(),
@@ -583,7 +585,11 @@ fn run_job(
         .map_err(|e| failed("store_write_failed", e.to_string()))?;
     let version = registry.save(&card, &weights).map_err(save_failure)?;
     let metrics = serde_json::to_value(&trained.metrics).unwrap_or(Value::Null);
-    Ok(RunOutcome { version, metrics })
+    Ok(RunOutcome {
+        version,
+        metrics,
+        stages: Vec::new(),
+    })
 }
 
 /// Maps an engine error to a submit refusal with a stable code.
@@ -686,7 +692,20 @@ fn run_recommendation(
         .map_err(|e| failed("store_write_failed", e.to_string()))?;
     let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
     let version = registry.save_files(&card, &files).map_err(save_failure)?;
-    Ok(RunOutcome { version, metrics })
+    let stages = report
+        .stages
+        .iter()
+        .map(|s| JobStage {
+            stage: s.stage.clone(),
+            wall_secs: s.wall_secs,
+            cpu_secs: s.cpu_secs,
+        })
+        .collect();
+    Ok(RunOutcome {
+        version,
+        metrics,
+        stages,
+    })
 }
 
 /// A job whose version could not be stored: `store_unavailable` when the

@@ -72,7 +72,7 @@ pub(crate) fn fit_rows(
         on_epoch: &mut report_in_target_units,
         cancel,
     };
-    let cpu_start = thread_cpu_seconds();
+    let cpu_start = nn::thread_cpu_seconds();
     let wall_start = Instant::now();
     let outcome = nn::fit(
         TrainSet {
@@ -93,7 +93,7 @@ pub(crate) fn fit_rows(
         control,
     )?;
     let wall_seconds = wall_start.elapsed().as_secs_f64();
-    let cpu_seconds = thread_cpu_seconds() - cpu_start;
+    let cpu_seconds = nn::thread_cpu_seconds() - cpu_start;
     let baseline = pipeline.baseline_record(table, train_rows);
     Ok(Fitted {
         model: TabularModel {
@@ -195,18 +195,4 @@ fn row_weights(
     };
     let indices = encoder.label_indices(table, rows)?;
     Ok(Some(indices.iter().map(|&i| per_class[i]).collect()))
-}
-
-/// CPU seconds consumed by the calling thread.
-pub(crate) fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the provided timespec only.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0.0;
-    }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }

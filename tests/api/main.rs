@@ -27,6 +27,7 @@ mod process;
 mod readme;
 mod recommend;
 mod recommend_attributes;
+mod recommend_scale;
 mod registry;
 mod replicas;
 mod restart;
