@@ -159,7 +159,8 @@ pub async fn predict_loaded_at<I: Instances>(
         .or_else(|| serving.models.get(&loaded.card.name).copied())
         .unwrap_or(serving.precision);
     let max_drop = serving.max_accuracy_drop;
-    let (batch, precision) = if instances.count() <= state.settings.limits.inline_predict_instances {
+    let (batch, precision) = if instances.count() <= state.settings.limits.inline_predict_instances
+    {
         run(&loaded, &instances, precision, max_drop)?
     } else {
         let loaded = loaded.clone();
