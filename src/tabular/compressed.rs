@@ -311,17 +311,7 @@ impl TabularModel {
                 (metrics::accuracy(&truth, &predicted), Some(predicted))
             }
             Task::Regression => {
-                let y = self.encoder.encode(table, rows)?;
-                let truth: Vec<f64> = y
-                    .column(0)
-                    .iter()
-                    .map(|&z| self.encoder.decode_value(z))
-                    .collect();
-                let pred: Vec<f64> = out
-                    .column(0)
-                    .iter()
-                    .map(|&z| self.encoder.decode_value(z))
-                    .collect();
+                let (truth, pred) = super::evaluate::regression_values(self, table, rows, &out)?;
                 (metrics::r2(&truth, &pred), None)
             }
         })

@@ -129,17 +129,7 @@ pub fn evaluate(
             }
         }
         Task::Regression => {
-            let y = model.encoder.encode(table, rows)?;
-            let truth: Vec<f64> = y
-                .column(0)
-                .iter()
-                .map(|&z| model.encoder.decode_value(z))
-                .collect();
-            let pred: Vec<f64> = out
-                .column(0)
-                .iter()
-                .map(|&z| model.encoder.decode_value(z))
-                .collect();
+            let (truth, pred) = regression_values(model, table, rows, &out)?;
             m.rmse = Some(metrics::rmse(&truth, &pred));
             m.mae = Some(metrics::mae(&truth, &pred));
             m.r2 = Some(metrics::r2(&truth, &pred));
@@ -148,6 +138,22 @@ pub fn evaluate(
         }
     }
     Ok(m)
+}
+
+/// Regression targets and predictions of `model` on `rows`, in target units,
+/// from the head outputs `out` (one row per entry of `rows`).
+pub(crate) fn regression_values(
+    model: &TabularModel,
+    table: &Table,
+    rows: &[usize],
+    out: &ndarray::Array2<f32>,
+) -> Result<(Vec<f64>, Vec<f64>), TabularError> {
+    let y = model.encoder.encode(table, rows)?;
+    let decode = |z: &f32| model.encoder.decode_value(*z);
+    Ok((
+        y.column(0).iter().map(decode).collect(),
+        out.column(0).iter().map(decode).collect(),
+    ))
 }
 
 /// Regression residuals (actual − predicted, target units) of `model` on `rows`.

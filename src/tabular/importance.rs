@@ -61,17 +61,7 @@ pub fn permutation_importance(
                 metrics::log_loss(&truth, probs.view())
             }
             Task::Regression => {
-                let y = model.encoder.encode(table, rows)?;
-                let truth: Vec<f64> = y
-                    .column(0)
-                    .iter()
-                    .map(|&z| model.encoder.decode_value(z))
-                    .collect();
-                let pred: Vec<f64> = out
-                    .column(0)
-                    .iter()
-                    .map(|&z| model.encoder.decode_value(z))
-                    .collect();
+                let (truth, pred) = super::evaluate::regression_values(model, table, rows, &out)?;
                 metrics::rmse(&truth, &pred)
             }
         })
