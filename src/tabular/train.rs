@@ -217,9 +217,13 @@ pub fn train(
         spec.validation
             .folds_for(labelled.len(), &spec.params, &spec.explicit)
     {
-        return super::cv::train_kfold(
+        let seed = params.seed;
+        let mut trained = super::cv::train_kfold(
             table, schema, spec, params, &labelled, folds, stratified, caps, control,
-        );
+        )?;
+        // The served model was refit on every labelled row: measure on those.
+        measure_importance_and_compression(&mut trained.model, table, &labelled, seed)?;
+        return Ok(trained);
     }
     let fraction = f64::from(params.validation_fraction);
     let (train_rows, valid_rows) = if fraction > 0.0 && labelled.len() >= 10 {
@@ -268,13 +272,7 @@ pub fn train(
     let mut model = fitted.model;
     let mut metrics = evaluate(&model, table, scored)?;
     metrics.evaluated_on = Some(evaluated_on.to_string());
-    model.importance = Some(super::permutation_importance(
-        &model,
-        table,
-        scored,
-        params.seed,
-    )?);
-    model.compression = Some(model.compression_report(table, scored)?);
+    measure_importance_and_compression(&mut model, table, scored, params.seed)?;
     Ok(TrainedModel {
         model,
         schema,
@@ -285,4 +283,17 @@ pub fn train(
         timing,
         params,
     })
+}
+
+/// Stores the permutation importance of each input column and the cost of the
+/// compressed copies, both measured on `rows`, in `model`.
+fn measure_importance_and_compression(
+    model: &mut TabularModel,
+    table: &Table,
+    rows: &[usize],
+    seed: u64,
+) -> Result<(), TabularError> {
+    model.importance = Some(super::permutation_importance(model, table, rows, seed)?);
+    model.compression = Some(model.compression_report(table, rows)?);
+    Ok(())
 }
