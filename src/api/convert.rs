@@ -42,6 +42,11 @@ impl From<RegistryError> for ApiError {
 /// reached, else 507 `store_write_failed`.
 pub fn store_error(e: crate::storage::StoreError) -> ApiError {
     let detail = e.to_string();
+    store_error_saying(e, detail)
+}
+
+/// [`store_error`] with the detail the caller gives (the context of the write).
+fn store_error_saying(e: crate::storage::StoreError, detail: String) -> ApiError {
     match e {
         crate::storage::StoreError::Unavailable { .. } => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", detail)
@@ -107,7 +112,7 @@ impl From<SubmitTrainError> for ApiError {
             SubmitTrainError::DatasetNotFound(id) => {
                 ApiError::not_found("dataset_not_found", detail).with("dataset", id)
             }
-            SubmitTrainError::Store(e) => store_error(e),
+            SubmitTrainError::Store(e) => store_error_saying(e, detail),
             SubmitTrainError::Submit(s) => s.into(),
             SubmitTrainError::Data(d) => data_error(&d, detail),
         }

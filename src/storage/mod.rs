@@ -54,7 +54,7 @@ pub enum StoreError {
         key: String,
         reason: String,
     },
-    #[error("local cache I/O at {path}: {source}")]
+    #[error("I/O error at `{path}`: {source}")]
     Io {
         path: String,
         source: std::io::Error,
@@ -275,6 +275,15 @@ impl Store {
             Err(object_store::Error::InvalidPath { source }) => StoreError::InvalidKey {
                 key: key.into(),
                 reason: source.to_string(),
+            },
+            // Local disk answered: a full disk, a file-size limit or a denied
+            // write fails this operation, it is not an outage of the store.
+            Err(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source,
+            }) => StoreError::Io {
+                path: key.into(),
+                source: std::io::Error::other(source.to_string()),
             },
             Err(e) => {
                 self.healthy.store(false, Ordering::Relaxed);
