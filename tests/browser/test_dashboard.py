@@ -199,7 +199,8 @@ def test_the_try_it_page_previews_a_users_recommendations(session, server):
 def test_a_running_job_shows_progress_live_and_cancels(session, server):
     page, _, _ = session
     job = server.ok("POST", "/train", {"model": "long", "target": "churned", "data": churn_rows(400),
-                                        "params": {"epochs": 5000, "hidden_layers": [32], "batch_size": 8, "validation_fraction": 0.1,
+                                        "validation": {"kind": "holdout"},
+                                        "params": {"epochs": 5000, "hidden_layers": [32], "batch_size": 8,
                                                    "early_stopping_patience": None}}, expect=202)
     goto(page, server, f"/jobs/{job['id']}")
     # The page redraws as epochs arrive: wait for elements to be attached, read counts.
