@@ -180,13 +180,7 @@ impl Store {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(StoreError::io(&dir))?;
-        let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::now_v7().simple()));
-        tokio::fs::write(&tmp, &object.bytes)
-            .await
-            .map_err(StoreError::io(&tmp))?;
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .map_err(StoreError::io(&path))?;
+        super::cache_file(&dir, &path, &object.bytes).await?;
         Ok(path)
     }
 

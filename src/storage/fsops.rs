@@ -71,7 +71,8 @@ pub fn remove_dir_atomic(dir: &Path) -> io::Result<()> {
     fs::remove_dir_all(&hidden)
 }
 
-fn parent(path: &Path) -> io::Result<&Path> {
+/// The directory holding `path` (`.` for a bare file name).
+pub(super) fn parent(path: &Path) -> io::Result<&Path> {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => Ok(p),
         Some(_) => Ok(Path::new(".")),

@@ -3,7 +3,7 @@
 //! renaming away first, and cleanup of interrupted writes.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 
+use super::fsops::{create_dir_durable, parent, sync_dir, write_atomic};
 use super::{Backend, StoreError, Written, LOCK_FILE};
 
 pub(super) fn open(root: &Path, cache_dir: &Path) -> Result<super::Store, StoreError> {
@@ -225,46 +226,5 @@ pub(super) fn clean_temporaries(dir: &Path, older_than: Duration) {
         if old || dir_lock_free {
             remove(&path);
         }
-    }
-}
-
-/// Writes `bytes` to `path` atomically: temporary sibling, fsync, rename,
-/// fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = parent(path)?;
-    let tmp: PathBuf = dir.join(format!(".tmp-{}", uuid::Uuid::now_v7().simple()));
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-fn create_dir_durable(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::create_dir_all(dir)?;
-    sync_dir(parent(dir)?)
-}
-
-fn parent(path: &Path) -> io::Result<&Path> {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => Ok(p),
-        Some(_) => Ok(Path::new(".")),
-        None => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "path has no parent",
-        )),
     }
 }

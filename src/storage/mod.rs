@@ -530,13 +530,7 @@ impl Store {
             let Some(object) = self.get(&entry.key).await? else {
                 continue;
             };
-            let tmp = dir.join(format!(".tmp-{name}-{}", uuid::Uuid::now_v7().simple()));
-            tokio::fs::write(&tmp, &object.bytes)
-                .await
-                .map_err(StoreError::io(&tmp))?;
-            tokio::fs::rename(&tmp, &path)
-                .await
-                .map_err(StoreError::io(&path))?;
+            cache_file(&dir, &path, &object.bytes).await?;
         }
         Ok(dir)
     }
@@ -573,3 +567,16 @@ pub const CLAIM_FILE: &str = ".claim";
 
 #[cfg(test)]
 mod tests;
+
+/// Writes a downloaded object to `path` in the local cache: a temporary file
+/// in `dir` renamed into place, so a reader never sees a partial copy. (A cache
+/// entry needs no fsync: a lost one is downloaded again.)
+async fn cache_file(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::now_v7().simple()));
+    tokio::fs::write(&tmp, bytes)
+        .await
+        .map_err(StoreError::io(&tmp))?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(StoreError::io(path))
+}
