@@ -157,24 +157,7 @@ async fn text_columns_list_their_top_tokens_and_images_a_pixel_map() {
         "{e:#}"
     );
 
-    let shapes = ["vertical", "horizontal", "diagonal"];
-    let images: Vec<Value> = (0..90)
-        .map(|i| {
-            let shape = i % 3;
-            let pixels: Vec<u32> = (0..16)
-                .map(|p| {
-                    let (x, y) = (p % 4, p / 4);
-                    let on = [x == 1 + i % 2, y == 1 + i % 2, x == y][shape];
-                    if on {
-                        9
-                    } else {
-                        (i * p) as u32 % 3
-                    }
-                })
-                .collect();
-            json!({"pixels": pixels, "shape": shapes[shape]})
-        })
-        .collect();
+    let images = pixel_shape_rows(90);
     app.train(&json!({
         "model": "tiny-pixels", "target": "shape", "columns": {"pixels": "image"},
         "params": tiny_params(20),

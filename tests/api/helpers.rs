@@ -409,6 +409,40 @@ pub fn regression_rows(n: usize, seed: u64) -> Vec<Value> {
         .collect()
 }
 
+/// [`regression_rows`] without the categorical `region`: a table whose
+/// features are all numeric (`x1`, `x2`; target `y`).
+pub fn numeric_regression_rows(n: usize, seed: u64) -> Vec<Value> {
+    regression_rows(n, seed)
+        .into_iter()
+        .map(|r| json!({"x1": r["x1"], "x2": r["x2"], "y": r["y"]}))
+        .collect()
+}
+
+/// The labels of [`pixel_shape_rows`], in the order the rows cycle through.
+pub const PIXEL_SHAPES: [&str; 3] = ["vertical", "horizontal", "diagonal"];
+
+/// `n` rows of a 4×4 pixel array (`pixels`, row-major) drawing a vertical,
+/// horizontal or diagonal bar (`shape`) over a faint varying background.
+pub fn pixel_shape_rows(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let shape = i % 3;
+            let pixels: Vec<u32> = (0..16)
+                .map(|p| {
+                    let (x, y) = (p % 4, p / 4);
+                    let on = [x == 1 + i % 2, y == 1 + i % 2, x == y][shape];
+                    if on {
+                        9
+                    } else {
+                        (i * p) as u32 % 3
+                    }
+                })
+                .collect();
+            json!({"pixels": pixels, "shape": PIXEL_SHAPES[shape]})
+        })
+        .collect()
+}
+
 /// CSV text (header first) of `rows` with the given column order.
 pub fn to_csv(rows: &[Value], columns: &[&str]) -> String {
     let mut out = columns.join(",");

@@ -231,23 +231,7 @@ async fn an_image_classifier_trains_on_base64_pngs_and_predicts_a_png_of_another
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pixel_arrays_with_a_declared_layout_train_and_predict() {
     let app = spawn_app().await;
-    let rows: Vec<Value> = (0..90)
-        .map(|i| {
-            let shape = i % 3;
-            let pixels: Vec<u32> = (0..16)
-                .map(|p| {
-                    let (x, y) = (p % 4, p / 4);
-                    let on = [x == 1 + i % 2, y == 1 + i % 2, x == y][shape];
-                    if on {
-                        9
-                    } else {
-                        (i * p) as u32 % 3
-                    }
-                })
-                .collect();
-            json!({"pixels": pixels, "shape": SHAPES[shape]})
-        })
-        .collect();
+    let rows = pixel_shape_rows(90);
     let done = app
         .train(&json!({
             "model": "tiny-pixels",

@@ -231,10 +231,7 @@ async fn requested_outputs_are_the_only_ones_returned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_all_numeric_regressor_takes_the_input_matrix_and_answers_fp32_values() {
     let app = spawn_app().await;
-    let rows: Vec<Value> = regression_rows(200, 5)
-        .into_iter()
-        .map(|r| json!({"x1": r["x1"], "x2": r["x2"], "y": r["y"]}))
-        .collect();
+    let rows = numeric_regression_rows(200, 5);
     app.train(&train_request("reg", "y", rows, tiny_params(4)))
         .await;
     let meta = app.get_ok("/v2/models/reg").await;

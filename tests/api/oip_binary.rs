@@ -204,10 +204,7 @@ async fn a_regressor_answers_fp32_values_in_binary_and_over_grpc() {
     use myelin::grpc::proto::ModelInferRequest;
 
     let app = spawn_app().await;
-    let rows: Vec<Value> = regression_rows(200, 5)
-        .into_iter()
-        .map(|r| json!({"x1": r["x1"], "x2": r["x2"], "y": r["y"]}))
-        .collect();
+    let rows = numeric_regression_rows(200, 5);
     app.train(&train_request("reg", "y", rows, tiny_params(4)))
         .await;
     let points = [[1.5, 2.0], [7.25, 0.5], [3.0, 4.75]];
