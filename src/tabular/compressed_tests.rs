@@ -1,20 +1,8 @@
 //! Compressed serving copies: close to the `f32` network, smaller, refused
 //! above the accuracy budget.
 
-use serde_json::{Map, Value};
-
-use super::explain_tests::{synthetic_rows, trained};
+use super::explain_tests::{instances, synthetic_rows, trained};
 use super::{CompressedNet, Precision, Prediction};
-
-fn instances(rows: &[Map<String, Value>]) -> Vec<Map<String, Value>> {
-    rows.iter()
-        .map(|r| {
-            let mut r = r.clone();
-            r.remove("target");
-            r
-        })
-        .collect()
-}
 
 #[test]
 fn compressed_copies_predict_close_to_f32_in_less_memory() {

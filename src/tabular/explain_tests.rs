@@ -62,7 +62,8 @@ pub(crate) fn trained(rows: &[Map<String, Value>], epochs: usize) -> (TabularMod
     (trained.model, table)
 }
 
-fn instances(rows: &[Map<String, Value>]) -> Vec<Map<String, Value>> {
+/// `rows` without their target: instances to predict.
+pub(super) fn instances(rows: &[Map<String, Value>]) -> Vec<Map<String, Value>> {
     rows.iter()
         .map(|r| {
             let mut r = r.clone();
