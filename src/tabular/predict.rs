@@ -52,8 +52,25 @@ impl TabularModel {
         &self,
         records: &[Map<String, Value>],
     ) -> Result<PredictionBatch, InstanceError> {
+        self.predict_records_at(records, None)
+    }
+
+    /// [`TabularModel::predict_records`] with a compressed copy of the network.
+    pub fn predict_records_with(
+        &self,
+        records: &[Map<String, Value>],
+        net: &super::CompressedNet,
+    ) -> Result<PredictionBatch, InstanceError> {
+        self.predict_records_at(records, Some(net))
+    }
+
+    fn predict_records_at(
+        &self,
+        records: &[Map<String, Value>],
+        net: Option<&super::CompressedNet>,
+    ) -> Result<PredictionBatch, InstanceError> {
         let mut ignored: Vec<String> = Vec::new();
-        let mut batch = self.predict_rows(records.len(), None, |index, dense, sparse| {
+        let mut batch = self.predict_rows(records.len(), net, |index, dense, sparse| {
             let record = &records[index];
             self.pipeline
                 .transform_record_split(record, dense, sparse)?;
@@ -150,40 +167,6 @@ impl TabularModel {
                 predictions,
                 ignored_fields: Vec::new(),
             })
-        })
-    }
-
-    /// [`TabularModel::predict_records`] with a compressed copy of the network.
-    pub fn predict_records_with(
-        &self,
-        records: &[Map<String, Value>],
-        net: &super::CompressedNet,
-    ) -> Result<PredictionBatch, InstanceError> {
-        let width = self.pipeline.width();
-        let mut x = Array2::zeros((records.len(), width));
-        let mut ignored: Vec<String> = Vec::new();
-        for (index, (record, mut row)) in records.iter().zip(x.rows_mut()).enumerate() {
-            let row = row
-                .as_slice_mut()
-                .expect("rows of a standard-layout array are contiguous");
-            self.pipeline
-                .transform_record(record, row)
-                .map_err(|error| InstanceError { index, error })?;
-            for field in self.pipeline.unknown_fields(record) {
-                if !ignored.iter().any(|f| f == field) {
-                    ignored.push(field.to_string());
-                }
-            }
-        }
-        ignored.sort();
-        let out = net.predict(x.view());
-        Ok(PredictionBatch {
-            predictions: out
-                .rows()
-                .into_iter()
-                .map(|r| self.decode(&r.to_vec()))
-                .collect(),
-            ignored_fields: ignored,
         })
     }
 
