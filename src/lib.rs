@@ -1,10 +1,11 @@
 //! Myelin: train small neural networks over HTTP and serve predictions on raw
 //! records from one binary.
 //!
-//! Layers, top to bottom (nothing below imports from above): [`api`] (HTTP),
-//! [`service`] (use cases), [`jobs`] (training queue), [`registry`] (model
-//! store), [`tabular`] (models on raw tables), [`data`] (datasets and the
-//! feature pipeline), [`nn`] (the CPU engine).
+//! Layers, top to bottom (nothing below imports from above): [`api`] and
+//! [`grpc`] (protocols), [`service`] (use cases), [`export`] (other runtimes'
+//! formats), [`jobs`] (training queue), [`registry`] (model versions),
+//! [`recommend`] and [`tabular`] (models), [`storage`] (every persisted
+//! byte), [`data`] (datasets and the feature pipeline), [`nn`] (the CPU engine).
 
 pub mod api;
 pub mod cli;
