@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -31,19 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve import _typed as typed  # noqa: E402  (CSV fields as JSON numbers or strings)
+
 ROWS, REPEATS = 256, 200
-
-
-def typed(v):
-    try:
-        return int(v)
-    except ValueError:
-        pass
-    try:
-        x = float(v)
-        return x if math.isfinite(x) else v
-    except ValueError:
-        return v
 
 
 def call(method, url, body=None, raw=False):
