@@ -18,10 +18,6 @@ use myelin::recommend::{ItemSet, Recommender, ScoreScratch};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn thread_cpu_secs() -> f64 {
-    myelin::nn::thread_cpu_seconds()
-}
-
 fn histories(n: usize, users: usize, seed: u64) -> Vec<Vec<(u32, f32)>> {
     // Items of one cluster share nothing visible here, so a history mixes a few
     // neighbourhoods of consecutive ids in the index order the model was built with.
@@ -49,7 +45,7 @@ fn run(model: &Recommender, requests: &[Vec<(u32, f32)>]) -> (Vec<Vec<u32>>, f64
     let mut lists = Vec::new();
     for _ in 0..3 {
         lists.clear();
-        let cpu = thread_cpu_secs();
+        let cpu = myelin::nn::thread_cpu_seconds();
         for history in requests {
             let seen = ItemSet::from_history(n, history);
             let top = model
@@ -57,7 +53,7 @@ fn run(model: &Recommender, requests: &[Vec<(u32, f32)>]) -> (Vec<Vec<u32>>, f64
                 .expect("recommend");
             lists.push(top.into_iter().map(|(i, _)| i).collect());
         }
-        best = best.min((thread_cpu_secs() - cpu) * 1e3 / requests.len() as f64);
+        best = best.min((myelin::nn::thread_cpu_seconds() - cpu) * 1e3 / requests.len() as f64);
     }
     (lists, best)
 }

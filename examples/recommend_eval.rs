@@ -356,16 +356,6 @@ fn print_row(name: &str, m: &RankingMetrics) {
     );
 }
 
-fn thread_cpu_secs() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write into.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
 fn timing(sizes: &[usize], hidden: usize, history_len: usize) {
     println!("| items | component | wall ms per user (score + top-10) | CPU ms per user |");
     println!("|---|---|---|---|");
@@ -393,12 +383,12 @@ fn timing(sizes: &[usize], hidden: usize, history_len: usize) {
             let reps = (200_000_000 / (n * hidden.max(1) + n * history_len)).clamp(3, 100_000);
             let (mut wall, mut cpu) = (f64::INFINITY, f64::INFINITY);
             for _ in 0..5 {
-                let (t, c) = (Instant::now(), thread_cpu_secs());
+                let (t, c) = (Instant::now(), myelin::nn::thread_cpu_seconds());
                 for _ in 0..reps {
                     std::hint::black_box(run(&mut scratch));
                 }
                 wall = wall.min(t.elapsed().as_secs_f64() * 1e3 / reps as f64);
-                cpu = cpu.min((thread_cpu_secs() - c) * 1e3 / reps as f64);
+                cpu = cpu.min((myelin::nn::thread_cpu_seconds() - c) * 1e3 / reps as f64);
             }
             println!(
                 "| {n} | {name} (hidden {hidden}, |h| = {history_len}) | {wall:.4} | {cpu:.4} |"
