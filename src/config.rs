@@ -19,6 +19,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 pub struct Settings {
     pub server: ServerSettings,
     pub store: StoreSettings,
+    pub database: DatabaseSettings,
     pub jobs: JobSettings,
     pub limits: LimitSettings,
     pub training: Caps,
@@ -147,6 +148,27 @@ pub struct JobSettings {
     pub retain_finished: usize,
     pub max_active_per_model: usize,
     pub training_nice: i32,
+    pub lease_secs: u64,
+    pub max_attempts: u32,
+}
+
+/// The coordination database of a cluster of replicas.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://user:password@host:5432/db`; "" runs without one (single node).
+    pub url: String,
+    /// Connections each replica keeps.
+    pub max_connections: u32,
+    /// Seconds to wait for the database at startup and for a connection.
+    pub connect_timeout_secs: u64,
+}
+
+impl DatabaseSettings {
+    /// The URL when a database is configured.
+    pub fn url(&self) -> Option<&str> {
+        Some(self.url.trim()).filter(|u| !u.is_empty())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -289,6 +311,16 @@ impl Settings {
         let positive = [
             ("jobs.workers", self.jobs.workers),
             ("jobs.queue_capacity", self.jobs.queue_capacity),
+            ("jobs.lease_secs", self.jobs.lease_secs as usize),
+            ("jobs.max_attempts", self.jobs.max_attempts as usize),
+            (
+                "database.max_connections",
+                self.database.max_connections as usize,
+            ),
+            (
+                "database.connect_timeout_secs",
+                self.database.connect_timeout_secs as usize,
+            ),
             ("limits.max_request_bytes", self.limits.max_request_bytes),
             (
                 "limits.max_train_body_bytes",
@@ -315,6 +347,14 @@ impl Settings {
         }
         if let Err(e) = self.store.location() {
             return Err(SettingsError(e.to_string()));
+        }
+        if let Some(url) = self.database.url() {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(SettingsError(format!(
+                    "`database.url` must be a postgres:// URL, got `{}`",
+                    crate::storage::db::redact(url)
+                )));
+            }
         }
         for (key, value) in [
             (

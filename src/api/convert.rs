@@ -135,6 +135,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", detail)
             }
+            SubmitError::InputGone(_) => ApiError::not_found("dataset_not_found", detail),
             SubmitError::Store(e) => store_error(e),
         }
     }

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::ApiPath;
+use crate::service::datasets::DatasetRemoval;
 use crate::service::datasets::{DatasetMeta, UploadError};
 use crate::service::AppState;
 
@@ -84,10 +85,13 @@ pub struct DatasetList {
 
 /// List datasets.
 #[utoipa::path(get, path = "/datasets", tag = "datasets", responses((status = 200, body = DatasetList)))]
-pub async fn list(State(state): State<Arc<AppState>>) -> Json<DatasetList> {
-    Json(DatasetList {
-        datasets: state.datasets.list(),
-    })
+pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<DatasetList>> {
+    let datasets = state
+        .datasets
+        .list()
+        .await
+        .map_err(super::convert::store_error)?;
+    Ok(Json(DatasetList { datasets }))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -127,24 +131,28 @@ pub async fn delete(
         .find(&id)
         .await
         .map_err(super::convert::store_error)?;
+    let in_use = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "dataset_in_use",
+            format!("dataset `{id}` is the input of a queued or running job; cancel it or wait"),
+        )
+        .with("dataset", id.clone())
+    };
     if let Some(meta) = found {
-        if state
-            .jobs
-            .input_in_use(&state.datasets.relative_path(&meta))
-        {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "dataset_in_use",
-                format!(
-                    "dataset `{id}` is the input of a queued or running job; cancel it or wait"
-                ),
-            )
-            .with("dataset", id));
+        let jobs = state.jobs.clone();
+        let key = state.datasets.relative_path(&meta);
+        let used = tokio::task::spawn_blocking(move || jobs.input_in_use(&key))
+            .await
+            .unwrap_or(true);
+        if used {
+            return Err(in_use());
         }
     }
     match state.datasets.delete(&id).await {
-        Ok(true) => Ok(StatusCode::NO_CONTENT),
-        Ok(false) => Err(not_found(&id)),
+        Ok(DatasetRemoval::Removed) => Ok(StatusCode::NO_CONTENT),
+        Ok(DatasetRemoval::Missing) => Err(not_found(&id)),
+        Ok(DatasetRemoval::InUse) => Err(in_use()),
         Err(e) => Err(super::convert::store_error(e)),
     }
 }

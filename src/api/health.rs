@@ -22,6 +22,10 @@ pub struct Health {
     /// Why the store is degraded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
+    /// Why the coordination database is degraded (cluster only): models are
+    /// still served; jobs, datasets and interactions answer 503 until it is back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
 }
 
 /// Liveness: the process answers.
@@ -30,6 +34,7 @@ pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         store: None,
+        database: None,
     })
 }
 
@@ -57,6 +62,12 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Health
             ));
         }
     }
+    let mut database = None;
+    if let Some(db) = &state.database {
+        if let Err(e) = db.call(|db| async move { db.ping().await }).await {
+            database = Some(e.to_string());
+        }
+    }
     if !state.jobs.healthy() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -65,8 +76,14 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Health
         ));
     }
     Ok(Json(Health {
-        status: if degraded.is_some() { "degraded" } else { "ok" }.into(),
+        status: if degraded.is_some() || database.is_some() {
+            "degraded"
+        } else {
+            "ok"
+        }
+        .into(),
         store: degraded,
+        database,
     }))
 }
 

@@ -2,13 +2,16 @@
 //! blocking pool, cancellation, per-epoch progress events, and records
 //! persisted so a restart knows what happened.
 
+mod cluster;
 mod record;
 mod store;
+mod thread;
 
+pub use cluster::ClusterOptions;
 pub use record::{JobError, JobInput, JobRecord, JobStage, JobStatus};
 pub use store::JobStore;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,13 +45,23 @@ pub enum RunFailure {
 /// Handed to the runner: the cancellation flag and the progress sink.
 pub struct JobControl {
     pub cancel: Arc<AtomicBool>,
+    /// This run's number: above 1 when an earlier run's replica died.
+    pub attempt: u32,
     on_epoch: Box<dyn Fn(&EpochReport) + Send + Sync>,
+    fence: Option<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl JobControl {
     /// Reports a finished epoch (updates the record, emits an event).
     pub fn epoch(&self, report: &EpochReport) {
         (self.on_epoch)(report)
+    }
+
+    /// Whether the run may publish its version now: always on a single
+    /// node; in a cluster, only while this replica holds the job's lease
+    /// (a job whose lease was lost may be running elsewhere).
+    pub fn may_publish(&self) -> bool {
+        self.fence.as_ref().is_none_or(|still_owned| still_owned())
     }
 }
 
@@ -72,7 +85,7 @@ pub enum JobEvent {
 }
 
 /// How the job system runs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct JobOptions {
     /// Jobs training at the same time.
     pub workers: usize,
@@ -84,32 +97,8 @@ pub struct JobOptions {
     pub max_active_per_model: usize,
     /// Niceness (0..=19) of training threads, so serving threads win the CPU.
     pub training_nice: i32,
-}
-
-/// Lowers the calling thread's scheduling priority to `nice` (Linux: per
-/// thread); at 19 the thread also joins the idle scheduling class
-/// (`SCHED_IDLE`), so it runs only on CPU time no request wants. Best effort:
-/// failure only costs latency, so it is logged.
-fn lower_thread_priority(nice: i32) {
-    if nice <= 0 {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: setpriority with who = 0 changes only the calling thread.
-        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
-        if rc != 0 {
-            tracing::warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower the training thread's priority");
-        }
-        if nice >= 19 {
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: pid 0 is the calling thread; SCHED_IDLE takes priority 0.
-            let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-            if rc != 0 {
-                tracing::warn!(error = %std::io::Error::last_os_error(), "cannot move the training thread to the idle scheduling class");
-            }
-        }
-    }
+    /// With a coordination database: the queue is the cluster's.
+    pub cluster: Option<ClusterOptions>,
 }
 
 /// Submission refused.
@@ -123,6 +112,8 @@ pub enum SubmitError {
     ModelBusy { model: String, limit: usize },
     #[error("the service is shutting down")]
     ShuttingDown,
+    #[error("the dataset at `{0}` was deleted")]
+    InputGone(String),
     #[error("could not store the job record: {0}")]
     Store(#[from] crate::storage::StoreError),
 }
@@ -153,6 +144,8 @@ struct Inner {
     records: HashMap<String, JobRecord>,
     live: HashMap<String, Live>,
     queue: VecDeque<String>,
+    /// Jobs whose lease this replica lost (cluster): their run ends without a result.
+    lost: HashSet<String>,
 }
 
 /// The job system.
@@ -161,13 +154,15 @@ pub struct JobSystem {
     capacity: usize,
     retain_finished: usize,
     inner: Mutex<Inner>,
-    notify: Notify,
+    notify: Arc<Notify>,
     runner: Runner,
     shutting_down: AtomicBool,
     workers_alive: AtomicUsize,
     workers: usize,
     max_active_per_model: usize,
     training_nice: i32,
+    /// The cluster's queue, when a database coordinates replicas.
+    cluster: Option<cluster::Cluster>,
 }
 
 impl JobSystem {
@@ -184,10 +179,18 @@ impl JobSystem {
             retain_finished,
             max_active_per_model,
             training_nice,
+            cluster,
         } = options;
         let mut records = HashMap::new();
         let mut queue = VecDeque::new();
-        for mut record in store.load_all()? {
+        // In a cluster the database holds the records; a job that ran here
+        // before a restart comes back when its lease expires.
+        let local = if cluster.is_some() {
+            Vec::new()
+        } else {
+            store.load_all()?
+        };
+        for mut record in local {
             match record.status {
                 JobStatus::Running => {
                     record.status = JobStatus::Interrupted;
@@ -213,15 +216,21 @@ impl JobSystem {
                 records,
                 live,
                 queue,
+                lost: HashSet::new(),
             }),
-            notify: Notify::new(),
+            notify: Arc::new(Notify::new()),
             runner,
             shutting_down: AtomicBool::new(false),
             workers_alive: AtomicUsize::new(0),
             workers,
             max_active_per_model,
             training_nice,
+            cluster: cluster.map(cluster::Cluster::new),
         });
+        if let Some(cluster) = &system.cluster {
+            cluster.db.listen_for_jobs(system.notify.clone());
+            system.watch_leases();
+        }
         for _ in 0..workers {
             let s = system.clone();
             s.workers_alive.fetch_add(1, Ordering::SeqCst);
@@ -246,6 +255,26 @@ impl JobSystem {
     pub fn submit(&self, record: JobRecord) -> Result<JobRecord, SubmitError> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(SubmitError::ShuttingDown);
+        }
+        if let Some(cluster) = &self.cluster {
+            use crate::storage::db::Admission;
+            match cluster.admit(&record, self.capacity, self.max_active_per_model)? {
+                Admission::Queued => {}
+                Admission::QueueFull => {
+                    return Err(SubmitError::QueueFull {
+                        capacity: self.capacity,
+                    })
+                }
+                Admission::ModelBusy => {
+                    return Err(SubmitError::ModelBusy {
+                        model: record.model.clone(),
+                        limit: self.max_active_per_model,
+                    })
+                }
+                Admission::DatasetMissing(key) => return Err(SubmitError::InputGone(key)),
+            }
+            self.notify.notify_one();
+            return Ok(record);
         }
         {
             let mut inner = self.lock();
@@ -278,7 +307,11 @@ impl JobSystem {
 
     /// A job's record.
     pub fn get(&self, id: &str) -> Option<JobRecord> {
-        self.lock().records.get(id).cloned()
+        let local = self.lock().records.get(id).cloned();
+        match &self.cluster {
+            Some(cluster) if local.is_none() => cluster.get(id).ok().flatten(),
+            _ => local,
+        }
     }
 
     /// Jobs, newest first, filtered by status and model, paged.
@@ -289,6 +322,25 @@ impl JobSystem {
         offset: usize,
         limit: usize,
     ) -> (Vec<JobRecord>, usize) {
+        if let Some(cluster) = &self.cluster {
+            let (status, model) = (status.map(|s| s.as_str()), model.map(str::to_string));
+            let listed = cluster.db.block(|db| async move {
+                db.list_jobs(status, model.as_deref(), offset, limit).await
+            });
+            return match listed {
+                Ok((records, total)) => (
+                    records
+                        .into_iter()
+                        .filter_map(cluster::from_value)
+                        .collect(),
+                    total,
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list jobs from the database");
+                    (Vec::new(), 0)
+                }
+            };
+        }
         let inner = self.lock();
         let mut matching: Vec<&JobRecord> = inner
             .records
@@ -309,6 +361,9 @@ impl JobSystem {
 
     /// Cancels a queued job at once, a running one at its next batch.
     pub fn cancel(&self, id: &str) -> Result<JobRecord, CancelError> {
+        if self.cluster.is_some() {
+            return self.cancel_in_cluster(id);
+        }
         let mut inner = self.lock();
         let Some(record) = inner.records.get(id).cloned() else {
             return Err(CancelError::NotFound(id.into()));
@@ -335,17 +390,31 @@ impl JobSystem {
     /// The current record and a receiver of later events; `None` if unknown.
     /// For an ended job the receiver gets nothing.
     pub fn subscribe(
-        &self,
+        self: &Arc<Self>,
         id: &str,
     ) -> Option<(JobRecord, Option<broadcast::Receiver<JobEvent>>)> {
-        let inner = self.lock();
-        let record = inner.records.get(id)?.clone();
-        let rx = inner.live.get(id).map(|l| l.events.subscribe());
+        {
+            let inner = self.lock();
+            if let Some(record) = inner.records.get(id) {
+                let rx = inner.live.get(id).map(|l| l.events.subscribe());
+                return Some((record.clone(), rx));
+            }
+        }
+        let record = self.cluster.as_ref()?.get(id).ok()??;
+        let rx = (!record.status.is_terminal()).then(|| self.relay(&record));
         Some((record, rx))
     }
 
     /// Whether a queued or running job reads the input at `path`.
     pub fn input_in_use(&self, path: &str) -> bool {
+        if let Some(cluster) = &self.cluster {
+            let key = path.to_string();
+            // Unknown counts as in use: deleting is what cannot be undone.
+            return cluster
+                .db
+                .block(|db| async move { db.input_in_use(&key).await })
+                .unwrap_or(true);
+        }
         self.lock().records.values().any(|r| {
             !r.status.is_terminal()
                 && (r.input.path == path || r.input.shared.iter().any(|p| p == path))
@@ -354,11 +423,24 @@ impl JobSystem {
 
     /// Jobs waiting in the queue.
     pub fn queue_depth(&self) -> usize {
+        if self.cluster.is_some() {
+            return self.counts().get(&JobStatus::Queued).copied().unwrap_or(0);
+        }
         self.lock().queue.len()
     }
 
-    /// Job counts by status.
+    /// Job counts by status (cluster-wide with a database).
     pub fn counts(&self) -> HashMap<JobStatus, usize> {
+        if let Some(cluster) = &self.cluster {
+            let counted = cluster.db.block(|db| async move { db.job_counts().await });
+            let mut counts = HashMap::new();
+            for (status, n) in counted.unwrap_or_default() {
+                if let Some(s) = JobStatus::ALL.iter().find(|s| s.as_str() == status) {
+                    counts.insert(*s, n);
+                }
+            }
+            return counts;
+        }
         let inner = self.lock();
         let mut counts = HashMap::new();
         for r in inner.records.values() {
@@ -415,18 +497,38 @@ impl JobSystem {
             if self.shutting_down.load(Ordering::SeqCst) {
                 return;
             }
+            if self.cluster.is_some() {
+                let system = self.clone();
+                let claimed = tokio::task::spawn_blocking(move || system.claim())
+                    .await
+                    .ok()
+                    .flatten();
+                let Some((record, attempt)) = claimed else {
+                    let _ = tokio::time::timeout(cluster::IDLE_POLL, notified).await;
+                    continue;
+                };
+                let id = record.id.clone();
+                {
+                    let mut inner = self.lock();
+                    inner.live.insert(id.clone(), Live::new());
+                    inner.records.insert(id.clone(), record);
+                }
+                self.run(id, attempt.max(1) as u32).await;
+                self.notify.notify_one();
+                continue;
+            }
             let next = self.lock().queue.pop_front();
             let Some(id) = next else {
                 notified.await;
                 continue;
             };
-            self.run(id).await;
+            self.run(id, 1).await;
             // Wake another worker in case several jobs were queued at once.
             self.notify.notify_one();
         }
     }
 
-    async fn run(self: &Arc<Self>, id: String) {
+    async fn run(self: &Arc<Self>, id: String, attempt: u32) {
         let (record, cancel) = {
             let mut inner = self.lock();
             let Some(record) = inner.records.get_mut(&id) else {
@@ -438,6 +540,14 @@ impl JobSystem {
             }
             // Shutting down: leave it queued for the next start.
             if self.shutting_down.load(Ordering::SeqCst) {
+                if let Some(record) = inner.records.remove(&id) {
+                    if self.cluster.is_some() {
+                        drop(inner);
+                        self.release(&record);
+                        return;
+                    }
+                    inner.records.insert(id.clone(), record);
+                }
                 inner.queue.push_front(id);
                 return;
             }
@@ -453,9 +563,19 @@ impl JobSystem {
 
         let system = self.clone();
         let job_id = id.clone();
+        let fence: Option<Box<dyn Fn() -> bool + Send + Sync>> = self.cluster.as_ref().map(|_| {
+            let system = self.clone();
+            let job_id = id.clone();
+            Box::new(move || system.still_owned(&job_id)) as Box<dyn Fn() -> bool + Send + Sync>
+        });
+        if self.cluster.is_some() {
+            self.keep_lease(id.clone(), cancel.clone());
+        }
         let control = JobControl {
             cancel: cancel.clone(),
+            attempt,
             on_epoch: Box::new(move |report| system.on_epoch(&job_id, report)),
+            fence,
         };
         let runner = self.runner.clone();
         let span = tracing::info_span!("job", job_id = %id, model = %record.model);
@@ -471,7 +591,7 @@ impl JobSystem {
                 id.get(id.len().saturating_sub(8)..).unwrap_or(&id)
             ))
             .spawn(move || {
-                lower_thread_priority(nice);
+                thread::lower_thread_priority(nice);
                 crate::nn::mark_background_thread();
                 let _enter = span.enter();
                 tracing::info!(job_id = %record.id, model = %record.model, "job started");
@@ -561,7 +681,11 @@ impl JobSystem {
             metrics::histogram!("myelin_training_epoch_seconds").record(secs);
         }
         if persist {
-            if let Err(e) = self.store.save(&snapshot) {
+            if let Some(cluster) = &self.cluster {
+                if let Err(e) = cluster.save_owned(&snapshot) {
+                    tracing::warn!(job_id = %id, error = %e, "could not persist job progress");
+                }
+            } else if let Err(e) = self.store.save(&snapshot) {
                 tracing::warn!(job_id = %id, error = %e, "could not persist job progress");
             }
         }
@@ -590,12 +714,21 @@ impl JobSystem {
         }
         let snapshot = record.clone();
         let live = inner.live.remove(id);
-        // Persist before others see the job ended, so `drained` never
-        // returns ahead of the final record reaching the disk.
-        if let Err(e) = self.store.save(&snapshot) {
-            tracing::error!(job_id = %id, error = %e, "could not persist job result");
+        if self.cluster.is_some() {
+            let lost = inner.lost.remove(id);
+            inner.records.remove(id);
+            drop(inner);
+            if !self.finish_in_cluster(&snapshot, lost) {
+                return snapshot;
+            }
+        } else {
+            // Persist before others see the job ended, so `drained` never
+            // returns ahead of the final record reaching the disk.
+            if let Err(e) = self.store.save(&snapshot) {
+                tracing::error!(job_id = %id, error = %e, "could not persist job result");
+            }
+            drop(inner);
         }
-        drop(inner);
         if let Some(live) = live {
             let _ = live.events.send(JobEvent::Status {
                 job: Box::new(snapshot.clone()),
@@ -616,8 +749,44 @@ impl JobSystem {
         snapshot
     }
 
+    /// Writes a job's end to the database; false when the job is not this
+    /// replica's to end (its lease was lost, or it stops for a shutdown and
+    /// goes back to the queue).
+    fn finish_in_cluster(&self, snapshot: &JobRecord, lost: bool) -> bool {
+        let Some(cluster) = &self.cluster else {
+            return true;
+        };
+        if lost {
+            return false;
+        }
+        if snapshot.status == JobStatus::Interrupted && self.shutting_down.load(Ordering::SeqCst) {
+            let mut running = snapshot.clone();
+            running.status = JobStatus::Running;
+            if self.release(&running) {
+                tracing::info!(job_id = %snapshot.id, "job put back in the queue for another replica");
+            }
+            return false;
+        }
+        match cluster.save_owned(snapshot) {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!(job_id = %snapshot.id, "the job's lease was lost before its end was recorded");
+                metrics::counter!("myelin_job_leases_lost_total").increment(1);
+                false
+            }
+            Err(e) => {
+                tracing::error!(job_id = %snapshot.id, error = %e, "could not persist job result");
+                true
+            }
+        }
+    }
+
     fn persist_and_announce(&self, record: &JobRecord) {
-        if let Err(e) = self.store.save(record) {
+        if let Some(cluster) = &self.cluster {
+            if let Err(e) = cluster.save_owned(record) {
+                tracing::warn!(job_id = %record.id, error = %e, "could not persist job");
+            }
+        } else if let Err(e) = self.store.save(record) {
             tracing::warn!(job_id = %record.id, error = %e, "could not persist job");
         }
         let inner = self.lock();
@@ -630,6 +799,21 @@ impl JobSystem {
 
     fn prune(&self) {
         if self.retain_finished == 0 {
+            return;
+        }
+        if let Some(cluster) = &self.cluster {
+            let retain = self.retain_finished;
+            match cluster
+                .db
+                .block(|db| async move { db.prune_jobs(retain).await })
+            {
+                Ok(pruned) => {
+                    for record in pruned.into_iter().filter_map(cluster::from_value) {
+                        self.store.remove_inputs(&owned_inputs(&record));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot prune finished jobs"),
+            }
             return;
         }
         let mut inner = self.lock();
@@ -686,6 +870,16 @@ impl JobRecord {
             input: JobInput::default(),
         }
     }
+}
+
+/// The input keys a job owns (deleted with it).
+fn owned_inputs(record: &JobRecord) -> Vec<String> {
+    let mut keys = Vec::new();
+    if record.input.owned {
+        keys.push(record.input.path.clone());
+    }
+    keys.extend(record.input.extra.iter().cloned());
+    keys
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

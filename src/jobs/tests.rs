@@ -43,6 +43,7 @@ async fn a_panic_inside_training_fails_that_job_and_the_worker_keeps_running_job
     let system = JobSystem::start(
         store,
         super::JobOptions {
+            cluster: None,
             workers: 1,
             capacity: 4,
             retain_finished: 0,

@@ -3,7 +3,9 @@
 //! stream to a staged local file, are validated there (only a sample is
 //! parsed in memory), then published: the data first, the metadata last,
 //! so a listed dataset is always complete. A dataset another replica
-//! uploaded is found in the store on first use.
+//! uploaded is found in the store on first use. With a coordination
+//! database the metadata is a row there instead of `<id>.json`, and
+//! deleting a dataset a job of any replica reads is refused.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -14,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::data::{self, DataError, ReadLimits, Schema, Table};
+use crate::storage::db::Database;
+pub use crate::storage::db::DatasetRemoval;
 use crate::storage::{StagedFile, Store, StoreError};
 
 /// Rows parsed in memory for schema inference and request checks.
@@ -69,6 +73,8 @@ pub enum UploadError {
 /// The datasets of the store, with an index of their metadata in memory.
 pub struct DatasetStore {
     store: Store,
+    /// Where metadata lives in a cluster.
+    db: Option<Database>,
     index: Mutex<BTreeMap<String, DatasetMeta>>,
 }
 
@@ -112,10 +118,25 @@ async fn fetch_meta(store: Store, id: String) -> Result<Option<DatasetMeta>, Sto
     Ok(parse_meta(&key, &object.bytes).filter(|m| m.id == id))
 }
 
+fn from_row(value: serde_json::Value) -> Option<DatasetMeta> {
+    serde_json::from_value(value)
+        .map_err(
+            |e| tracing::warn!(error = %e, "skipping unreadable dataset metadata in the database"),
+        )
+        .ok()
+}
+
 impl DatasetStore {
     /// Indexes the datasets of `store`, removing interrupted uploads.
-    pub fn open(store: Store) -> Result<DatasetStore, StoreError> {
+    pub fn open(store: Store, db: Option<Database>) -> Result<DatasetStore, StoreError> {
         store.clean_temporaries(DATASETS_PREFIX, std::time::Duration::from_secs(3600));
+        if db.is_some() {
+            return Ok(DatasetStore {
+                store,
+                db,
+                index: Mutex::new(BTreeMap::new()),
+            });
+        }
         let index = store.block(|s| async move {
             let keys: std::collections::HashSet<String> = s
                 .list(DATASETS_PREFIX)
@@ -138,6 +159,7 @@ impl DatasetStore {
         })??;
         Ok(DatasetStore {
             store,
+            db: None,
             index: Mutex::new(index),
         })
     }
@@ -193,9 +215,14 @@ impl DatasetStore {
             reason: e.to_string(),
         })?;
         let data = data_key(&id, &format);
+        let db = self.db.clone();
+        let value = serde_json::to_value(&meta).unwrap_or_default();
         self.store.block(|s| async move {
             s.publish_file(staged, &data).await?;
-            s.put(&meta_key(&id), json.into()).await
+            match db {
+                Some(db) => db.insert_dataset(&id, &data, &value).await,
+                None => s.put(&meta_key(&id), json.into()).await,
+            }
         })??;
         self.lock().insert(meta.id.clone(), meta.clone());
         Ok(meta)
@@ -207,8 +234,14 @@ impl DatasetStore {
     }
 
     /// Every dataset this process knows, oldest first.
-    pub fn list(&self) -> Vec<DatasetMeta> {
-        self.lock().values().cloned().collect()
+    pub async fn list(&self) -> Result<Vec<DatasetMeta>, StoreError> {
+        let Some(db) = &self.db else {
+            return Ok(self.lock().values().cloned().collect());
+        };
+        let listed = db
+            .call(|db| async move { db.list_datasets().await })
+            .await?;
+        Ok(listed.into_iter().filter_map(from_row).collect())
     }
 
     /// One dataset: from the index, else from the store (uploaded by
@@ -217,7 +250,15 @@ impl DatasetStore {
         if let Some(meta) = self.lock().get(id) {
             return Ok(Some(meta.clone()));
         }
-        let found = fetch_meta(self.store.clone(), id.to_string()).await?;
+        let found = match &self.db {
+            Some(db) => {
+                let id = id.to_string();
+                db.call(|db| async move { db.get_dataset(&id).await })
+                    .await?
+                    .and_then(from_row)
+            }
+            None => fetch_meta(self.store.clone(), id.to_string()).await?,
+        };
         Ok(found.map(|meta| self.remember(meta)))
     }
 
@@ -227,7 +268,12 @@ impl DatasetStore {
             return Ok(Some(meta.clone()));
         }
         let id = id.to_string();
-        let found = self.store.block(|s| fetch_meta(s, id))??;
+        let found = match &self.db {
+            Some(db) => db
+                .block(|db| async move { db.get_dataset(&id).await })?
+                .and_then(from_row),
+            None => self.store.block(|s| fetch_meta(s, id))??,
+        };
         Ok(found.map(|meta| self.remember(meta)))
     }
 
@@ -237,17 +283,28 @@ impl DatasetStore {
     }
 
     /// Deletes a dataset (metadata first, so it is never listed without its
-    /// data); false if it did not exist.
-    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+    /// data). In a cluster, refused while a job of any replica reads it.
+    pub async fn delete(&self, id: &str) -> Result<DatasetRemoval, StoreError> {
         let Some(meta) = self.find(id).await? else {
-            return Ok(false);
+            return Ok(DatasetRemoval::Missing);
         };
-        self.store.delete(&meta_key(id)).await?;
+        match &self.db {
+            Some(db) => {
+                let key = id.to_string();
+                let removal = db
+                    .call(|db| async move { db.remove_dataset(&key).await })
+                    .await?;
+                if removal != DatasetRemoval::Removed {
+                    return Ok(removal);
+                }
+            }
+            None => self.store.delete(&meta_key(id)).await?,
+        }
         self.lock().remove(id);
         let data = data_key(id, &meta.format);
         self.store.delete(&data).await?;
         self.store.forget_local_copy(&data).await;
-        Ok(true)
+        Ok(DatasetRemoval::Removed)
     }
 
     /// The data file's key in the store (`_datasets/<id>.<format>`).
@@ -422,15 +479,18 @@ mod tests {
         let cache_a = tempfile::tempdir().unwrap();
         let cache_b = tempfile::tempdir().unwrap();
         let store = Store::in_memory(cache_a.path());
-        let a = DatasetStore::open(store.clone()).unwrap();
-        let b = DatasetStore::open(store.with_cache_dir(cache_b.path())).unwrap();
+        let a = DatasetStore::open(store.clone(), None).unwrap();
+        let b = DatasetStore::open(store.with_cache_dir(cache_b.path()), None).unwrap();
 
         let meta = upload(&a, "x,y\n1,a\n2,b\n3,c\n").await.unwrap();
         assert_eq!(
             (meta.rows, meta.columns.clone()),
             (3, vec!["x".into(), "y".into()])
         );
-        assert!(b.list().is_empty(), "b indexed before the upload");
+        assert!(
+            b.list().await.unwrap().is_empty(),
+            "b indexed before the upload"
+        );
         let found = b
             .find(&meta.id)
             .await
@@ -442,10 +502,15 @@ mod tests {
         assert_eq!(sample.rows(), 3);
         assert!(cache_b.path().join(b.relative_path(&meta)).is_file());
 
-        let reopened = DatasetStore::open(store.clone()).unwrap();
-        assert_eq!(reopened.list().len(), 1);
-        assert!(b.delete(&meta.id).await.unwrap());
-        assert!(DatasetStore::open(store.clone()).unwrap().list().is_empty());
+        let reopened = DatasetStore::open(store.clone(), None).unwrap();
+        assert_eq!(reopened.list().await.unwrap().len(), 1);
+        assert_eq!(b.delete(&meta.id).await.unwrap(), DatasetRemoval::Removed);
+        assert!(DatasetStore::open(store.clone(), None)
+            .unwrap()
+            .list()
+            .await
+            .unwrap()
+            .is_empty());
         assert!(b.find("not-a-uuid").await.unwrap().is_none());
     }
 
@@ -453,7 +518,7 @@ mod tests {
     async fn a_refused_upload_leaves_nothing_in_the_store() {
         let cache = tempfile::tempdir().unwrap();
         let store = Store::in_memory(cache.path());
-        let datasets = DatasetStore::open(store.clone()).unwrap();
+        let datasets = DatasetStore::open(store.clone(), None).unwrap();
         assert!(upload(&datasets, "x,y\n").await.is_err());
         assert!(store.list("").await.unwrap().is_empty());
         let staged = std::fs::read_dir(cache.path().join(".staging"))

@@ -9,6 +9,12 @@
 //! requests costs N small PUTs plus one rewrite per [`MAX_SEGMENTS`], and a
 //! restart reads at most [`MAX_SEGMENTS`] + 1 objects per model. See
 //! [`crate::storage::Store::append_log`].
+//!
+//! With a coordination database the log is its `interactions` table
+//! instead: a request's events are one committed insert, and a user's
+//! logged items are read from it on every `/recommend`, so every replica
+//! sees an event as soon as it is answered. Retention is the same count per
+//! model, trimmed every [`TRIM_EVERY`] appends of this replica.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::recommend::Interactions;
+use crate::storage::db::{Database, InteractionRow};
 use crate::storage::{LogContents, Store, StoreError};
 
 /// File of logged interactions inside a model's directory.
@@ -23,6 +30,9 @@ pub const LOG_FILE: &str = "interactions.ndjson";
 
 /// Segments a remote log may hold before it is compacted into one.
 pub const MAX_SEGMENTS: usize = 64;
+
+/// Appends (per model, per replica) between trims of a database log.
+pub const TRIM_EVERY: usize = 64;
 
 /// One logged interaction, as stored (one JSON object per line).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -65,8 +75,26 @@ fn read_contents(store: &Store, model: &str) -> Result<LogContents, StoreError> 
 
 /// Reads a model's whole interaction log (empty when there is none). Runs
 /// on a blocking thread.
-pub fn read_log(store: &Store, model: &str) -> Result<Vec<LoggedInteraction>, StoreError> {
+fn read_log(store: &Store, model: &str) -> Result<Vec<LoggedInteraction>, StoreError> {
     Ok(parse(&read_contents(store, model)?.bytes))
+}
+
+fn to_row(e: &LoggedInteraction) -> InteractionRow {
+    InteractionRow {
+        user: e.user.clone(),
+        item: e.item.clone(),
+        value: e.value,
+        timestamp: e.timestamp,
+    }
+}
+
+fn from_row(r: InteractionRow) -> LoggedInteraction {
+    LoggedInteraction {
+        user: r.user,
+        item: r.item,
+        value: r.value,
+        timestamp: r.timestamp,
+    }
 }
 
 /// Appends logged interactions to training interactions. A logged event without a
@@ -110,6 +138,10 @@ impl ModelLog {
 /// (loaded from the store on first use).
 pub struct InteractionLogs {
     store: Store,
+    /// The cluster's log, when a database coordinates replicas.
+    db: Option<Database>,
+    /// Appends per model since the last trim of the database log.
+    appends: Mutex<HashMap<String, usize>>,
     /// Events kept per model: once a log exceeds this by a quarter, it is rewritten with
     /// the newest `max_events` only (amortised, atomic).
     max_events: usize,
@@ -117,9 +149,11 @@ pub struct InteractionLogs {
 }
 
 impl InteractionLogs {
-    pub fn new(store: Store, max_events: usize) -> InteractionLogs {
+    pub fn new(store: Store, db: Option<Database>, max_events: usize) -> InteractionLogs {
         InteractionLogs {
             store,
+            db,
+            appends: Mutex::new(HashMap::new()),
             max_events: max_events.max(1),
             models: Mutex::new(HashMap::new()),
         }
@@ -167,6 +201,28 @@ impl InteractionLogs {
     /// Appends `events` to the model's stored log (durably) and to the
     /// in-memory view. Runs on a blocking thread.
     pub fn append(&self, model: &str, events: &[LoggedInteraction]) -> Result<(), StoreError> {
+        if let Some(db) = &self.db {
+            let (name, rows) = (
+                model.to_string(),
+                events.iter().map(to_row).collect::<Vec<_>>(),
+            );
+            db.block(|db| async move { db.append_interactions(&name, &rows).await })?;
+            let trim = {
+                let mut appends = self.appends.lock().unwrap_or_else(|e| e.into_inner());
+                let n = appends.entry(model.to_string()).or_insert(0);
+                *n += 1;
+                n.is_multiple_of(TRIM_EVERY)
+            };
+            if trim {
+                let (name, keep) = (model.to_string(), self.max_events);
+                if let Err(e) =
+                    db.block(|db| async move { db.trim_interactions(&name, keep).await })
+                {
+                    tracing::warn!(model, error = %e, "cannot trim the interaction log");
+                }
+            }
+            return Ok(());
+        }
         let log = self.model_log(model)?;
         let mut guard = log.lock().unwrap_or_else(|e| e.into_inner());
         let bytes = encode(events);
@@ -184,12 +240,31 @@ impl InteractionLogs {
         Ok(())
     }
 
+    /// A model's whole log (empty when there is none), for retraining. Runs
+    /// on a blocking thread.
+    pub fn read_all(&self, model: &str) -> Result<Vec<LoggedInteraction>, StoreError> {
+        match &self.db {
+            Some(db) => {
+                let name = model.to_string();
+                let rows = db.block(|db| async move { db.model_interactions(&name).await })?;
+                Ok(rows.into_iter().map(from_row).collect())
+            }
+            None => read_log(&self.store, model),
+        }
+    }
+
     /// The items logged for `user` of `model`, oldest first.
     pub async fn user_items(
         self: &Arc<Self>,
         model: &str,
         user: &str,
     ) -> Result<Vec<String>, StoreError> {
+        if let Some(db) = &self.db {
+            let (model, user) = (model.to_string(), user.to_string());
+            return db
+                .call(|db| async move { db.user_interactions(&model, &user).await })
+                .await;
+        }
         let cached = self.lock_models().get(model).cloned();
         let log = match cached {
             Some(log) => log,
@@ -227,7 +302,7 @@ mod tests {
     async fn logged_interactions_survive_a_restart_and_compaction_keeps_the_newest() {
         let cache = tempfile::tempdir().unwrap();
         let store = Store::in_memory(cache.path());
-        let logs = Arc::new(InteractionLogs::new(store.clone(), 8));
+        let logs = Arc::new(InteractionLogs::new(store.clone(), None, 8));
         let appender = logs.clone();
         tokio::task::spawn_blocking(move || {
             for i in 0..12 {
@@ -243,7 +318,7 @@ mod tests {
         assert_eq!(items.first().map(String::as_str), Some("i3"));
         assert_eq!(items.len(), 9);
 
-        let reopened = Arc::new(InteractionLogs::new(store.clone(), 8));
+        let reopened = Arc::new(InteractionLogs::new(store.clone(), None, 8));
         assert_eq!(reopened.user_items("shop", "u1").await.unwrap(), items);
         let events = tokio::task::spawn_blocking(move || read_log(&store, "shop"))
             .await
@@ -257,7 +332,7 @@ mod tests {
     async fn a_remote_log_is_compacted_once_it_has_too_many_segments() {
         let cache = tempfile::tempdir().unwrap();
         let store = Store::in_memory(cache.path());
-        let logs = Arc::new(InteractionLogs::new(store.clone(), 10_000));
+        let logs = Arc::new(InteractionLogs::new(store.clone(), None, 10_000));
         let appender = logs.clone();
         let listed = tokio::task::spawn_blocking(move || {
             for i in 0..(MAX_SEGMENTS as i64 + 5) {

@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The API keys; empty when authentication is off.
     pub keys: auth::Keyring,
+    /// The coordination database of a cluster, when configured.
+    pub database: Option<crate::storage::db::Database>,
 }
 
 /// Why the service could not start.
@@ -41,6 +43,8 @@ pub struct AppState {
 pub enum StartError {
     #[error("cannot open the model store at {path}: {reason}")]
     Store { path: String, reason: String },
+    #[error("cannot use the database at {url}: {reason}")]
+    Database { url: String, reason: String },
     #[error(transparent)]
     Keys(#[from] auth::KeyError),
 }
@@ -84,10 +88,41 @@ impl AppState {
             registry.follow(interval);
         }
         let store = registry.store().clone();
-        let datasets =
-            Arc::new(DatasetStore::open(store.clone()).map_err(|e| store_err(e.to_string()))?);
+        let database = match settings.database.url() {
+            Some(url) => {
+                let options = crate::storage::db::DatabaseOptions {
+                    max_connections: settings.database.max_connections,
+                    connect_timeout: std::time::Duration::from_secs(
+                        settings.database.connect_timeout_secs,
+                    ),
+                };
+                let db = crate::storage::db::Database::connect(url, &options).map_err(|e| {
+                    StartError::Database {
+                        url: crate::storage::db::redact(url),
+                        reason: e.to_string(),
+                    }
+                })?;
+                tracing::info!(database = %db.display(), "jobs, datasets and interactions are shared through the database");
+                Some(db)
+            }
+            None => None,
+        };
+        let datasets = Arc::new(
+            DatasetStore::open(store.clone(), database.clone())
+                .map_err(|e| store_err(e.to_string()))?,
+        );
         let job_store = JobStore::new(store.clone());
-        let runner = training::runner(registry.clone(), job_store.clone(), settings.clone());
+        let interactions = Arc::new(recommend::InteractionLogs::new(
+            store.clone(),
+            database.clone(),
+            settings.interactions.max_events_per_model,
+        ));
+        let runner = training::runner(
+            registry.clone(),
+            job_store.clone(),
+            settings.clone(),
+            interactions.clone(),
+        );
         let jobs = JobSystem::start(
             job_store,
             crate::jobs::JobOptions {
@@ -96,14 +131,15 @@ impl AppState {
                 retain_finished: settings.jobs.retain_finished,
                 max_active_per_model: settings.jobs.max_active_per_model,
                 training_nice: settings.jobs.training_nice,
+                cluster: database.clone().map(|db| crate::jobs::ClusterOptions {
+                    db,
+                    lease: std::time::Duration::from_secs(settings.jobs.lease_secs),
+                    max_attempts: settings.jobs.max_attempts,
+                }),
             },
             runner,
         )
         .map_err(|e| store_err(e.to_string()))?;
-        let interactions = Arc::new(recommend::InteractionLogs::new(
-            store,
-            settings.interactions.max_events_per_model,
-        ));
         Ok(Arc::new(AppState {
             settings,
             registry,
@@ -112,6 +148,7 @@ impl AppState {
             interactions,
             metrics,
             keys,
+            database,
         }))
     }
 }

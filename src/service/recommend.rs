@@ -12,9 +12,7 @@ use super::AppState;
 use crate::recommend::{recency_weights, ItemSet, Recommender, ScoreScratch};
 use crate::registry::{LoadedModel, RegistryError, ServingModel};
 
-pub use super::interactions::{
-    append_logged, read_log, InteractionLogs, LoggedInteraction, LOG_FILE,
-};
+pub use super::interactions::{append_logged, InteractionLogs, LoggedInteraction, LOG_FILE};
 
 thread_local! {
     static SCRATCH: RefCell<ScoreScratch> = RefCell::new(ScoreScratch::default());

@@ -513,10 +513,54 @@ pub fn read_input(
 }
 
 /// The runner the job system calls on a blocking thread.
-pub fn runner(registry: Arc<Registry>, jobs: JobStore, settings: Settings) -> Runner {
+pub fn runner(
+    registry: Arc<Registry>,
+    jobs: JobStore,
+    settings: Settings,
+    interactions: Arc<super::recommend::InteractionLogs>,
+) -> Runner {
     Arc::new(move |record: &JobRecord, control: &JobControl| {
-        run_job(&registry, &jobs, &settings, record, control)
+        if let Some(outcome) = earlier_attempt(&registry, record, control) {
+            return Ok(outcome);
+        }
+        run_job(&registry, &jobs, &settings, &interactions, record, control)
     })
+}
+
+/// A version an earlier run of this job published before its replica died
+/// (it wrote the version but not the job's end): adopted, so a job never
+/// produces two versions.
+fn earlier_attempt(
+    registry: &Registry,
+    record: &JobRecord,
+    control: &JobControl,
+) -> Option<RunOutcome> {
+    if control.attempt <= 1 {
+        return None;
+    }
+    let versions = registry.versions(&record.model).ok()?;
+    // Versions are numbered in publication order: the earlier run's is among
+    // the newest.
+    versions.iter().rev().take(32).find_map(|&version| {
+        let card = registry.card(&record.model, version).ok()?;
+        (card.job_id.as_deref() == Some(record.id.as_str())).then(|| {
+            tracing::info!(job_id = %record.id, version, "adopting the version an earlier run published");
+            RunOutcome {
+                version,
+                metrics: card.metrics.clone(),
+                stages: Vec::new(),
+            }
+        })
+    })
+}
+
+/// Refuses to publish when this replica no longer owns the job (cluster).
+fn check_fence(control: &JobControl) -> Result<(), RunFailure> {
+    if control.may_publish() {
+        Ok(())
+    } else {
+        Err(RunFailure::Cancelled)
+    }
 }
 
 /// The failure code of a job whose input could not be read:
@@ -541,6 +585,7 @@ fn run_job(
     registry: &Registry,
     jobs: &JobStore,
     settings: &Settings,
+    interactions: &super::recommend::InteractionLogs,
     record: &JobRecord,
     control: &JobControl,
 ) -> Result<RunOutcome, RunFailure> {
@@ -550,7 +595,15 @@ fn run_job(
         .map_err(|e| failed(input_code(jobs, &e), e.to_string()))?;
     if spec.is_recommendation() {
         return run_recommendation(
-            registry, jobs, settings, &spec, &table, &bytes, record, control,
+            registry,
+            jobs,
+            settings,
+            interactions,
+            &spec,
+            &table,
+            &bytes,
+            record,
+            control,
         );
     }
     let train_spec = spec
@@ -583,6 +636,7 @@ fn run_job(
     );
     let weights = weights_bytes(&trained.model.mlp)
         .map_err(|e| failed("store_write_failed", e.to_string()))?;
+    check_fence(control)?;
     let version = registry.save(&card, &weights).map_err(save_failure)?;
     let metrics = serde_json::to_value(&trained.metrics).unwrap_or(Value::Null);
     Ok(RunOutcome {
@@ -615,6 +669,7 @@ fn run_recommendation(
     registry: &Registry,
     jobs: &JobStore,
     settings: &Settings,
+    logs: &super::recommend::InteractionLogs,
     spec: &JobSpec,
     table: &Table,
     bytes: &[u8],
@@ -629,7 +684,8 @@ fn run_recommendation(
     let mut interactions = Interactions::from_table(table, &spec.columns_of_interactions())
         .map_err(|e| failed(recommend_code(&e), e.to_string()))?;
     if spec.include_logged_interactions {
-        let logged = super::recommend::read_log(jobs.store(), &spec.model)
+        let logged = logs
+            .read_all(&spec.model)
             .map_err(|e| failed("store_read_failed", e.to_string()))?;
         super::recommend::append_logged(&mut interactions, &logged);
     }
@@ -691,6 +747,7 @@ fn run_recommendation(
         .artifact_files()
         .map_err(|e| failed("store_write_failed", e.to_string()))?;
     let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    check_fence(control)?;
     let version = registry.save_files(&card, &files).map_err(save_failure)?;
     let stages = report
         .stages

@@ -14,6 +14,7 @@
 //! Every operation is counted in `myelin_store_operations_total{op}` and
 //! failures in `myelin_store_errors_total{op,kind}`.
 
+pub mod db;
 mod files;
 pub mod fsops;
 mod listing;
@@ -149,6 +150,24 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, StoreError> {
         })
 }
 
+/// Runs `fut` on the store's runtime and waits for it: the bridge for
+/// synchronous callers. Works on any thread, inside a runtime or not.
+fn run<Fut, T>(fut: Fut) -> Result<T, StoreError>
+where
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime()?.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv().map_err(|_| StoreError::Unavailable {
+        op: "run",
+        key: String::new(),
+        reason: "the store runtime stopped".into(),
+    })
+}
+
 impl Store {
     /// Opens the store at `location`; for a remote store, downloaded
     /// artifacts are kept under `cache_dir`. A remote store is probed with
@@ -221,16 +240,7 @@ impl Store {
         Fut: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let fut = op(self.clone());
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        runtime()?.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv().map_err(|_| StoreError::Unavailable {
-            op: "run",
-            key: String::new(),
-            reason: "the store runtime stopped".into(),
-        })
+        run(op(self.clone()))
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
