@@ -149,6 +149,7 @@ impl From<CancelError> for ApiError {
             CancelError::Finished { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "job_finished", detail)
             }
+            CancelError::Store(e) => store_error(e),
         }
     }
 }

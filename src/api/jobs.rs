@@ -51,7 +51,12 @@ pub async fn list_jobs(
 ) -> ApiResult<Json<JobList>> {
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let (jobs, total) = state.jobs.list(q.status, q.model.as_deref(), offset, limit);
+    let jobs = state.jobs.clone();
+    let (jobs, total) =
+        tokio::task::spawn_blocking(move || jobs.list(q.status, q.model.as_deref(), offset, limit))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(super::convert::store_error)?;
     Ok(Json(JobList {
         jobs,
         total,
@@ -72,9 +77,12 @@ pub async fn get_job(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<JobRecord>> {
-    state
-        .jobs
-        .get(&id)
+    let jobs = state.jobs.clone();
+    let key = id.clone();
+    tokio::task::spawn_blocking(move || jobs.get(&key))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(super::convert::store_error)?
         .map(Json)
         .ok_or_else(|| job_not_found(&id))
 }
@@ -88,7 +96,11 @@ pub async fn cancel_job(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<JobRecord>> {
-    Ok(Json(state.jobs.cancel(&id)?))
+    let jobs = state.jobs.clone();
+    let cancelled = tokio::task::spawn_blocking(move || jobs.cancel(&id))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(Json(cancelled))
 }
 
 /// One server-sent event of `GET /jobs/{id}/events`.
@@ -128,6 +140,7 @@ pub async fn job_events(
     let (record, rx) = state
         .jobs
         .subscribe(&id)
+        .map_err(super::convert::store_error)?
         .ok_or_else(|| job_not_found(&id))?;
     let first = event_of(&JobEvent::Status {
         job: Box::new(record.clone()),

@@ -225,7 +225,8 @@ impl From<RecommendServeError> for ApiError {
             RecommendServeError::VersionAndAlias => {
                 ApiError::unprocessable("version_and_alias", detail)
             }
-            RecommendServeError::Io(m) | RecommendServeError::Internal(m) => ApiError::internal(m),
+            RecommendServeError::Log(e) => super::convert::store_error(e),
+            RecommendServeError::Internal(m) => ApiError::internal(m),
         }
     }
 }

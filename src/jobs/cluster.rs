@@ -307,9 +307,8 @@ impl JobSystem {
         use super::CancelError;
         let cluster = self.cluster();
         for _ in 0..3 {
-            let record = match cluster.get(id) {
-                Ok(Some(r)) => r,
-                Ok(None) | Err(_) => return Err(CancelError::NotFound(id.into())),
+            let Some(record) = cluster.get(id)? else {
+                return Err(CancelError::NotFound(id.into()));
             };
             match record.status {
                 JobStatus::Queued => {
@@ -320,21 +319,23 @@ impl JobSystem {
                     let done = cluster.db.block(|db| async move {
                         db.update_job_if(&job, "queued", "cancelled", &value).await
                     });
-                    if matches!(done, Ok(true)) {
+                    if done? {
                         metrics::counter!("myelin_jobs_finished_total", "status" => "cancelled")
                             .increment(1);
                         return Ok(cancelled);
                     }
                 }
                 JobStatus::Running => {
+                    // Running here: the worker stops at its next batch.
                     if let Some(live) = self.lock().live.get(id) {
                         live.cancel.store(true, Ordering::SeqCst);
+                        return Ok(record);
                     }
                     let job = id.to_string();
                     let asked = cluster
                         .db
                         .block(|db| async move { db.request_cancel(&job).await });
-                    if matches!(asked, Ok(true)) {
+                    if asked? {
                         return Ok(record);
                     }
                 }

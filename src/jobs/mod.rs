@@ -125,6 +125,8 @@ pub enum CancelError {
     NotFound(String),
     #[error("job `{id}` already ended ({status})")]
     Finished { id: String, status: &'static str },
+    #[error("cannot reach the job's record: {0}")]
+    Store(#[from] crate::storage::StoreError),
 }
 
 struct Live {
@@ -306,11 +308,11 @@ impl JobSystem {
     }
 
     /// A job's record.
-    pub fn get(&self, id: &str) -> Option<JobRecord> {
+    pub fn get(&self, id: &str) -> Result<Option<JobRecord>, crate::storage::StoreError> {
         let local = self.lock().records.get(id).cloned();
         match &self.cluster {
-            Some(cluster) if local.is_none() => cluster.get(id).ok().flatten(),
-            _ => local,
+            Some(cluster) if local.is_none() => cluster.get(id),
+            _ => Ok(local),
         }
     }
 
@@ -321,25 +323,17 @@ impl JobSystem {
         model: Option<&str>,
         offset: usize,
         limit: usize,
-    ) -> (Vec<JobRecord>, usize) {
+    ) -> Result<(Vec<JobRecord>, usize), crate::storage::StoreError> {
         if let Some(cluster) = &self.cluster {
             let (status, model) = (status.map(|s| s.as_str()), model.map(str::to_string));
-            let listed = cluster.db.block(|db| async move {
+            let (records, total) = cluster.db.block(|db| async move {
                 db.list_jobs(status, model.as_deref(), offset, limit).await
-            });
-            return match listed {
-                Ok((records, total)) => (
-                    records
-                        .into_iter()
-                        .filter_map(cluster::from_value)
-                        .collect(),
-                    total,
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot list jobs from the database");
-                    (Vec::new(), 0)
-                }
-            };
+            })?;
+            let records = records
+                .into_iter()
+                .filter_map(cluster::from_value)
+                .collect();
+            return Ok((records, total));
         }
         let inner = self.lock();
         let mut matching: Vec<&JobRecord> = inner
@@ -356,7 +350,7 @@ impl JobSystem {
             .take(limit)
             .cloned()
             .collect();
-        (page, total)
+        Ok((page, total))
     }
 
     /// Cancels a queued job at once, a running one at its next batch.
@@ -392,17 +386,25 @@ impl JobSystem {
     pub fn subscribe(
         self: &Arc<Self>,
         id: &str,
-    ) -> Option<(JobRecord, Option<broadcast::Receiver<JobEvent>>)> {
+    ) -> Result<
+        Option<(JobRecord, Option<broadcast::Receiver<JobEvent>>)>,
+        crate::storage::StoreError,
+    > {
         {
             let inner = self.lock();
             if let Some(record) = inner.records.get(id) {
                 let rx = inner.live.get(id).map(|l| l.events.subscribe());
-                return Some((record.clone(), rx));
+                return Ok(Some((record.clone(), rx)));
             }
         }
-        let record = self.cluster.as_ref()?.get(id).ok()??;
+        let Some(cluster) = &self.cluster else {
+            return Ok(None);
+        };
+        let Some(record) = cluster.get(id)? else {
+            return Ok(None);
+        };
         let rx = (!record.status.is_terminal()).then(|| self.relay(&record));
-        Some((record, rx))
+        Ok(Some((record, rx)))
     }
 
     /// Whether a queued or running job reads the input at `path`.

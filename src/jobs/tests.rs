@@ -14,7 +14,7 @@ fn record(id: &str) -> JobRecord {
 
 async fn wait_terminal(system: &JobSystem, id: &str) -> JobRecord {
     for _ in 0..500 {
-        if let Some(r) = system.get(id) {
+        if let Ok(Some(r)) = system.get(id) {
             if r.status.is_terminal() {
                 return r;
             }

@@ -247,7 +247,8 @@ impl DatasetStore {
     /// One dataset: from the index, else from the store (uploaded by
     /// another replica since this one started).
     pub async fn find(&self, id: &str) -> Result<Option<DatasetMeta>, StoreError> {
-        if let Some(meta) = self.lock().get(id) {
+        // In a cluster another replica may have deleted it: always ask.
+        if let Some(meta) = self.lock().get(id).filter(|_| self.db.is_none()) {
             return Ok(Some(meta.clone()));
         }
         let found = match &self.db {
@@ -264,7 +265,7 @@ impl DatasetStore {
 
     /// [`DatasetStore::find`] from a blocking thread.
     pub fn get(&self, id: &str) -> Result<Option<DatasetMeta>, StoreError> {
-        if let Some(meta) = self.lock().get(id) {
+        if let Some(meta) = self.lock().get(id).filter(|_| self.db.is_none()) {
             return Ok(Some(meta.clone()));
         }
         let id = id.to_string();

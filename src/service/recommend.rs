@@ -40,7 +40,7 @@ pub enum RecommendServeError {
     #[error("give either `version` or `alias`, not both")]
     VersionAndAlias,
     #[error("interaction log: {0}")]
-    Io(String),
+    Log(crate::storage::StoreError),
     #[error("recommendation failed: {0}")]
     Internal(String),
 }
@@ -205,7 +205,7 @@ pub async fn recommend(
             .interactions
             .user_items(&query.model, user)
             .await
-            .map_err(|e| RecommendServeError::Io(e.to_string()))?,
+            .map_err(RecommendServeError::Log)?,
         None => Vec::new(),
     };
     let mut unknown_items = Vec::new();
@@ -461,7 +461,7 @@ pub async fn log_interactions(
     tokio::task::spawn_blocking(move || logs.append(&name, &events))
         .await
         .map_err(|e| RecommendServeError::Internal(e.to_string()))?
-        .map_err(|e| RecommendServeError::Io(e.to_string()))?;
+        .map_err(RecommendServeError::Log)?;
     metrics::counter!("myelin_interactions_logged_total", "model" => model.to_string())
         .increment(count as u64);
     Ok((count, unknown_items))

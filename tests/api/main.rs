@@ -5,6 +5,7 @@ mod audio;
 mod auth;
 mod bad_input;
 mod cli;
+mod cluster;
 mod compressed;
 mod dashboard_data;
 mod datasets;
