@@ -101,6 +101,9 @@ pub struct JobOptions {
     pub cluster: Option<ClusterOptions>,
 }
 
+/// A job's current record and, while it runs, a receiver of its later events.
+pub type Subscription = (JobRecord, Option<broadcast::Receiver<JobEvent>>);
+
 /// Submission refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -386,10 +389,7 @@ impl JobSystem {
     pub fn subscribe(
         self: &Arc<Self>,
         id: &str,
-    ) -> Result<
-        Option<(JobRecord, Option<broadcast::Receiver<JobEvent>>)>,
-        crate::storage::StoreError,
-    > {
+    ) -> Result<Option<Subscription>, crate::storage::StoreError> {
         {
             let inner = self.lock();
             if let Some(record) = inner.records.get(id) {
