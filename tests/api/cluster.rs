@@ -569,3 +569,29 @@ async fn a_schema_newer_than_the_binary_is_refused_at_startup() {
         "the password is redacted: {stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stopped_with_sigterm_hands_its_job_back_at_once() {
+    let Some(mut cluster) = Cluster::new().await else {
+        return;
+    };
+    // A lease far longer than the test: only the hand-back can requeue the job.
+    let long_lease = [("MYELIN_JOBS__LEASE_SECS", "600")];
+    let mut a = cluster.replica(&long_lease);
+    let job = submit(&a, &medium_job("churn")).await;
+    let id = job_id(&job).to_string();
+    wait_until(&a, &id, |j| j["status"] == "running").await;
+    assert_eq!(starts(&a, &id), 1);
+    assert!(a.terminate(), "clean exit");
+    let b = cluster.replica(&long_lease);
+    let ended = wait_until(&b, &id, is_terminal).await;
+    assert_eq!(ended["status"], "succeeded", "{ended:#}");
+    assert_eq!(starts(&b, &id), 1);
+    let pool = cluster.pool().await;
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1, "a hand-back does not count as an attempt");
+}
