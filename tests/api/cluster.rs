@@ -595,3 +595,39 @@ async fn a_replica_stopped_with_sigterm_hands_its_job_back_at_once() {
         .unwrap();
     assert_eq!(attempts, 1, "a hand-back does not count as an attempt");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_interaction_log_keeps_the_newest_events_per_model() {
+    let Some(mut cluster) = Cluster::new().await else {
+        return;
+    };
+    let a = cluster.replica(&[("MYELIN_INTERACTIONS__MAX_EVENTS_PER_MODEL", "8")]);
+    let job = submit(
+        &a,
+        &json!({"model": "shop", "task": "recommendation", "params": recommend_params(),
+                "data": interaction_rows(7)}),
+    )
+    .await;
+    wait_until(&a, job_id(&job), is_terminal).await;
+    // Trimmed every 64 appends of a replica: after 70, at most 8 + 6 remain.
+    for i in 0..70 {
+        let body = json!({"model": "shop", "interactions": [{"user": "x", "item": format!("i{}", i % 60)}]});
+        json_ok(a.post("/interactions", &body).await, StatusCode::CREATED).await;
+    }
+    let pool = cluster.pool().await;
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM interactions WHERE model = 'shop' ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(
+        ids.len() <= 14 && ids.len() >= 8,
+        "{} events kept",
+        ids.len()
+    );
+    let newest: i64 = sqlx::query_scalar("SELECT max(id) FROM interactions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(ids.last(), Some(&newest), "the newest are kept");
+}
