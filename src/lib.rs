@@ -5,11 +5,13 @@
 //! [`grpc`] (protocols), [`service`] (use cases), [`export`] (other runtimes'
 //! formats), [`jobs`] (training queue), [`registry`] (model versions),
 //! [`recommend`] and [`tabular`] (models), [`storage`] (every persisted
-//! byte), [`data`] (datasets and the feature pipeline), [`nn`] (the CPU engine).
+//! byte), [`data`] (datasets and the feature pipeline), [`nn`] (the CPU engine),
+//! [`cooperative`] (yield points and the thread CPU clock for background work).
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod cooperative;
 pub mod data;
 pub mod export;
 pub mod fuzz;

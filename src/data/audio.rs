@@ -261,7 +261,7 @@ impl AudioEncoder {
         let mut frames = 0usize;
         let mut buf = vec![0.0f32; encoder.width()];
         for (i, clip) in clips.enumerate() {
-            crate::nn::yield_every(i, 16);
+            crate::cooperative::yield_every(i, 16);
             let Some(clip) = clip else { continue };
             encoder.log_mel(clip, None, &mut buf).map_err(|e| (i, e))?;
             for frame in buf.chunks_exact(bands) {
@@ -466,7 +466,7 @@ pub fn check_audio(
             continue;
         };
         for (i, &r) in rows.iter().filter(|&&r| r < cells.len()).enumerate() {
-            crate::nn::yield_every(i, 16);
+            crate::cooperative::yield_every(i, 16);
             match Raw::from_cell(&cells[r]) {
                 Raw::Missing => {}
                 Raw::Text(s) => {

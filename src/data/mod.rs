@@ -41,5 +41,5 @@ pub use target::{rows_with_target, TargetEncoder, Task, AUTO_CLASS_MAX_DISTINCT,
 pub use text::{TextOptions, MAX_CHAR_NGRAM, MAX_TEXT_FEATURES};
 
 /// Rows handled between two yield points when a training thread reads,
-/// profiles or encodes a table (see [`crate::nn::yield_point`]).
+/// profiles or encodes a table (see [`crate::cooperative::yield_point`]).
 pub(crate) const YIELD_ROWS: usize = 256;

@@ -525,7 +525,7 @@ impl FeaturePipeline {
         check_rows(table.rows(), rows)?;
         let mut columns = Vec::new();
         for column in &schema.columns {
-            crate::nn::yield_point();
+            crate::cooperative::yield_point();
             if !column.is_feature() || column.name == target {
                 continue;
             }
@@ -547,7 +547,7 @@ impl FeaturePipeline {
                 ColumnKind::Numeric => {
                     let mut values = Vec::with_capacity(rows.len());
                     for (i, &r) in rows.iter().enumerate() {
-                        crate::nn::yield_every(i, super::YIELD_ROWS);
+                        crate::cooperative::yield_every(i, super::YIELD_ROWS);
                         match Raw::from_cell(&cells[r]) {
                             Raw::Missing => {}
                             Raw::Number(v) if in_range(v) => values.push(v),
@@ -567,7 +567,7 @@ impl FeaturePipeline {
                 ColumnKind::Boolean => {
                     let (mut trues, mut present) = (0usize, 0usize);
                     for (i, &r) in rows.iter().enumerate() {
-                        crate::nn::yield_every(i, super::YIELD_ROWS);
+                        crate::cooperative::yield_every(i, super::YIELD_ROWS);
                         let raw = Raw::from_cell(&cells[r]);
                         let value = match raw {
                             Raw::Missing => continue,
@@ -593,7 +593,7 @@ impl FeaturePipeline {
                 ColumnKind::Categorical => {
                     let mut counts: HashMap<String, usize> = HashMap::new();
                     for (i, &r) in rows.iter().enumerate() {
-                        crate::nn::yield_every(i, super::YIELD_ROWS);
+                        crate::cooperative::yield_every(i, super::YIELD_ROWS);
                         if let Some(key) = Raw::from_cell(&cells[r]).key() {
                             match counts.get_mut(key.as_str()) {
                                 Some(count) => *count += 1,
@@ -622,7 +622,7 @@ impl FeaturePipeline {
                 ColumnKind::Image => {
                     let mut images = Vec::with_capacity(rows.len());
                     for (i, &r) in rows.iter().enumerate() {
-                        crate::nn::yield_every(i, super::YIELD_ROWS);
+                        crate::cooperative::yield_every(i, super::YIELD_ROWS);
                         images.push(match Raw::from_cell(&cells[r]) {
                             Raw::Missing => None,
                             Raw::Text(s) => Some(ImageInput::Text(s)),
@@ -849,7 +849,7 @@ impl FeaturePipeline {
         let mut sparse = CsrMatrix::new(self.width - self.dense_width);
         let mut row = SparseRow::default();
         for (i, &r) in rows.iter().enumerate() {
-            crate::nn::yield_every(i, super::YIELD_ROWS);
+            crate::cooperative::yield_every(i, super::YIELD_ROWS);
             let out = &mut buf[i * width..(i + 1) * width];
             row.entries.clear();
             for (column, cells) in self.columns.iter().zip(&sources) {

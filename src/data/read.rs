@@ -75,7 +75,7 @@ pub fn read_csv<R: Read>(reader: R, limits: &ReadLimits) -> Result<Table, DataEr
                 limit: limits.max_rows,
             });
         }
-        crate::nn::yield_every(rows, super::YIELD_ROWS);
+        crate::cooperative::yield_every(rows, super::YIELD_ROWS);
         for (col, field) in record.iter().enumerate() {
             if field.len() > limits.max_field_bytes {
                 return Err(DataError::FieldTooLarge {
@@ -354,7 +354,7 @@ impl<'l> Builder<'l> {
     }
 
     fn end_row(&mut self) {
-        crate::nn::yield_every(self.rows, super::YIELD_ROWS);
+        crate::cooperative::yield_every(self.rows, super::YIELD_ROWS);
         self.rows += 1;
         for column in &mut self.cells {
             if column.len() < self.rows {

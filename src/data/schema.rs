@@ -239,7 +239,7 @@ impl Profile {
         };
         let mut seen: HashSet<Distinct<'_>> = HashSet::new();
         for (row, cell) in cells.iter().enumerate() {
-            crate::nn::yield_every(row, super::YIELD_ROWS);
+            crate::cooperative::yield_every(row, super::YIELD_ROWS);
             let raw = Raw::from_cell(cell);
             let out_of_range = match raw {
                 Raw::Number(v) => !in_range(v),
