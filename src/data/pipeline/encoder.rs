@@ -7,9 +7,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::data::audio::AudioEncoder;
-use crate::data::canon::{
-    add_words, in_range, l2_normalize, parse_bool, parse_number, FnvBuild, Raw,
-};
+use crate::data::canon::{add_words, l2_normalize, FnvBuild, Raw, WrongKind};
 use crate::data::image::{ImageEncoder, ImageInput};
 use crate::data::text::TfidfEncoder;
 
@@ -108,7 +106,6 @@ impl Encoder {
         sparse: &mut SparseRow,
         offset: usize,
     ) -> Result<(), Reject> {
-        let kind = |_| Reject::Kind;
         match self {
             Encoder::Numeric {
                 median,
@@ -117,12 +114,7 @@ impl Encoder {
                 missing_indicator,
                 bin_edges,
             } => {
-                let value = match raw {
-                    Raw::Missing => None,
-                    Raw::Number(v) if in_range(v) => Some(v),
-                    Raw::Text(s) => Some(parse_number(s).ok_or(()).map_err(kind)?),
-                    Raw::Number(_) | Raw::Bool(_) => return Err(Reject::Kind),
-                };
+                let value = raw.number()?;
                 let x = value.unwrap_or(*median);
                 out[0] = to_f32((x - mean) / std);
                 let mut next = 1;
@@ -138,13 +130,7 @@ impl Encoder {
                 fill,
                 missing_indicator,
             } => {
-                let value = match raw {
-                    Raw::Missing => None,
-                    Raw::Bool(b) => Some(b),
-                    Raw::Number(v) if v == 0.0 || v == 1.0 => Some(v == 1.0),
-                    Raw::Text(s) => Some(parse_bool(s).ok_or(()).map_err(kind)?),
-                    Raw::Number(_) => return Err(Reject::Kind),
-                };
+                let value = raw.boolean()?;
                 out[0] = value.map_or(*fill as f32, |b| if b { 1.0 } else { 0.0 });
                 if *missing_indicator {
                     out[1] = if value.is_none() { 1.0 } else { 0.0 };
@@ -203,6 +189,12 @@ impl Encoder {
             },
         }
         Ok(())
+    }
+}
+
+impl From<WrongKind> for Reject {
+    fn from(_: WrongKind) -> Reject {
+        Reject::Kind
     }
 }
 

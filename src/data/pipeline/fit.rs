@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::encoder::{Encoder, EXPECT_AUDIO, EXPECT_BOOL, EXPECT_IMAGE, EXPECT_NUMBER};
 use super::{check_rows, FeaturePipeline, FittedColumn, PipelineOptions};
 use crate::data::audio::AudioEncoder;
-use crate::data::canon::{in_range, parse_bool, parse_number, Raw};
+use crate::data::canon::Raw;
 use crate::data::error::DataError;
 use crate::data::image::{ImageEncoder, ImageInput, ImageOptions};
 use crate::data::schema::{ColumnKind, Schema};
@@ -63,13 +63,9 @@ impl FeaturePipeline {
                     let mut values = Vec::with_capacity(rows.len());
                     for (i, &r) in rows.iter().enumerate() {
                         crate::cooperative::yield_every(i, crate::data::YIELD_ROWS);
-                        match Raw::from_cell(&cells[r]) {
-                            Raw::Missing => {}
-                            Raw::Number(v) if in_range(v) => values.push(v),
-                            raw @ Raw::Text(s) => values.push(
-                                parse_number(s).ok_or_else(|| invalid(r, raw, EXPECT_NUMBER))?,
-                            ),
-                            raw => return Err(invalid(r, raw, EXPECT_NUMBER)),
+                        let raw = Raw::from_cell(&cells[r]);
+                        if let Some(v) = raw.number().map_err(|_| invalid(r, raw, EXPECT_NUMBER))? {
+                            values.push(v);
                         }
                     }
                     fit_numeric(
@@ -84,14 +80,10 @@ impl FeaturePipeline {
                     for (i, &r) in rows.iter().enumerate() {
                         crate::cooperative::yield_every(i, crate::data::YIELD_ROWS);
                         let raw = Raw::from_cell(&cells[r]);
-                        let value = match raw {
-                            Raw::Missing => continue,
-                            Raw::Bool(b) => b,
-                            Raw::Number(v) if v == 0.0 || v == 1.0 => v == 1.0,
-                            Raw::Text(s) => {
-                                parse_bool(s).ok_or_else(|| invalid(r, raw, EXPECT_BOOL))?
-                            }
-                            Raw::Number(_) => return Err(invalid(r, raw, EXPECT_BOOL)),
+                        let Some(value) =
+                            raw.boolean().map_err(|_| invalid(r, raw, EXPECT_BOOL))?
+                        else {
+                            continue;
                         };
                         present += 1;
                         trues += usize::from(value);
