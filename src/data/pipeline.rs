@@ -48,8 +48,7 @@ mod options;
 mod transform;
 
 use encoder::Encoder;
-pub(super) use encoder::EXPECT_AUDIO;
-pub use fit::check_images;
+pub use fit::{check_audio, check_images};
 pub use layout::{ColumnLayout, EncodingView};
 pub use options::{PipelineOptions, MAX_HASH_BUCKETS, MAX_ONE_HOT_LIMIT};
 pub use transform::Field;

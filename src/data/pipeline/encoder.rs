@@ -17,7 +17,7 @@ const EXPECT_CATEGORY: &str = "a string, number or boolean";
 const EXPECT_TEXT: &str = "a string";
 pub(super) const EXPECT_IMAGE: &str =
     "a base64 PNG or JPEG image, or a pixel array in the declared layout";
-pub(in crate::data) const EXPECT_AUDIO: &str = "a base64 WAV file";
+pub(super) const EXPECT_AUDIO: &str = "a base64 WAV file";
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "encoding", rename_all = "snake_case", deny_unknown_fields)]

@@ -581,3 +581,29 @@ fn transform_is_fast_enough_for_a_large_table() {
     assert_eq!(m.dim(), (n, p.width()));
     assert!(elapsed.as_millis() < 2_000, "{elapsed:?}");
 }
+
+#[test]
+fn image_checks_and_fitting_report_the_first_bad_cell_in_row_order() {
+    let t = Table {
+        columns: vec!["img".into(), "y".into()],
+        cells: vec![
+            vec![Cell::Text("not an image".into()), Cell::Number(3.0)],
+            vec![Cell::Text("a".into()), Cell::Text("b".into())],
+        ],
+    };
+    let overrides = BTreeMap::from([("img".to_string(), ColumnKind::Image)]);
+    let schema = infer_schema(&t, &overrides, &[]).unwrap();
+    let options = PipelineOptions::default();
+    for (rows, code, row) in [([0, 1], "invalid_image", 1), ([1, 0], "invalid_value", 2)] {
+        let checked = check_images(&t, &rows, &schema, "y", &options.image).unwrap_err();
+        let fitted = FeaturePipeline::fit(&t, &rows, &schema, "y", &options).unwrap_err();
+        assert_eq!(checked, fitted);
+        assert_eq!(checked.code(), code);
+        match checked {
+            DataError::InvalidImage { row: r, .. } | DataError::InvalidValue { row: r, .. } => {
+                assert_eq!(r, row)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
