@@ -30,7 +30,9 @@ pub use pipeline::{
     check_audio, check_images, ColumnLayout, EncodingView, FeaturePipeline, Field, PipelineOptions,
     MAX_HASH_BUCKETS, MAX_ONE_HOT_LIMIT,
 };
-pub use read::{read_csv, read_json_rows, read_ndjson, table_from_records, ReadLimits};
+pub use read::{
+    read_csv, read_json_rows, read_ndjson, read_table, table_from_records, ReadLimits, TableFormat,
+};
 pub use schema::{
     infer_schema, ColumnKind, ColumnSchema, Exclusion, Schema, DISTINCT_CAP, IDENTIFIER_MIN_ROWS,
     TEXT_MIN_AVG_CHARS,
