@@ -2,11 +2,11 @@
 //! inference, tensor import/export and evaluation metrics.
 //!
 //! Synchronous, with no I/O, no threads and no state of its own: a caller's cancel flag
-//! and epoch callback are the only channels out of a running `fit`. Between batches,
-//! `fit` and [`Trainer`] pass [`crate::cooperative::yield_point`]s (which may yield or
-//! briefly sleep on threads marked as background); that module is the only one outside
-//! `nn` that the engine calls. Model numbers are `f32`; losses and metrics are reported
-//! as `f64`.
+//! and epoch callback are the only channels out of a running `fit`. `fit` passes a
+//! [`crate::cooperative::yield_point`] before every batch and every validation chunk
+//! (on a thread marked as background it may yield the CPU or briefly sleep); that is
+//! the engine's only call outside `nn`. Model numbers are `f32`; losses and metrics are
+//! reported as `f64`.
 
 mod activation;
 mod dense;

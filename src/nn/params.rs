@@ -1,4 +1,5 @@
-//! Training parameters, the service's hard caps, and their validation.
+//! Training parameters, the service's hard caps, their validation, and the optimizer
+//! settings the parameters give.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,5 @@
-//! Preallocated training buffers and the batched forward and backward passes over them.
+//! Preallocated training buffers and the batched forward and backward passes over them,
+//! and the gradient buffers those passes fill (zeroed, plus the L2 term).
 //!
 //! Every buffer is sized once for `capacity` rows; a batch of `rows <= capacity` uses the
 //! leading rows, so steady-state training performs no allocation of its own.

@@ -19,7 +19,7 @@ pub const MAX_HASH_BUCKETS: usize = 4_096;
 /// Largest accepted `numeric_bins`.
 pub const MAX_NUMERIC_BINS: usize = 256;
 
-/// Options for fitting a [`FeaturePipeline`].
+/// Options for fitting a [`FeaturePipeline`](super::FeaturePipeline).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineOptions {
