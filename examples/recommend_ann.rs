@@ -45,7 +45,7 @@ fn run(model: &Recommender, requests: &[Vec<(u32, f32)>]) -> (Vec<Vec<u32>>, f64
     let mut lists = Vec::new();
     for _ in 0..3 {
         lists.clear();
-        let cpu = myelin::nn::thread_cpu_seconds();
+        let cpu = myelin::cooperative::thread_cpu_seconds();
         for history in requests {
             let seen = ItemSet::from_history(n, history);
             let top = model
@@ -53,7 +53,8 @@ fn run(model: &Recommender, requests: &[Vec<(u32, f32)>]) -> (Vec<Vec<u32>>, f64
                 .expect("recommend");
             lists.push(top.into_iter().map(|(i, _)| i).collect());
         }
-        best = best.min((myelin::nn::thread_cpu_seconds() - cpu) * 1e3 / requests.len() as f64);
+        best = best
+            .min((myelin::cooperative::thread_cpu_seconds() - cpu) * 1e3 / requests.len() as f64);
     }
     (lists, best)
 }

@@ -383,12 +383,12 @@ fn timing(sizes: &[usize], hidden: usize, history_len: usize) {
             let reps = (200_000_000 / (n * hidden.max(1) + n * history_len)).clamp(3, 100_000);
             let (mut wall, mut cpu) = (f64::INFINITY, f64::INFINITY);
             for _ in 0..5 {
-                let (t, c) = (Instant::now(), myelin::nn::thread_cpu_seconds());
+                let (t, c) = (Instant::now(), myelin::cooperative::thread_cpu_seconds());
                 for _ in 0..reps {
                     std::hint::black_box(run(&mut scratch));
                 }
                 wall = wall.min(t.elapsed().as_secs_f64() * 1e3 / reps as f64);
-                cpu = cpu.min((myelin::nn::thread_cpu_seconds() - c) * 1e3 / reps as f64);
+                cpu = cpu.min((myelin::cooperative::thread_cpu_seconds() - c) * 1e3 / reps as f64);
             }
             println!(
                 "| {n} | {name} (hidden {hidden}, |h| = {history_len}) | {wall:.4} | {cpu:.4} |"

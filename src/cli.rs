@@ -1,7 +1,7 @@
 //! The command line: `serve` (default), `train`, `predict`, `eval`, `export`, `openapi`.
 
 use std::collections::BTreeMap;
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -202,17 +202,10 @@ pub fn error_message(error: &anyhow::Error) -> String {
 /// Reads a dataset file, choosing the format by extension.
 pub fn read_table(path: &Path, limits: &ReadLimits) -> anyhow::Result<(Table, Vec<u8>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let table = match ext.as_str() {
-        "json" => data::read_json_rows(&bytes, limits),
-        "ndjson" | "jsonl" => data::read_ndjson(BufReader::new(&bytes[..]), limits),
-        _ => data::read_csv(&bytes[..], limits),
-    }
-    .with_context(|| format!("reading {}", path.display()))?;
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let format = data::TableFormat::from_extension(extension);
+    let table = data::read_table(&bytes, format, limits)
+        .with_context(|| format!("reading {}", path.display()))?;
     Ok((table, bytes))
 }
 

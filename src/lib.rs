@@ -1,15 +1,28 @@
 //! Myelin: train small neural networks over HTTP and serve predictions on raw
 //! records from one binary.
 //!
-//! Layers, top to bottom (nothing below imports from above): [`api`] and
-//! [`grpc`] (protocols), [`service`] (use cases), [`export`] (other runtimes'
-//! formats), [`jobs`] (training queue), [`registry`] (model versions),
-//! [`recommend`] and [`tabular`] (models), [`storage`] (every persisted
-//! byte), [`data`] (datasets and the feature pipeline), [`nn`] (the CPU engine).
+//! Layers, top to bottom. A module imports only from its own layer or below
+//! (tests may reach higher: `registry`'s tests use `service::card_for`).
+//! - entry points: [`cli`] (the commands), [`startup`] (bind, serve, shut down)
+//!   with [`telemetry`] (logging, the Prometheus recorder), [`fuzz`] (the fuzz
+//!   targets' entry points);
+//! - protocols: [`api`] (HTTP) and [`grpc`] (the Open Inference Protocol);
+//! - [`service`]: use cases, the shared application state;
+//! - [`config`]: typed settings, holding the option types of the layers below;
+//! - [`export`] (other runtimes' formats), [`jobs`] (training queue), [`registry`]
+//!   (model versions);
+//! - models: [`tabular`] and [`recommend`] (tabular's compressed models reuse
+//!   recommend's `int8` weight columns);
+//! - [`storage`]: every persisted byte;
+//! - [`data`]: datasets and the feature pipeline;
+//! - [`nn`]: the CPU engine;
+//! - process-wide helpers: [`cooperative`] (yield points for background work,
+//!   thread CPU time) and [`memory`] (returning freed heap to the system).
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod cooperative;
 pub mod data;
 pub mod export;
 pub mod fuzz;

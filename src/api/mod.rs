@@ -402,7 +402,7 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
 }
 
 async fn record_metrics(req: Request, next: Next) -> Response {
-    crate::nn::note_foreground_activity();
+    crate::cooperative::note_foreground_activity();
     let start = Instant::now();
     if let Some(length) = req
         .headers()

@@ -15,11 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::canon::Raw;
-use super::error::DataError;
 use super::mel::{LogMel, LogMelCell};
-use super::schema::{ColumnKind, Schema};
-use super::table::Table;
 use super::wav::{decode_base64, decode_wav, resample};
 
 /// Highest model sample rate (`pipeline.audio.sample_rate`).
@@ -261,7 +257,7 @@ impl AudioEncoder {
         let mut frames = 0usize;
         let mut buf = vec![0.0f32; encoder.width()];
         for (i, clip) in clips.enumerate() {
-            crate::nn::yield_every(i, 16);
+            crate::cooperative::yield_every(i, 16);
             let Some(clip) = clip else { continue };
             encoder.log_mel(clip, None, &mut buf).map_err(|e| (i, e))?;
             for frame in buf.chunks_exact(bands) {
@@ -441,55 +437,6 @@ pub(crate) fn looks_like_encoded_audio(text: &str) -> bool {
     base64::engine::general_purpose::STANDARD
         .decode(head)
         .is_ok_and(|b| b.len() == 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WAVE")
-}
-
-/// Decodes every clip of the audio feature columns of `schema` in `rows` (the `target`
-/// excluded), so that unreadable, unsupported or oversized clips are refused before
-/// training starts.
-///
-/// Errors: `InvalidAudio` naming the first bad cell's row and column, `InvalidValue`
-/// for a number or boolean in an audio column.
-pub fn check_audio(
-    table: &Table,
-    rows: &[usize],
-    schema: &Schema,
-    target: &str,
-    options: &AudioOptions,
-) -> Result<(), DataError> {
-    let probe = AudioEncoder::new(options);
-    let mut out = vec![0.0f32; probe.width()];
-    for column in &schema.columns {
-        if column.kind != ColumnKind::Audio || !column.is_feature() || column.name == target {
-            continue;
-        }
-        let Some(cells) = table.column(&column.name) else {
-            continue;
-        };
-        for (i, &r) in rows.iter().filter(|&&r| r < cells.len()).enumerate() {
-            crate::nn::yield_every(i, 16);
-            match Raw::from_cell(&cells[r]) {
-                Raw::Missing => {}
-                Raw::Text(s) => {
-                    probe
-                        .log_mel(s, None, &mut out)
-                        .map_err(|reason| DataError::InvalidAudio {
-                            column: column.name.clone(),
-                            row: r + 1,
-                            reason,
-                        })?
-                }
-                raw => {
-                    return Err(DataError::InvalidValue {
-                        column: column.name.clone(),
-                        row: r + 1,
-                        value: raw.describe(),
-                        expected: super::pipeline::EXPECT_AUDIO,
-                    })
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use base64::Engine as _;
 
 use super::*;
 use crate::data::wav::{decode_wav, resample};
-use crate::data::{infer_schema, Cell, FeaturePipeline, PipelineOptions};
+use crate::data::{infer_schema, Cell, ColumnKind, FeaturePipeline, PipelineOptions, Table};
 
 /// A WAV file of `frames` frames: channel `c` of frame `i` is `signal(i, c)` in [-1, 1].
 fn wav(spec: hound::WavSpec, frames: usize, signal: impl Fn(usize, usize) -> f64) -> Vec<u8> {

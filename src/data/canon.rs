@@ -135,6 +135,33 @@ impl<'a> Raw<'a> {
         }
     }
 
+    /// The number this value reads as (the numeric columns' rule, for fitting and
+    /// encoding alike): `Ok(None)` when missing; a finite number within range, or
+    /// text [`parse_number`] accepts; [`WrongKind`] for anything else.
+    #[inline]
+    pub(crate) fn number(self) -> Result<Option<f64>, WrongKind> {
+        match self {
+            Raw::Missing => Ok(None),
+            Raw::Number(v) if in_range(v) => Ok(Some(v)),
+            Raw::Text(s) => parse_number(s).map(Some).ok_or(WrongKind),
+            Raw::Number(_) | Raw::Bool(_) => Err(WrongKind),
+        }
+    }
+
+    /// The boolean this value reads as (the boolean columns' rule, for fitting and
+    /// encoding alike): `Ok(None)` when missing; a boolean, the numbers 0 and 1, or
+    /// text [`parse_bool`] accepts; [`WrongKind`] for anything else.
+    #[inline]
+    pub(crate) fn boolean(self) -> Result<Option<bool>, WrongKind> {
+        match self {
+            Raw::Missing => Ok(None),
+            Raw::Bool(b) => Ok(Some(b)),
+            Raw::Number(v) if v == 0.0 || v == 1.0 => Ok(Some(v == 1.0)),
+            Raw::Text(s) => parse_bool(s).map(Some).ok_or(WrongKind),
+            Raw::Number(_) => Err(WrongKind),
+        }
+    }
+
     /// The value as it should appear in an error message.
     pub(crate) fn describe(self) -> String {
         match self {
@@ -145,6 +172,10 @@ impl<'a> Raw<'a> {
         }
     }
 }
+
+/// A value that does not read as the kind asked for ([`Raw::number`], [`Raw::boolean`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WrongKind;
 
 /// A canonical category key, usually borrowed; numbers live on the stack.
 pub(crate) enum Key<'a> {
@@ -349,6 +380,23 @@ mod tests {
         assert_eq!(parse_number("1e999"), None);
         assert_eq!(parse_number("1,000"), None);
         assert_eq!(parse_number("abc"), None);
+    }
+
+    #[test]
+    fn raw_values_read_as_numbers_and_booleans() {
+        assert_eq!(Raw::Missing.number(), Ok(None));
+        assert_eq!(Raw::Number(2.5).number(), Ok(Some(2.5)));
+        assert_eq!(Raw::Text(" 7 ").number(), Ok(Some(7.0)));
+        assert_eq!(Raw::Number(f64::INFINITY).number(), Err(WrongKind));
+        assert_eq!(Raw::Number(1e300).number(), Err(WrongKind));
+        assert_eq!(Raw::Text("seven").number(), Err(WrongKind));
+        assert_eq!(Raw::Bool(true).number(), Err(WrongKind));
+        assert_eq!(Raw::Missing.boolean(), Ok(None));
+        assert_eq!(Raw::Bool(false).boolean(), Ok(Some(false)));
+        assert_eq!(Raw::Number(1.0).boolean(), Ok(Some(true)));
+        assert_eq!(Raw::Text("No").boolean(), Ok(Some(false)));
+        assert_eq!(Raw::Number(2.0).boolean(), Err(WrongKind));
+        assert_eq!(Raw::Text("maybe").boolean(), Err(WrongKind));
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub enum DataError {
     /// The underlying reader failed.
     #[error("could not read the input: {reason}")]
     Io { reason: String },
+    /// A table format name that is not `csv`, `json` or `ndjson`.
+    #[error("unknown table format `{name}`; the formats are csv, json and ndjson")]
+    UnknownFormat { name: String },
     /// A header cell is empty (after trimming); `column` is 1-based.
     #[error("header column {column} has an empty name")]
     EmptyHeader { column: usize },
@@ -123,6 +126,7 @@ impl DataError {
             DataError::Csv { .. } => "csv_invalid",
             DataError::Json { .. } => "json_invalid",
             DataError::Io { .. } => "io_error",
+            DataError::UnknownFormat { .. } => "unknown_format",
             DataError::EmptyHeader { .. } => "empty_header",
             DataError::DuplicateHeader { .. } => "duplicate_header",
             DataError::Empty => "empty_data",

@@ -28,9 +28,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::audio::looks_like_encoded_audio;
-use super::canon::{
-    in_range, is_inferred_bool_text, is_out_of_range_number, parse_bool, parse_number, Raw,
-};
+use super::canon::{in_range, is_inferred_bool_text, is_out_of_range_number, parse_number, Raw};
 use super::error::DataError;
 use super::image::looks_like_encoded_image;
 use super::table::{Cell, Table};
@@ -169,23 +167,16 @@ pub fn infer_schema(
 }
 
 fn validate_override(name: &str, cells: &[Cell], kind: ColumnKind) -> Result<(), DataError> {
-    let expected = match kind {
-        ColumnKind::Numeric => "a number",
-        ColumnKind::Boolean => "a boolean (true/false, yes/no, 1/0)",
+    let (expected, reads): (_, fn(Raw) -> bool) = match kind {
+        ColumnKind::Numeric => ("a number", |raw| raw.number().is_ok()),
+        ColumnKind::Boolean => ("a boolean (true/false, yes/no, 1/0)", |raw| {
+            raw.boolean().is_ok()
+        }),
         _ => return Ok(()),
     };
     for (row, cell) in cells.iter().enumerate() {
         let raw = Raw::from_cell(cell);
-        let ok = match (kind, raw) {
-            (_, Raw::Missing) => true,
-            (ColumnKind::Numeric, Raw::Number(v)) => in_range(v),
-            (ColumnKind::Numeric, Raw::Text(s)) => parse_number(s).is_some(),
-            (ColumnKind::Boolean, Raw::Bool(_)) => true,
-            (ColumnKind::Boolean, Raw::Number(v)) => v == 0.0 || v == 1.0,
-            (ColumnKind::Boolean, Raw::Text(s)) => parse_bool(s).is_some(),
-            _ => false,
-        };
-        if !ok {
+        if !reads(raw) {
             return Err(DataError::InvalidValue {
                 column: name.to_owned(),
                 row: row + 1,
@@ -239,7 +230,7 @@ impl Profile {
         };
         let mut seen: HashSet<Distinct<'_>> = HashSet::new();
         for (row, cell) in cells.iter().enumerate() {
-            crate::nn::yield_every(row, super::YIELD_ROWS);
+            crate::cooperative::yield_every(row, super::YIELD_ROWS);
             let raw = Raw::from_cell(cell);
             let out_of_range = match raw {
                 Raw::Number(v) => !in_range(v),

@@ -112,7 +112,7 @@ impl InferenceService {
     where
         F: Future<Output = Result<T, Status>>,
     {
-        crate::nn::note_foreground_activity();
+        crate::cooperative::note_foreground_activity();
         let start = Instant::now();
         let timeout = Duration::from_secs(self.state.settings.server.request_timeout_secs);
         let result = match tokio::time::timeout(timeout, work).await {

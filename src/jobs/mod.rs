@@ -594,7 +594,7 @@ impl JobSystem {
             ))
             .spawn(move || {
                 thread::lower_thread_priority(nice);
-                crate::nn::mark_background_thread();
+                crate::cooperative::mark_background_thread();
                 let _enter = span.enter();
                 tracing::info!(job_id = %record.id, model = %record.model, "job started");
                 let outcome =

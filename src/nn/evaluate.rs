@@ -80,7 +80,7 @@ pub(crate) fn argmax(row: ArrayView1<f32>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::RegressionLoss;
+    use crate::nn::loss::RegressionLoss;
     use ndarray::array;
 
     #[test]

@@ -128,7 +128,9 @@ impl Mlp {
 mod tests {
     use ndarray::array;
 
-    use crate::nn::{Activation, Architecture, Head, Init, Mlp, RegressionLoss};
+    use crate::nn::activation::Activation;
+    use crate::nn::loss::{Head, RegressionLoss};
+    use crate::nn::mlp::{Architecture, Init, Mlp};
 
     fn net(head: Head, activation: Activation) -> Mlp {
         Mlp::new(

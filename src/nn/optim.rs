@@ -5,7 +5,6 @@ use ndarray::{ArrayViewMut, Dimension, Zip};
 use serde::{Deserialize, Serialize};
 
 use super::dense::Dense;
-use super::params::TrainParams;
 
 /// Parameter update rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,20 +108,6 @@ pub(crate) struct OptimizerConfig {
     pub beta2: f32,
     pub epsilon: f32,
     pub weight_decay: f32,
-}
-
-impl OptimizerConfig {
-    pub(crate) fn from_params(params: &TrainParams) -> Self {
-        OptimizerConfig {
-            kind: params.optimizer,
-            momentum: params.momentum,
-            nesterov: params.nesterov,
-            beta1: params.beta1,
-            beta2: params.beta2,
-            epsilon: params.epsilon,
-            weight_decay: params.weight_decay,
-        }
-    }
 }
 
 /// Optimizer with per-parameter state shaped like the layers it updates.

@@ -1,11 +1,12 @@
-//! Training parameters, the service's hard caps, and their validation.
+//! Training parameters, the service's hard caps, their validation, and the optimizer
+//! settings the parameters give.
 
 use serde::{Deserialize, Serialize};
 
 use super::activation::Activation;
 use super::loss::{Head, RegressionLoss};
 use super::mlp::{Architecture, Init};
-use super::optim::{OptimizerKind, Schedule};
+use super::optim::{OptimizerConfig, OptimizerKind, Schedule};
 
 /// A rejected parameter: its name (dotted for nested fields), its value, and why.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -195,6 +196,21 @@ impl TrainParams {
                 }
                 self.check_min_lr(min_lr)
             }
+        }
+    }
+}
+
+impl OptimizerConfig {
+    /// The optimizer settings of checked `params`.
+    pub(crate) fn from_params(params: &TrainParams) -> Self {
+        OptimizerConfig {
+            kind: params.optimizer,
+            momentum: params.momentum,
+            nesterov: params.nesterov,
+            beta1: params.beta1,
+            beta2: params.beta2,
+            epsilon: params.epsilon,
+            weight_decay: params.weight_decay,
         }
     }
 }

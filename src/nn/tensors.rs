@@ -169,7 +169,9 @@ fn check_tensor(tensor: &NamedTensor, expected: &[usize]) -> Result<(), NnError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{Activation, Head, InferenceScratch, Init, RegressionLoss};
+    use crate::nn::activation::Activation;
+    use crate::nn::loss::{Head, RegressionLoss};
+    use crate::nn::mlp::{InferenceScratch, Init};
     use ndarray::Array2;
 
     fn arch() -> Architecture {

@@ -2,9 +2,10 @@
 //! optimizers, schedules, regularisation and data validation.
 
 use super::*;
-use crate::nn::trainer::Trainer;
-use crate::nn::CsrMatrix;
-use crate::nn::{Activation, OptimizerKind, RegressionLoss, Schedule};
+use crate::nn::activation::Activation;
+use crate::nn::loss::RegressionLoss;
+use crate::nn::optim::{OptimizerKind, Schedule};
+use crate::nn::params::ParamError;
 use ndarray::{array, Array1, Array2};
 use rand::{Rng, SeedableRng};
 

@@ -1,6 +1,5 @@
 //! One optimisation step at a time: the state `fit` drives, also usable directly.
 
-use ndarray::Zip;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -8,9 +7,9 @@ use super::dense::Dense;
 use super::evaluate::Evaluation;
 use super::mlp::{Architecture, Mlp};
 use super::optim::{Optimizer, OptimizerConfig};
-use super::params::{Caps, TrainParams};
-use super::train::{check_set, TrainError, TrainSet};
-use super::workspace::{zero_gradients, Workspace};
+use super::params::{Caps, ParamError, TrainParams};
+use super::set::{check_set, TrainError, TrainSet};
+use super::workspace::{add_l2_gradient, zero_gradients, Workspace};
 
 /// ChaCha stream seeding the dropout masks.
 const DROPOUT_STREAM: u64 = 3;
@@ -38,12 +37,12 @@ impl Trainer {
     /// `params.hidden_layers` and `params.activation`.
     ///
     /// # Errors
-    /// [`ParamError`](super::ParamError) if `params` or `arch` violate `caps`.
+    /// [`ParamError`] if `params` or `arch` violate `caps`.
     pub fn new(
         arch: &Architecture,
         params: &TrainParams,
         caps: &Caps,
-    ) -> Result<Trainer, super::ParamError> {
+    ) -> Result<Trainer, ParamError> {
         params.check(caps)?;
         caps.check_architecture(arch)?;
         caps.check_batch_memory(arch, params.batch_size)?;
@@ -147,7 +146,7 @@ impl Trainer {
     pub(crate) fn evaluate(&mut self, set: &TrainSet, indices: &[usize]) -> Evaluation {
         let mut evaluation = Evaluation::default();
         for chunk in indices.chunks(self.workspace.capacity().max(1)) {
-            super::yield_point();
+            crate::cooperative::yield_point();
             let rows = self.workspace.load_rows(set, chunk);
             self.workspace.forward(&self.model, rows, None);
             let loss_sum = self.workspace.loss_sum(&self.model, rows);
@@ -164,15 +163,6 @@ impl Trainer {
     /// Mutable access for restoring saved weights.
     pub(crate) fn layers_mut(&mut self) -> &mut [Dense] {
         &mut self.model.layers
-    }
-}
-
-/// `grad_W += l2·W` for every layer's weights (biases are not penalised).
-pub(crate) fn add_l2_gradient(grads: &mut [Dense], layers: &[Dense], l2: f32) {
-    for (grad, layer) in grads.iter_mut().zip(layers) {
-        Zip::from(&mut grad.weight)
-            .and(&layer.weight)
-            .for_each(|g, &w| *g += l2 * w);
     }
 }
 

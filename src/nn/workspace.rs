@@ -1,17 +1,18 @@
-//! Preallocated training buffers and the batched forward and backward passes over them.
+//! Preallocated training buffers and the batched forward and backward passes over them,
+//! and the gradient buffers those passes fill (zeroed, plus the L2 term).
 //!
 //! Every buffer is sized once for `capacity` rows; a batch of `rows <= capacity` uses the
 //! leading rows, so steady-state training performs no allocation of its own.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, ArrayView2};
+use ndarray::{s, Array1, Array2, ArrayView2, Zip};
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 
 use super::dense::Dense;
 use super::mlp::Mlp;
+use super::set::TrainSet;
 use super::sparse::{first_layer_product, first_layer_weight_gradient, CsrMatrix};
-use super::train::TrainSet;
 
 /// Per-layer buffers, each `(capacity, width)`.
 #[derive(Clone, Debug)]
@@ -383,11 +384,21 @@ pub(crate) fn zero_gradients(model: &Mlp) -> Vec<Dense> {
         .collect()
 }
 
+/// `grad_W += l2·W` for every layer's weights (biases are not penalised).
+pub(crate) fn add_l2_gradient(grads: &mut [Dense], layers: &[Dense], l2: f32) {
+    for (grad, layer) in grads.iter_mut().zip(layers) {
+        Zip::from(&mut grad.weight)
+            .and(&layer.weight)
+            .for_each(|g, &w| *g += l2 * w);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::trainer::add_l2_gradient;
-    use crate::nn::{Activation, Architecture, Head, Init, RegressionLoss};
+    use crate::nn::activation::Activation;
+    use crate::nn::loss::{Head, RegressionLoss};
+    use crate::nn::mlp::{Architecture, Init};
     use ndarray::{array, Array2, Zip};
     use rand::{Rng, SeedableRng};
 

@@ -25,8 +25,8 @@
 //! Serving cost per user: `O(|h|·hidden + hidden·n_items)` (autoencoder) +
 //! `O(|h|·n_items)` (item-item) + `O(n_items + k log k)` (standardise, top-k).
 //!
-//! Pure and synchronous apart from [`Recommender::save`] / [`Recommender::load`], which
-//! write and read one version directory.
+//! Synchronous; the only I/O is [`Recommender::load`], which reads one version
+//! directory ([`Recommender::artifact_files`] returns the files to store).
 
 mod approx;
 mod attributes;

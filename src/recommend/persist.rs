@@ -183,7 +183,7 @@ impl Recommender {
         Ok(files)
     }
 
-    /// Rebuilds a recommender saved by [`Recommender::save`] with its spec.
+    /// Rebuilds a recommender stored from [`Recommender::artifact_files`] with its spec.
     ///
     /// # Errors
     /// [`RecommendError::Artifact`] for unreadable files, unknown formats, missing or

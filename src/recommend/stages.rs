@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::nn::thread_cpu_seconds;
+use crate::cooperative::thread_cpu_seconds;
 
 /// One stage of a fit: what ran and how long it took on the fitting thread.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -504,11 +504,7 @@ pub fn read_input(
     let bytes = jobs.read_input(&input.path).map_err(|e| DataError::Io {
         reason: e.to_string(),
     })?;
-    let table = match input.format.as_str() {
-        "ndjson" => data::read_ndjson(BufReader::new(&bytes[..]), limits)?,
-        "json" => data::read_json_rows(&bytes, limits)?,
-        _ => data::read_csv(&bytes[..], limits)?,
-    };
+    let table = data::read_table(&bytes, input.format.parse()?, limits)?;
     Ok((table, bytes))
 }
 

@@ -72,7 +72,7 @@ pub(crate) fn fit_rows(
         on_epoch: &mut report_in_target_units,
         cancel,
     };
-    let cpu_start = nn::thread_cpu_seconds();
+    let cpu_start = crate::cooperative::thread_cpu_seconds();
     let wall_start = Instant::now();
     let outcome = nn::fit(
         TrainSet {
@@ -93,7 +93,7 @@ pub(crate) fn fit_rows(
         control,
     )?;
     let wall_seconds = wall_start.elapsed().as_secs_f64();
-    let cpu_seconds = nn::thread_cpu_seconds() - cpu_start;
+    let cpu_seconds = crate::cooperative::thread_cpu_seconds() - cpu_start;
     let baseline = pipeline.baseline_record(table, train_rows);
     Ok(Fitted {
         model: TabularModel {

@@ -71,7 +71,7 @@ pub fn permutation_importance(
     let mut order: Vec<usize> = (0..rows.len()).collect();
     let mut columns = Vec::new();
     for column in model.pipeline.layout() {
-        crate::nn::yield_point();
+        crate::cooperative::yield_point();
         order.shuffle(&mut rng);
         let mut shuffled = x.clone();
         for (target, &source) in order.iter().enumerate() {

@@ -9,7 +9,7 @@ use std::ops::Range;
 use serde_json::{Map, Value};
 
 use super::{Encoder, FeaturePipeline};
-use crate::data::canon::{in_range, parse_bool, parse_number, Raw};
+use crate::data::canon::Raw;
 use crate::data::schema::ColumnKind;
 use crate::data::table::Table;
 
@@ -124,12 +124,7 @@ impl FeaturePipeline {
                 Encoder::Numeric { .. } => {
                     let (mut sum, mut count) = (0.0, 0usize);
                     for raw in raws() {
-                        let v = match raw {
-                            Raw::Number(v) if in_range(v) => Some(v),
-                            Raw::Text(s) => parse_number(s),
-                            _ => None,
-                        };
-                        if let Some(v) = v {
+                        if let Ok(Some(v)) = raw.number() {
                             sum += v;
                             count += 1;
                         }
@@ -143,13 +138,7 @@ impl FeaturePipeline {
                 Encoder::Boolean { .. } => {
                     let (mut trues, mut present) = (0usize, 0usize);
                     for raw in raws() {
-                        let v = match raw {
-                            Raw::Bool(b) => Some(b),
-                            Raw::Number(v) if v == 0.0 || v == 1.0 => Some(v == 1.0),
-                            Raw::Text(s) => parse_bool(s),
-                            _ => None,
-                        };
-                        if let Some(v) = v {
+                        if let Ok(Some(v)) = raw.boolean() {
                             present += 1;
                             trues += usize::from(v);
                         }

@@ -1,5 +1,9 @@
 //! Cooperative scheduling for background work (training) that shares the CPU
-//! with request handling.
+//! with request handling, and the per-thread CPU clock that measures such work.
+//!
+//! Process-wide state (the time of the latest request, a per-thread background
+//! mark) lives here so the layers that call yield points (`nn`, `data`,
+//! `tabular`) stay free of it. Nothing in this module imports from the crate.
 //!
 //! Training threads run at a lowered priority, yet the kernel does not always
 //! run a woken request thread (or a load generator's) ahead of them: measured
@@ -94,6 +98,20 @@ pub fn yield_every(n: usize, every: usize) {
     if n % every == every - 1 {
         yield_point();
     }
+}
+
+/// CPU seconds consumed by the calling thread.
+pub fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the provided timespec only.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 #[cfg(test)]
