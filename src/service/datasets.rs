@@ -388,8 +388,18 @@ fn scan(
         max_rows: SAMPLE_ROWS,
         ..limits.clone()
     };
+    // Uploads are CSV or NDJSON; anything else stored as a dataset format is refused.
+    let format = match format.parse::<data::TableFormat>()? {
+        data::TableFormat::Json => {
+            return Err(DataError::UnknownFormat {
+                name: format.to_string(),
+            }
+            .into())
+        }
+        known => known,
+    };
     match format {
-        "ndjson" => {
+        data::TableFormat::Ndjson => {
             let mut sample = Vec::new();
             let mut rows = 0usize;
             for (i, line) in BufReader::new(file).lines().enumerate() {
@@ -420,7 +430,7 @@ fn scan(
             }
             Ok((data::table_from_records(&sample, &sample_limits)?, rows))
         }
-        _ => {
+        data::TableFormat::Csv | data::TableFormat::Json => {
             let mut reader =
                 csv::ReaderBuilder::new().from_reader(BufReader::with_capacity(1 << 20, file));
             let headers = reader.headers().map_err(|e| csv_error(&e))?.clone();
