@@ -476,6 +476,59 @@ mod tests {
         });
     }
 
+    /// `MYELIN_*` settings a deployment file sets: `KEY: value` lines, with
+    /// compose's `${VAR:-default}` read as its default.
+    fn settings_in(file: &str) -> Vec<(String, String)> {
+        file.lines()
+            .filter_map(|line| line.trim().split_once(':'))
+            .filter(|(key, _)| key.starts_with("MYELIN_"))
+            .map(|(key, value)| {
+                let value = value.trim().trim_matches('"');
+                let value = match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+                    Some(v) => v.split_once(":-").map_or("", |(_, d)| d),
+                    None => value,
+                };
+                (key.to_string(), value.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_deployment_files_set_only_settings_that_exist() {
+        for (name, file) in [
+            (
+                "deploy/kubernetes/configmap.yaml",
+                include_str!("../deploy/kubernetes/configmap.yaml"),
+            ),
+            ("compose.yaml", include_str!("../compose.yaml")),
+        ] {
+            let vars = settings_in(file);
+            assert!(vars.len() >= 5, "{name}: {vars:?}");
+            figment::Jail::expect_with(|jail| {
+                jail.clear_env();
+                for (key, value) in &vars {
+                    jail.set_env(key, value);
+                }
+                let settings = Settings::load(None).map_err(|e| format!("{name}: {e}"))?;
+                assert_eq!(settings.jobs.lease_secs, 30, "{name}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn a_database_url_must_be_postgres() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MYELIN_DATABASE__URL", "mysql://root:secret@db/x");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(
+                err.contains("database.url") && !err.contains("secret"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
     #[test]
     fn zero_workers_is_rejected_with_the_key_name() {
         figment::Jail::expect_with(|jail| {
