@@ -206,8 +206,8 @@ impl JobSystem {
         )
     }
 
-    /// Requeues or interrupts jobs whose replica stopped renewing their lease,
-    /// and publishes the cluster's queue depth; runs on every replica.
+    /// Requeues or interrupts jobs whose replica stopped renewing their lease;
+    /// runs on every replica.
     pub(super) fn watch_leases(self: &Arc<Self>) {
         let system = Arc::downgrade(self);
         let every = self.cluster().lease / 3;
@@ -233,8 +233,6 @@ impl JobSystem {
                     let recovered = cluster
                         .db
                         .block(|db| async move { db.recover_expired_jobs(max, &error).await });
-                    let depth = system.queue_depth();
-                    metrics::gauge!("myelin_jobs_queue_depth").set(depth as f64);
                     if matches!(&recovered, Ok(r) if !r.is_empty()) {
                         system.notify.notify_one();
                     }

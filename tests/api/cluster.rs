@@ -118,6 +118,14 @@ impl Cluster {
     }
 }
 
+/// The value of a counter or gauge in Prometheus text (0 when absent).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// How many times `server` started job `id`.
 fn starts(server: &Server, id: &str) -> usize {
     server
@@ -200,6 +208,23 @@ async fn twenty_jobs_posted_to_three_replicas_each_run_once_with_unique_versions
         assert_eq!(card["job_id"], id.as_str(), "{card:#}");
     }
     assert_eq!(versions, (1..=20).collect::<BTreeSet<u64>>());
+    // Each replica counts the jobs it claimed; together, every job once.
+    let mut claimed = 0.0;
+    for replica in &replicas {
+        let text = replica
+            .client
+            .get(replica.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        claimed += metric(&text, "myelin_jobs_claimed_total");
+        // Cluster-wide: every replica counts the same 20 succeeded jobs.
+        assert_eq!(metric(&text, "myelin_jobs{status=\"succeeded\"}"), 20.0);
+    }
+    assert_eq!(claimed, 20.0);
     // Work was shared, and every replica lists every job.
     let busy = replicas
         .iter()
