@@ -265,7 +265,10 @@ async fn limits_cancels_and_event_streams_work_across_replicas() {
     );
     // Cancelled from the other replica, the job stops where it runs; the
     // other replica's event stream relays its epochs and its end.
-    wait_until(&a, job_id(&first), |j| j["status"] == "running").await;
+    wait_until(&a, job_id(&first), |j| {
+        j["status"] == "running" && j["epoch"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
     let other = if starts(&a, job_id(&first)) == 1 {
         &b
     } else {
@@ -605,7 +608,8 @@ async fn a_replica_stopped_with_sigterm_hands_its_job_back_at_once() {
     let mut a = cluster.replica(&long_lease);
     let job = submit(&a, &medium_job("churn")).await;
     let id = job_id(&job).to_string();
-    wait_until(&a, &id, |j| j["status"] == "running").await;
+    // An epoch done: the job's thread has started (and logged so).
+    wait_until(&a, &id, |j| j["epoch"].as_u64().unwrap_or(0) >= 1).await;
     assert_eq!(starts(&a, &id), 1);
     assert!(a.terminate(), "clean exit");
     let b = cluster.replica(&long_lease);
