@@ -250,8 +250,14 @@ impl IvfIndex {
     }
 
     /// Items of list `l`.
+    #[cfg(test)]
     pub fn list(&self, l: usize) -> &[u32] {
-        &self.items[self.offsets[l]..self.offsets[l + 1]]
+        &self.items[self.range(l)]
+    }
+
+    /// Positions of list `l`'s items in `items`.
+    pub fn range(&self, l: usize) -> std::ops::Range<usize> {
+        self.offsets[l]..self.offsets[l + 1]
     }
 
     /// Lists ordered nearest first for hidden activations `a` (the query `(a, 1, 0)`),
