@@ -149,11 +149,16 @@ impl Recommender {
                 pool_scores.extend(pool.iter().map(|&i| if i < n { warm(i) } else { cold(i) }));
             }
             None => {
-                ann.index.rank_lists(hidden, lists, list_order);
-                for (probed, &l) in list_order.iter().enumerate() {
+                ann.index.rank_lists(hidden, ann.probes, lists, list_order);
+                for probed in 0..list_order.len() {
                     if probed >= ann.probes && pool.len() >= k {
                         break;
                     }
+                    if probed == ann.probes {
+                        // Exclusions left fewer than `k` items: read on, nearest first.
+                        ann.index.rank_rest(probed, lists, list_order);
+                    }
+                    let l = list_order[probed];
                     // The list's rows in one sequential pass, then its excluded items
                     // dropped.
                     let range = ann.index.range(l as usize);
