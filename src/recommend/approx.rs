@@ -294,6 +294,25 @@ mod tests {
     }
 
     #[test]
+    fn a_loaded_index_rebuilds_its_list_ordered_rows_and_serves_the_same() {
+        let model = Recommender::benchmark_clustered(3_000, 16, 9).with_built_index(4, 9);
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in model.artifact_files().unwrap() {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let loaded = Recommender::load(model.spec(), dir.path()).unwrap();
+        assert!(loaded.is_approximate());
+        assert_eq!(loaded.ann, model.ann, "lists, probes and list-ordered rows");
+        assert_eq!(loaded.index_rows_bytes(), 3_000 * (64 + 12));
+        for history in histories(&model, 10) {
+            assert_eq!(
+                top10(&loaded, &history, &|_| false),
+                top10(&model, &history, &|_| false)
+            );
+        }
+    }
+
+    #[test]
     fn exclusions_widen_the_probe_and_candidates_are_scored_exactly() {
         let exact = Recommender::benchmark_clustered(2_000, 16, 5);
         let approximate = exact.clone().with_built_index(1, 5);
