@@ -1,10 +1,19 @@
 //! Serving with the inverted-file index ([`super::ivf`]): approximate top-k for an
 //! autoencoder-only model over a large catalog, and exact scoring of explicit candidates
 //! without a pass over the whole catalog.
+//!
+//! Probing a list reads its items' `int8` decoder rows. In the item-ordered serving copy
+//! those rows are scattered (one cache and TLB miss per item at a million items), so the
+//! index keeps a second copy of the rows, scales and decoder biases in list order, made
+//! from the serving copy when the index is attached (at training and at load: the stored
+//! format is unchanged). A probed list is then one sequential pass with the same kernel
+//! and the same scores as exact scoring. It costs `stride + 12` bytes per item (332 at
+//! 300 hidden units), about as much as the item-ordered copy.
 
 use super::dae::Dae;
 use super::ivf::IvfIndex;
 use super::model::{Recommender, ScoreScratch};
+use super::quant::QuantizedColumns;
 use super::topk::top_k_of;
 
 /// The index a model serves with and how many lists a request probes at least.
@@ -12,6 +21,11 @@ use super::topk::top_k_of;
 pub(crate) struct Approximate {
     pub index: IvfIndex,
     pub probes: usize,
+    /// Row `r` is the `int8` decoder row of item `index.items[r]`: each list's rows are
+    /// contiguous.
+    rows: QuantizedColumns,
+    /// Decoder bias of item `index.items[r]`.
+    bias: Vec<f32>,
 }
 
 impl Recommender {
@@ -21,18 +35,57 @@ impl Recommender {
         self.ann.is_some() && self.ease.is_none() && self.dae.is_some()
     }
 
-    /// Bytes held by the inverted-file index (0 without one).
+    /// Bytes held by the inverted-file index (0 without one), its list-ordered copy of
+    /// the decoder rows included.
     pub fn index_bytes(&self) -> usize {
-        self.ann.as_ref().map_or(0, |a| a.index.memory_bytes())
+        self.ann.as_ref().map_or(0, |a| {
+            a.index.memory_bytes() + a.rows.bytes() + 4 * a.bias.len()
+        })
+    }
+
+    /// Bytes of the index's list-ordered copy of the decoder rows, scales and biases (0
+    /// without an index); part of [`Recommender::index_bytes`].
+    pub fn index_rows_bytes(&self) -> usize {
+        self.ann
+            .as_ref()
+            .map_or(0, |a| a.rows.bytes() + 4 * a.bias.len())
     }
 
     /// Attaches `index`, probing at least `probes` lists per request (clamped to
-    /// `1..=lists`), and records both in the spec.
+    /// `1..=lists`), and records both in the spec. Copies the decoder rows into list
+    /// order (an index over a model without an autoencoder has no rows to copy and is
+    /// never served).
     pub(crate) fn with_index(mut self, index: IvfIndex, probes: usize) -> Recommender {
         let probes = probes.clamp(1, index.lists().max(1));
         self.spec.index_lists = index.lists();
         self.spec.index_probes = probes;
-        self.ann = Some(Approximate { index, probes });
+        let (rows, bias) = match &self.dae {
+            Some(dae) => {
+                let bias = dae.decoder_bias.as_slice().expect("contiguous");
+                (
+                    self.decoder8.gather(&index.items),
+                    index.items.iter().map(|&j| bias[j as usize]).collect(),
+                )
+            }
+            None => (QuantizedColumns::default(), Vec::new()),
+        };
+        self.ann = Some(Approximate {
+            index,
+            probes,
+            rows,
+            bias,
+        });
+        self
+    }
+
+    /// Probes at least `probes` lists per request from now on (clamped to `1..=lists`;
+    /// no effect without an index).
+    #[doc(hidden)]
+    pub fn with_probes(mut self, probes: usize) -> Recommender {
+        if let Some(ann) = &mut self.ann {
+            ann.probes = probes.clamp(1, ann.index.lists().max(1));
+            self.spec.index_probes = ann.probes;
+        }
         self
     }
 
@@ -78,40 +131,61 @@ impl Recommender {
         self.encode_into(dae, expanded, hidden);
         self.decoder8.quantise_query(hidden, codes);
         pool.clear();
+        pool_scores.clear();
+        let bias = dae.decoder_bias.as_slice().expect("contiguous");
+        let warm = |j: u32| bias[j as usize] + self.decoder8.product(j as usize, codes);
+        let cold = |i: u32| match self.cold.get((i - n) as usize) {
+            Some(neighbours) if !neighbours.is_empty() => {
+                neighbours.iter().map(|&(j, w)| w * warm(j)).sum()
+            }
+            // Below every scored item, as in exact scoring.
+            _ => f32::MIN,
+        };
         match candidates {
             Some(candidates) => {
                 pool.extend(candidates.iter().copied().filter(|&i| !exclude(i)));
                 pool.sort_unstable();
                 pool.dedup();
+                pool_scores.extend(pool.iter().map(|&i| if i < n { warm(i) } else { cold(i) }));
             }
             None => {
-                ann.index.rank_lists(hidden, lists, list_order);
-                for (probed, &l) in list_order.iter().enumerate() {
+                ann.index.rank_lists(hidden, ann.probes, lists, list_order);
+                for probed in 0..list_order.len() {
                     if probed >= ann.probes && pool.len() >= k {
                         break;
                     }
-                    let items = ann.index.list(l as usize);
-                    pool.extend(items.iter().copied().filter(|&i| !exclude(i)));
+                    if probed == ann.probes {
+                        // Exclusions left fewer than `k` items: read on, nearest first.
+                        ann.index.rank_rest(probed, lists, list_order);
+                    }
+                    let l = list_order[probed];
+                    // The list's rows in one sequential pass, then its excluded items
+                    // dropped.
+                    let range = ann.index.range(l as usize);
+                    let base = pool.len();
+                    pool.extend_from_slice(&ann.index.items[range.clone()]);
+                    pool_scores.extend_from_slice(&ann.bias[range.clone()]);
+                    ann.rows
+                        .add_products_from(codes, range.start, &mut pool_scores[base..]);
+                    let mut kept = base;
+                    for r in base..pool.len() {
+                        if !exclude(pool[r]) {
+                            pool[kept] = pool[r];
+                            pool_scores[kept] = pool_scores[r];
+                            kept += 1;
+                        }
+                    }
+                    pool.truncate(kept);
+                    pool_scores.truncate(kept);
                 }
-                pool.extend((n..self.n_items() as u32).filter(|&i| !exclude(i)));
+                for i in n..self.n_items() as u32 {
+                    if !exclude(i) {
+                        pool.push(i);
+                        pool_scores.push(cold(i));
+                    }
+                }
             }
         }
-        let bias = dae.decoder_bias.as_slice().expect("contiguous");
-        let warm = |j: u32| bias[j as usize] + self.decoder8.product(j as usize, codes);
-        pool_scores.clear();
-        pool_scores.extend(pool.iter().map(|&i| {
-            if i < n {
-                warm(i)
-            } else {
-                match self.cold.get((i - n) as usize) {
-                    Some(neighbours) if !neighbours.is_empty() => {
-                        neighbours.iter().map(|&(j, w)| w * warm(j)).sum()
-                    }
-                    // Below every scored item, as in exact scoring.
-                    _ => f32::MIN,
-                }
-            }
-        }));
         top_k_of(pool, pool_scores, k, select)
     }
 }
@@ -217,6 +291,25 @@ mod tests {
         }
         let recall = hits as f64 / total as f64;
         assert!(recall >= 0.95, "recall@10 {recall}");
+    }
+
+    #[test]
+    fn a_loaded_index_rebuilds_its_list_ordered_rows_and_serves_the_same() {
+        let model = Recommender::benchmark_clustered(3_000, 16, 9).with_built_index(4, 9);
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in model.artifact_files().unwrap() {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let loaded = Recommender::load(model.spec(), dir.path()).unwrap();
+        assert!(loaded.is_approximate());
+        assert_eq!(loaded.ann, model.ann, "lists, probes and list-ordered rows");
+        assert_eq!(loaded.index_rows_bytes(), 3_000 * (64 + 12));
+        for history in histories(&model, 10) {
+            assert_eq!(
+                top10(&loaded, &history, &|_| false),
+                top10(&model, &history, &|_| false)
+            );
+        }
     }
 
     #[test]

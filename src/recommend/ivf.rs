@@ -14,7 +14,7 @@
 //! `O(iterations · sample · lists · hidden + n_items · lists · hidden)` as GEMMs.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::{s, Array2, ArrayView1, ArrayView2};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -88,6 +88,11 @@ fn nearest(points: &Array2<f32>, centroids: &Array2<f32>, half_norms: &[f32]) ->
             best.1
         })
         .collect()
+}
+
+/// Higher score first, then lower list (a total order).
+fn nearer(x: &(f32, u32), y: &(f32, u32)) -> std::cmp::Ordering {
+    y.0.total_cmp(&x.0).then(x.1.cmp(&y.1))
 }
 
 fn half_norms(centroids: &Array2<f32>) -> Vec<f32> {
@@ -250,23 +255,53 @@ impl IvfIndex {
     }
 
     /// Items of list `l`.
+    #[cfg(test)]
     pub fn list(&self, l: usize) -> &[u32] {
-        &self.items[self.offsets[l]..self.offsets[l + 1]]
+        &self.items[self.range(l)]
+    }
+
+    /// Positions of list `l`'s items in `items`.
+    pub fn range(&self, l: usize) -> std::ops::Range<usize> {
+        self.offsets[l]..self.offsets[l + 1]
     }
 
     /// Lists ordered nearest first for hidden activations `a` (the query `(a, 1, 0)`),
-    /// written to `order`; `scores` is scratch.
-    pub fn rank_lists(&self, a: &[f32], scores: &mut Vec<(f32, u32)>, order: &mut Vec<u32>) {
+    /// written to `order`: the nearest `first` exactly, the others (all farther) in no
+    /// particular order until [`IvfIndex::rank_rest`] sorts them. `scores` is scratch
+    /// and holds the ranking for `rank_rest`.
+    pub fn rank_lists(
+        &self,
+        a: &[f32],
+        first: usize,
+        scores: &mut Vec<(f32, u32)>,
+        order: &mut Vec<u32>,
+    ) {
         let hidden = a.len();
+        let query = ArrayView1::from(a);
         scores.clear();
         for (l, c) in self.centroids.rows().into_iter().enumerate() {
-            let c = c.as_slice().expect("standard layout");
-            let dot: f32 = c[..hidden].iter().zip(a).map(|(x, y)| x * y).sum::<f32>() + c[hidden];
+            // `dot` on contiguous views keeps several accumulators (vectorised), unlike
+            // a plain iterator sum.
+            let dot = c.slice(s![..hidden]).dot(&query) + c[hidden];
             scores.push((dot - self.half_norms[l], l as u32));
         }
-        scores.sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        let first = first.min(scores.len());
+        if first > 0 && first < scores.len() {
+            scores.select_nth_unstable_by(first - 1, nearer);
+        }
+        scores[..first].sort_unstable_by(nearer);
         order.clear();
         order.extend(scores.iter().map(|&(_, l)| l));
+    }
+
+    /// Sorts the lists after the nearest `first` ranked by [`IvfIndex::rank_lists`]
+    /// (same `scores` and `order`), so `order` is the whole ranking.
+    pub fn rank_rest(&self, first: usize, scores: &mut [(f32, u32)], order: &mut [u32]) {
+        let first = first.min(scores.len());
+        scores[first..].sort_unstable_by(nearer);
+        for (o, &(_, l)) in order[first..].iter_mut().zip(&scores[first..]) {
+            *o = l;
+        }
     }
 
     /// Bytes held by the index.
@@ -331,9 +366,31 @@ mod tests {
         let bias = vec![0.0; n];
         let index = IvfIndex::build(decoder.view(), &bias, 4, 1, &|| false).unwrap();
         let (mut scores, mut order) = (Vec::new(), Vec::new());
-        index.rank_lists(&[0.0, 0.0, 1.0, 0.0], &mut scores, &mut order);
+        index.rank_lists(&[0.0, 0.0, 1.0, 0.0], 1, &mut scores, &mut order);
         let first = index.list(order[0] as usize);
         assert!(!first.is_empty());
         assert!(first.iter().all(|&j| j % 4 == 2), "{first:?}");
+    }
+
+    #[test]
+    fn a_partial_ranking_completed_is_the_full_ranking() {
+        let (hidden, n) = (8, 600);
+        let decoder = Array2::from_shape_fn((hidden, n), |(h, j)| pseudo(h * n + j + 3));
+        let bias: Vec<f32> = (0..n).map(|j| pseudo(j + 11) * 0.1).collect();
+        let index = IvfIndex::build(decoder.view(), &bias, 30, 2, &|| false).unwrap();
+        let a: Vec<f32> = (0..hidden).map(|h| pseudo(h + 500)).collect();
+        let (mut scores, mut full) = (Vec::new(), Vec::new());
+        index.rank_lists(&a, 30, &mut scores, &mut full);
+        for first in [0, 1, 5, 29, 30, 40] {
+            let mut order = Vec::new();
+            index.rank_lists(&a, first, &mut scores, &mut order);
+            assert_eq!(
+                order[..first.min(30)],
+                full[..first.min(30)],
+                "first {first}"
+            );
+            index.rank_rest(first, &mut scores, &mut order);
+            assert_eq!(order, full, "first {first}");
+        }
     }
 }

@@ -164,7 +164,7 @@ pub struct RecommendCaps {
     /// it. Default 50,000.
     pub exact_max_items: usize,
     /// Index lists probed per request (at least; more when exclusions leave fewer than
-    /// `k` items). Default 16.
+    /// `k` items). Default 32.
     pub index_probes: usize,
 }
 
@@ -180,7 +180,7 @@ impl Default for RecommendCaps {
             max_epochs: 1000,
             max_k: 1000,
             exact_max_items: 50_000,
-            index_probes: 16,
+            index_probes: 32,
         }
     }
 }

@@ -23,7 +23,7 @@ use ndarray::ArrayView2;
 const LANES: usize = 64;
 
 /// Transposed, per-column-scaled `i8` copy of a `hidden × n` matrix.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct QuantizedColumns {
     hidden: usize,
     stride: usize,
@@ -67,6 +67,27 @@ impl QuantizedColumns {
         }
     }
 
+    /// A copy whose row `r` is row `order[r]` of this one (same values, scales and
+    /// offsets, so the same products), e.g. the items of an inverted file in list order.
+    ///
+    /// # Panics
+    /// If an entry of `order` is out of range.
+    pub(crate) fn gather(&self, order: &[u32]) -> QuantizedColumns {
+        let stride = self.stride;
+        let mut values = Vec::with_capacity(order.len() * stride);
+        for &j in order {
+            let j = j as usize;
+            values.extend_from_slice(&self.values[j * stride..(j + 1) * stride]);
+        }
+        QuantizedColumns {
+            hidden: self.hidden,
+            stride,
+            values,
+            scale: order.iter().map(|&j| self.scale[j as usize]).collect(),
+            offset: order.iter().map(|&j| self.offset[j as usize]).collect(),
+        }
+    }
+
     /// Bytes held: the padded `i8` rows, the scales and the offsets.
     pub(crate) fn bytes(&self) -> usize {
         self.values.len() + 4 * self.scale.len() + 4 * self.offset.len()
@@ -84,10 +105,36 @@ impl QuantizedColumns {
         if x86::has_vnni() {
             // SAFETY: the CPU supports AVX-512 F/BW/VNNI (checked above); rows and
             // codes are `stride` bytes, a multiple of 64.
-            unsafe { x86::add_products_vnni(self, codes, out) };
+            unsafe { x86::add_products_vnni(self, codes, 0, out) };
             return;
         }
-        for (j, o) in out.iter_mut().enumerate() {
+        self.add_products_portable(codes, 0, out);
+    }
+
+    /// `out[i] +=` [`QuantizedColumns::product`]`(start + i, codes)` for the contiguous
+    /// rows `start..start + out.len()` (one sequential pass; the same values `product`
+    /// gives).
+    ///
+    /// # Panics
+    /// If the rows run past the last item or `codes` is not `stride` long.
+    pub(crate) fn add_products_from(&self, codes: &[u8], start: usize, out: &mut [f32]) {
+        assert!(
+            start + out.len() <= self.scale.len(),
+            "more outputs than items"
+        );
+        assert_eq!(codes.len(), self.stride, "codes length");
+        #[cfg(target_arch = "x86_64")]
+        if x86::has_vnni() {
+            // SAFETY: as in `add_products`; rows `start..start + out.len()` exist.
+            unsafe { x86::add_products_vnni(self, codes, start, out) };
+            return;
+        }
+        self.add_products_portable(codes, start, out);
+    }
+
+    fn add_products_portable(&self, codes: &[u8], start: usize, out: &mut [f32]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            let j = start + i;
             let row = &self.values[j * self.stride..(j + 1) * self.stride];
             let dot = dot_u8_i8(codes, row);
             *o += self.scale[j] * (dot - self.offset[j]) as f32;
@@ -145,10 +192,16 @@ mod x86 {
 
     /// Four items per pass, so the four horizontal sums overlap.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn add_products_vnni(q: &QuantizedColumns, codes: &[u8], out: &mut [f32]) {
+    pub(super) unsafe fn add_products_vnni(
+        q: &QuantizedColumns,
+        codes: &[u8],
+        start: usize,
+        out: &mut [f32],
+    ) {
         let stride = q.stride;
         let chunks = stride / LANES;
-        let row = |j: usize| q.values[j * stride..(j + 1) * stride].as_ptr();
+        // Output `i` is row `start + i`.
+        let row = |j: usize| q.values[(start + j) * stride..(start + j + 1) * stride].as_ptr();
         let load = |p: *const i8, c: usize| {
             // SAFETY: c < chunks, so the 64 bytes at c·64 lie inside the row.
             unsafe { _mm512_loadu_si512(p.add(c * LANES).cast()) }
@@ -159,7 +212,7 @@ mod x86 {
         };
         let finish = |o: &mut f32, j: usize, acc: __m512i| {
             let dot = _mm512_reduce_add_epi32(acc);
-            *o += q.scale[j] * (dot - q.offset[j]) as f32;
+            *o += q.scale[start + j] * (dot - q.offset[start + j]) as f32;
         };
         let n = out.len();
         let mut j = 0;
@@ -234,6 +287,27 @@ mod tests {
                     (o - portable).abs() <= 1e-5 * (1.0 + o.abs()),
                     "{o} vs {portable}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn gathered_rows_give_the_same_products_in_runs() {
+        let (hidden, n) = (300, 23);
+        let m = Array2::from_shape_fn((hidden, n), |(h, j)| pseudo(h * n + j + 5));
+        let a: Vec<f32> = (0..hidden).map(|h| (pseudo(h + 31) * 2.0).tanh()).collect();
+        let q = QuantizedColumns::from_columns(m.view());
+        let mut codes = Vec::new();
+        q.quantise_query(&a, &mut codes);
+        let order: Vec<u32> = (0..n as u32).rev().step_by(2).chain([4, 4, 0]).collect();
+        let g = q.gather(&order);
+        assert_eq!(g.bytes(), order.len() * (q.stride + 8));
+        for (start, len) in [(0, order.len()), (3, 7), (5, 0), (order.len() - 1, 1)] {
+            let mut out = vec![0.25f32; len];
+            g.add_products_from(&codes, start, &mut out);
+            for (i, &o) in out.iter().enumerate() {
+                let want = 0.25 + q.product(order[start + i] as usize, &codes);
+                assert_eq!(o.to_bits(), want.to_bits(), "run {start}+{i}");
             }
         }
     }
