@@ -1,5 +1,7 @@
-//! Every error answer: RFC 9457 `application/problem+json` with a stable
-//! snake_case `code`, including axum's own rejections.
+//! Every error answer outside the inference protocol's `/v2` routes (which
+//! answer as that protocol has it, `api/oip`): RFC 9457
+//! `application/problem+json` with a stable snake_case `code`, including
+//! axum's own rejections.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -44,10 +46,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<&'static str>,
+        detail: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
-            code,
+            code: code.into(),
             detail: detail.into(),
             extra: Map::new(),
             retry_after: None,
@@ -55,17 +61,17 @@ impl ApiError {
     }
 
     /// 422 with the given code.
-    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
+    pub fn unprocessable(code: impl Into<&'static str>, detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
 
     /// 400 with the given code.
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
+    pub fn bad_request(code: impl Into<&'static str>, detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
     /// 404 with the given code.
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> ApiError {
+    pub fn not_found(code: impl Into<&'static str>, detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, code, detail)
     }
 

@@ -13,8 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::service::recommend::{
-    self, NewInteraction, RecommendOutput, RecommendQuery, RecommendServeError, ServedItem,
-    Strategy,
+    self, NewInteraction, RecommendOutput, RecommendQuery, ServedItem, Strategy,
 };
 use crate::service::AppState;
 
@@ -188,45 +187,6 @@ impl From<RecommendOutput> for RecommendResponse {
             unknown_items: out.unknown_items,
             exhausted: out.exhausted,
             history: out.history.map(scored),
-        }
-    }
-}
-
-impl From<RecommendServeError> for ApiError {
-    fn from(e: RecommendServeError) -> ApiError {
-        let detail = e.to_string();
-        match e {
-            RecommendServeError::Registry(r) => r.into(),
-            RecommendServeError::WrongModelKind { model, kind } => {
-                ApiError::unprocessable("wrong_model_kind", detail)
-                    .with("model", model)
-                    .with("kind", kind)
-            }
-            RecommendServeError::InvalidK { max, .. } => {
-                ApiError::unprocessable("invalid_parameter", detail)
-                    .with("field", "k")
-                    .with("max", max)
-                    .with_limit("recommend.max_k", max)
-            }
-            RecommendServeError::ItemNotFound { model, item } => {
-                ApiError::not_found("item_not_found", detail)
-                    .with("model", model)
-                    .with("item", item)
-            }
-            RecommendServeError::TooMany { limit, .. } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_interactions",
-                detail,
-            )
-            .with_limit("limits.max_instances", limit),
-            RecommendServeError::Invalid { code, field, .. } => {
-                ApiError::unprocessable(code, detail).with("field", field)
-            }
-            RecommendServeError::VersionAndAlias => {
-                ApiError::unprocessable("version_and_alias", detail)
-            }
-            RecommendServeError::Log(e) => super::convert::store_error(e),
-            RecommendServeError::Internal(m) => ApiError::internal(m),
         }
     }
 }

@@ -6,15 +6,17 @@
 
 mod artifact;
 mod cache;
+mod card;
 mod catalog;
 mod follow;
 mod names;
 mod publish;
 
 pub use artifact::{
-    load_dir, read_card, tensors_from_bytes, weights_bytes, ArtifactError, LoadedModel, ModelCard,
-    ModelSpec, ServingModel, CARD_FILE, FORMAT_VERSION, WEIGHTS_FILE,
+    load_dir, read_card, tensors_from_bytes, weights_bytes, ArtifactError, LoadedModel,
+    ServingModel, CARD_FILE, WEIGHTS_FILE,
 };
+pub use card::{ModelCard, ModelSpec, FORMAT_VERSION};
 pub use follow::PollReport;
 pub use names::{check_name, NameError};
 pub use publish::write_file;
