@@ -1,5 +1,7 @@
-//! HTTP only: routes, extractors, request and response types, the OpenAPI
-//! document, and errors as problem+json. No ML and no file I/O here.
+//! HTTP only: routes, extractors, request and response types (some are the
+//! service's own, which derive their schema there: the training request, the
+//! prediction answer), the OpenAPI document, and errors as problem+json
+//! (`convert.rs` maps every service error). No ML and no file I/O here.
 
 pub mod auth;
 pub mod convert;

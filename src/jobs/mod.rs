@@ -1,5 +1,5 @@
-//! Training jobs: a bounded queue, a worker pool running each job on the
-//! blocking pool, cancellation, per-epoch progress events, and records
+//! Training jobs: a bounded queue, a worker pool running each job on a
+//! thread of its own, cancellation, per-epoch progress events, and records
 //! persisted so a restart knows what happened.
 
 mod cluster;

@@ -2,7 +2,9 @@
 //! model.json}` and `<name>/aliases.json` in a [`Store`] (local disk or S3),
 //! versions published card-last, aliases by compare-and-swap, a catalog in
 //! memory that serving resolves from, and a cache of loaded versions that
-//! readers never wait on while a new one is loaded.
+//! readers never wait on while a new one is loaded. Model cards are made here
+//! too, one constructor per kind of model ([`ModelCard::tabular`],
+//! [`ModelCard::recommender`]); weights go through [`crate::codec`].
 
 mod artifact;
 mod cache;

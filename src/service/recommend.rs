@@ -1,6 +1,7 @@
 //! Serving recommendations: resolve a recommender version, build the user's history
 //! (stored training history, logged interactions, posted items), score inline with a
-//! reused per-thread scratch, and keep the durable per-model interaction log.
+//! reused per-thread scratch; and log posted interactions to the durable per-model log
+//! that `interactions.rs` keeps.
 
 use std::cell::RefCell;
 use std::sync::Arc;

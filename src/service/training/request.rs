@@ -230,6 +230,8 @@ impl JobSpec {
 
 /// What a job trains, parsed from its spec.
 #[derive(Clone, Debug)]
+// One value per job: the size difference is moot.
+#[allow(clippy::large_enum_variant)]
 pub enum Plan {
     /// A tabular model.
     Tabular(TrainSpec),
