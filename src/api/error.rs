@@ -3,6 +3,7 @@
 //! `application/problem+json` with a stable snake_case `code`, including
 //! axum's own rejections.
 
+use crate::service::ErrorCode;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -97,7 +98,7 @@ impl ApiError {
         tracing::error!(error = %detail, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "an internal error occurred; see the server log",
         )
     }
@@ -141,24 +142,28 @@ impl From<JsonRejection> for ApiError {
         let status = rejection.status();
         let detail = rejection.body_text();
         match rejection {
-            JsonRejection::JsonDataError(_) => ApiError::unprocessable("invalid_body", detail),
-            JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("malformed_json", detail),
+            JsonRejection::JsonDataError(_) => {
+                ApiError::unprocessable(ErrorCode::InvalidBody, detail)
+            }
+            JsonRejection::JsonSyntaxError(_) => {
+                ApiError::bad_request(ErrorCode::MalformedJson, detail)
+            }
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "expected `Content-Type: application/json`",
             ),
             JsonRejection::BytesRejection(_) if status == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(status, "body_too_large", detail)
+                ApiError::new(status, ErrorCode::BodyTooLarge, detail)
             }
-            _ => ApiError::new(status, "invalid_body", detail),
+            _ => ApiError::new(status, ErrorCode::InvalidBody, detail),
         }
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> ApiError {
-        ApiError::bad_request("invalid_query", rejection.body_text())
+        ApiError::bad_request(ErrorCode::InvalidQuery, rejection.body_text())
     }
 }
 

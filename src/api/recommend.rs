@@ -15,7 +15,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::service::recommend::{
     self, NewInteraction, RecommendOutput, RecommendQuery, ServedItem, Strategy,
 };
-use crate::service::AppState;
+use crate::service::{AppState, ErrorCode};
 
 const DEFAULT_K: usize = 10;
 
@@ -91,7 +91,7 @@ fn filter_clauses(filter: Option<Map<String, Value>>) -> ApiResult<Vec<(String, 
             match values {
                 Some(values) if !values.is_empty() => Ok((name, values)),
                 _ => Err(ApiError::unprocessable(
-                    "invalid_filter",
+                    ErrorCode::InvalidFilter,
                     format!(
                         "`filter.{name}` must be a string, number or boolean, or a non-empty list of them"
                     ),
@@ -400,7 +400,7 @@ pub async fn users(
     let limit = params.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_USERS_PAGE {
         return Err(ApiError::unprocessable(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             format!("limit must be between 1 and {MAX_USERS_PAGE}, got {limit}"),
         )
         .with("field", "limit")

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::AppState;
+use super::{AppState, ErrorCode};
 use crate::registry::{LoadedModel, RegistryError, ServingModel};
 use crate::tabular::{
     CompressedNet, InstanceError, Precision, Prediction, PredictionBatch, TabularModel,
@@ -49,7 +49,7 @@ pub enum PredictError {
     },
     #[error("{message}")]
     InvalidRequest {
-        code: &'static str,
+        code: ErrorCode,
         field: &'static str,
         message: String,
     },
