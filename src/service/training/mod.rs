@@ -15,6 +15,8 @@ mod json;
 mod request;
 mod run;
 mod stage;
+#[cfg(test)]
+mod tests;
 
 pub use error::SubmitTrainError;
 pub use request::{
