@@ -1,7 +1,8 @@
 //! The one encoding of stored weights: `weights.safetensors`, tensors of
 //! little-endian `F32`, `I64` or `I32` values by name, with a `format` entry
-//! in the header. The registry writes tabular networks with it and the
-//! recommender its parts; both read them back through it or `safetensors`.
+//! in the header. The registry writes tabular networks with [`encode`] and
+//! reads them back with [`decode_f32`]; the recommender writes its parts
+//! with [`encode`] (and reads its typed tensors with `safetensors` itself).
 //!
 //! It sits below the models so that both model kinds and the registry can use
 //! it (the registry imports the recommender, not the other way round).
