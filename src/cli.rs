@@ -352,7 +352,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     )?;
     bar.finish_and_clear();
     let fingerprint = data::fingerprint(&bytes, table.rows(), table.columns.len());
-    let card = crate::service::card_for(&args.name, &trained, &spec, fingerprint, None);
+    let card = crate::registry::ModelCard::tabular(&args.name, &trained, fingerprint, None);
     let weights = crate::registry::weights_bytes(&trained.model.mlp)?;
     let version = registry.save(&card, &weights)?;
     println!(

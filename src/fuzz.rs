@@ -186,20 +186,8 @@ pub fn write_fixture_version(dir: &Path) -> std::io::Result<()> {
 
 fn fixture_card(model: &TabularModel) -> registry::ModelCard {
     registry::ModelCard {
-        format: registry::FORMAT_VERSION,
-        name: "fixture".into(),
         version: 1,
         created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
-        task: "classification".into(),
-        spec: registry::ModelSpec::Tabular(model.spec()),
-        architecture: Some(model.mlp.architecture()),
-        params: Value::Null,
-        metrics: Value::Null,
-        history: Vec::new(),
-        best_epoch: 0,
-        schema: None,
-        fingerprint: data::fingerprint(b"", 0, 0),
-        timing: None,
-        job_id: None,
+        ..registry::ModelCard::tabular_model("fixture", model, data::fingerprint(b"", 0, 0))
     }
 }

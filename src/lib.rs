@@ -2,7 +2,7 @@
 //! records from one binary.
 //!
 //! Layers, top to bottom. A module imports only from its own layer or below
-//! (tests may reach higher: `registry`'s tests use `service::card_for`).
+//! (tests may reach higher).
 //! - entry points: [`cli`] (the commands), [`startup`] (bind, serve, shut down)
 //!   with [`telemetry`] (logging, the Prometheus recorder), [`fuzz`] (the fuzz
 //!   targets' entry points);
@@ -13,7 +13,8 @@
 //!   (model versions);
 //! - models: [`tabular`] and [`recommend`] (tabular's compressed models reuse
 //!   recommend's `int8` weight columns);
-//! - [`storage`]: every persisted byte;
+//! - [`storage`]: every persisted byte, and [`codec`]: the one encoding of
+//!   stored weights (safetensors), shared by the models and the registry;
 //! - [`data`]: datasets and the feature pipeline;
 //! - [`nn`]: the CPU engine;
 //! - process-wide helpers: [`cooperative`] (yield points for background work,
@@ -21,6 +22,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod cooperative;
 pub mod data;

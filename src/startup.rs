@@ -54,7 +54,9 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets
-    /// in-flight requests finish and marks running jobs interrupted.
+    /// in-flight requests finish and stops running jobs: each is recorded
+    /// interrupted or, in a cluster, handed back to the queue for another
+    /// replica. Waits up to `server.shutdown_grace_secs` for them.
     pub async fn run_until<F>(self, shutdown: F) -> anyhow::Result<()>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
@@ -191,7 +193,9 @@ pub fn serve_blocking(config: Option<&Path>) -> anyhow::Result<()> {
     limit_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // Training workers and large prediction batches share this pool.
+        // Large prediction batches, explanations, model loads, job submission
+        // and store work use this pool; training jobs run on threads of their
+        // own (`jobs`). The bound still grows with `jobs.workers`.
         .max_blocking_threads(settings.jobs.workers + 8)
         .build()?;
     runtime.block_on(async move {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use crate::config::AuthSettings;
 use crate::service::auth::{Identity, Scope};
-use crate::service::AppState;
+use crate::service::{AppState, ErrorCode};
 
 /// What a request needs to pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +119,7 @@ fn presented_key(req: &Request, basic: bool) -> Result<Option<Cow<'_, str>>, ()>
 
 fn unauthorized(detail: &str, docs: bool) -> Response {
     let mut response =
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response();
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, detail).into_response();
     let challenge = if docs {
         "Basic realm=\"myelin docs: any user name, an API key with the read scope as password\", charset=\"UTF-8\""
     } else {
@@ -160,7 +160,7 @@ pub async fn check_key(State(state): State<Arc<AppState>>, req: Request, next: N
     match access {
         Access::Scope(scope) if !scopes.contains(scope) => ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             format!(
                 "this API key lacks the `{}` scope that {} {} needs",
                 scope.as_str(),

@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::ApiPath;
 use crate::service::datasets::DatasetRemoval;
 use crate::service::datasets::{DatasetMeta, UploadError};
-use crate::service::AppState;
+use crate::service::{AppState, ErrorCode};
 
 /// Upload a dataset (CSV with a header row, or NDJSON). The body streams to
 /// disk; the answer has the id, row count and inferred schema.
@@ -37,7 +37,7 @@ pub async fn upload(
         other => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 format!(
                     "Content-Type {other:?} is not supported; use text/csv or application/x-ndjson"
                 ),
@@ -96,7 +96,7 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<DatasetL
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(
-        "dataset_not_found",
+        ErrorCode::DatasetNotFound,
         format!("dataset `{id}` does not exist"),
     )
     .with("dataset", id)
@@ -134,7 +134,7 @@ pub async fn delete(
     let in_use = || {
         ApiError::new(
             StatusCode::CONFLICT,
-            "dataset_in_use",
+            ErrorCode::DatasetInUse,
             format!("dataset `{id}` is the input of a queued or running job; cancel it or wait"),
         )
         .with("dataset", id.clone())

@@ -1,6 +1,9 @@
-//! Every error answer: RFC 9457 `application/problem+json` with a stable
-//! snake_case `code`, including axum's own rejections.
+//! Every error answer outside the inference protocol's `/v2` routes (which
+//! answer as that protocol has it, `api/oip`): RFC 9457
+//! `application/problem+json` with a stable snake_case `code`, including
+//! axum's own rejections.
 
+use crate::service::ErrorCode;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -44,10 +47,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<&'static str>,
+        detail: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
-            code,
+            code: code.into(),
             detail: detail.into(),
             extra: Map::new(),
             retry_after: None,
@@ -55,17 +62,17 @@ impl ApiError {
     }
 
     /// 422 with the given code.
-    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
+    pub fn unprocessable(code: impl Into<&'static str>, detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
 
     /// 400 with the given code.
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
+    pub fn bad_request(code: impl Into<&'static str>, detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
     /// 404 with the given code.
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> ApiError {
+    pub fn not_found(code: impl Into<&'static str>, detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, code, detail)
     }
 
@@ -91,7 +98,7 @@ impl ApiError {
         tracing::error!(error = %detail, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "an internal error occurred; see the server log",
         )
     }
@@ -135,24 +142,28 @@ impl From<JsonRejection> for ApiError {
         let status = rejection.status();
         let detail = rejection.body_text();
         match rejection {
-            JsonRejection::JsonDataError(_) => ApiError::unprocessable("invalid_body", detail),
-            JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("malformed_json", detail),
+            JsonRejection::JsonDataError(_) => {
+                ApiError::unprocessable(ErrorCode::InvalidBody, detail)
+            }
+            JsonRejection::JsonSyntaxError(_) => {
+                ApiError::bad_request(ErrorCode::MalformedJson, detail)
+            }
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "expected `Content-Type: application/json`",
             ),
             JsonRejection::BytesRejection(_) if status == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(status, "body_too_large", detail)
+                ApiError::new(status, ErrorCode::BodyTooLarge, detail)
             }
-            _ => ApiError::new(status, "invalid_body", detail),
+            _ => ApiError::new(status, ErrorCode::InvalidBody, detail),
         }
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> ApiError {
-        ApiError::bad_request("invalid_query", rejection.body_text())
+        ApiError::bad_request(ErrorCode::InvalidQuery, rejection.body_text())
     }
 }
 

@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath};
 use crate::service::explain;
 use crate::service::predict::VersionSelector;
-use crate::service::AppState;
+use crate::service::{AppState, ErrorCode};
 use crate::tabular::{ExplainOptions, Explanation, DEFAULT_STEPS};
 
 /// An explanation request: a prediction request with the explanation's options.
@@ -95,7 +95,8 @@ pub async fn explain(
 ) -> ApiResult<Json<ExplainResponse>> {
     let Some(model) = request.model.clone() else {
         return Err(
-            ApiError::unprocessable("missing_field", "`model` is required").with("field", "model"),
+            ApiError::unprocessable(ErrorCode::MissingField, "`model` is required")
+                .with("field", "model"),
         );
     };
     run(&state, model, request).await

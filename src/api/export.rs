@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiPath, ApiQuery};
 use crate::service::export::{export_onnx, EXPORT_FORMATS};
-use crate::service::AppState;
+use crate::service::{AppState, ErrorCode};
 
 /// Export options.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -42,7 +42,7 @@ pub async fn export(
     let format = query.format.unwrap_or_else(|| "onnx".into());
     if !EXPORT_FORMATS.contains(&format.as_str()) {
         return Err(ApiError::unprocessable(
-            "unsupported_format",
+            ErrorCode::UnsupportedFormat,
             format!(
                 "`format` is `{format}`; supported: {}",
                 EXPORT_FORMATS.join(", ")

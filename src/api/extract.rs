@@ -5,6 +5,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::service::ErrorCode;
 
 /// `axum::Json` with problem+json rejections.
 pub struct ApiJson<T>(pub T);
@@ -52,7 +53,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
-            Err(rejection) => Err(ApiError::bad_request("invalid_path", rejection.body_text())),
+            Err(rejection) => Err(ApiError::bad_request(
+                ErrorCode::InvalidPath,
+                rejection.body_text(),
+            )),
         }
     }
 }

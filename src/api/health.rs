@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, Problem};
 use crate::jobs::JobStatus;
-use crate::service::AppState;
+use crate::service::{AppState, ErrorCode};
 
 /// A health answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,7 +57,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Health
         } else {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
+                ErrorCode::NotReady,
                 format!("model store is not writable: {e}"),
             ));
         }
@@ -71,7 +71,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Health
     if !state.jobs.healthy() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
+            ErrorCode::NotReady,
             "a training worker has stopped",
         ));
     }

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiPath, ApiQuery};
 use crate::jobs::{JobEvent, JobRecord, JobStatus};
-use crate::service::AppState;
+use crate::service::{AppState, ErrorCode};
 
 /// Filters and paging for `GET /jobs`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -66,7 +66,8 @@ pub async fn list_jobs(
 }
 
 fn job_not_found(id: &str) -> ApiError {
-    ApiError::not_found("job_not_found", format!("job `{id}` does not exist")).with("job", id)
+    ApiError::not_found(ErrorCode::JobNotFound, format!("job `{id}` does not exist"))
+        .with("job", id)
 }
 
 /// Get a job: status, progress, epoch history, ETA, metrics, version, error.

@@ -1,5 +1,7 @@
-//! HTTP only: routes, extractors, request and response types, the OpenAPI
-//! document, and errors as problem+json. No ML and no file I/O here.
+//! HTTP only: routes, extractors, request and response types (some are the
+//! service's own, which derive their schema there: the training request, the
+//! prediction answer), the OpenAPI document, and errors as problem+json
+//! (`convert.rs` maps every service error). No ML and no file I/O here.
 
 pub mod auth;
 pub mod convert;
@@ -35,7 +37,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::service::AppState;
+use crate::service::{AppState, ErrorCode};
 use error::ApiError;
 
 /// The OpenAPI document of every route.
@@ -313,13 +315,13 @@ fn oip_routes() -> Router<Arc<AppState>> {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("route_not_found", "no route matches this path")
+    ApiError::not_found(ErrorCode::RouteNotFound, "no route matches this path")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not accept this method",
     )
 }
@@ -339,12 +341,12 @@ async fn name_body_limit(State(limit): State<BodyLimit>, req: Request, next: Nex
         return response;
     }
     let code = response.extensions().get::<error::ProblemCode>();
-    if code.is_some_and(|c| c.0 != "body_too_large") {
+    if code.is_some_and(|c| c.0 != ErrorCode::BodyTooLarge.as_str()) {
         return response;
     }
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
+        ErrorCode::BodyTooLarge,
         format!(
             "the request body exceeds the limit `{}` of {} bytes",
             limit.setting, limit.bytes
@@ -371,26 +373,26 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     }
     let (code, detail) = match status {
         StatusCode::REQUEST_TIMEOUT => (
-            "request_timeout",
+            ErrorCode::RequestTimeout,
             "the request took longer than the configured timeout",
         ),
         StatusCode::PAYLOAD_TOO_LARGE => (
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             "the request body exceeds the configured limit",
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ("unsupported_media_type", "unsupported Content-Type")
+            (ErrorCode::UnsupportedMediaType, "unsupported Content-Type")
         }
-        StatusCode::NOT_FOUND => ("route_not_found", "no route matches this path"),
+        StatusCode::NOT_FOUND => (ErrorCode::RouteNotFound, "no route matches this path"),
         StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this route does not accept this method",
         ),
         s if s.is_server_error() => (
-            "internal_error",
+            ErrorCode::InternalError,
             "an internal error occurred; see the server log",
         ),
-        _ => ("bad_request", "the request was refused"),
+        _ => (ErrorCode::BadRequest, "the request was refused"),
     };
     let mut problem = ApiError::new(status, code, detail).into_response();
     for (name, value) in response.headers() {

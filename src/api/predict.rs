@@ -1,18 +1,19 @@
-//! `POST /predict` and `POST /models/{name}/predict`.
+//! `POST /predict` and `POST /models/{name}/predict`: the answer is the
+//! service's [`PredictOutput`] as is (its schema is `PredictResponse`).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath};
-use crate::service::predict::{self, VersionSelector};
-use crate::service::AppState;
-use crate::tabular::{Precision, Prediction};
+use crate::service::predict::{self, PredictOutput, VersionSelector};
+use crate::service::{AppState, ErrorCode};
+use crate::tabular::Precision;
 
 /// A prediction request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -38,39 +39,24 @@ pub struct PredictRequest {
     pub precision: Option<Precision>,
 }
 
-/// Predictions, one per instance, in order.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"model": "churn", "version": 3, "predictions": [{"label": "no", "probabilities": {"no": 0.91, "yes": 0.09}}], "ignored_fields": []}))]
-pub struct PredictResponse {
-    pub model: String,
-    /// The version that answered.
-    pub version: u32,
-    pub predictions: Vec<Prediction>,
-    /// Instance fields the model does not use.
-    pub ignored_fields: Vec<String>,
-    /// The weights that answered, when not `f32` or when the request named a precision.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub precision: Option<Precision>,
-}
-
 async fn run(
     state: &AppState,
     model: String,
     request: PredictRequest,
-) -> ApiResult<Json<PredictResponse>> {
+) -> ApiResult<Json<PredictOutput>> {
     let selector = VersionSelector {
         version: request.version,
         alias: request.alias,
     };
-    let asked = request.precision;
-    let out = predict::predict_at(state, &model, &selector, request.instances, asked).await?;
-    Ok(Json(PredictResponse {
-        model: out.model,
-        version: out.version,
-        predictions: out.predictions,
-        ignored_fields: out.ignored_fields,
-        precision: (asked.is_some() || out.precision != Precision::F32).then_some(out.precision),
-    }))
+    let out = predict::predict_at(
+        state,
+        &model,
+        &selector,
+        request.instances,
+        request.precision,
+    )
+    .await?;
+    Ok(Json(out))
 }
 
 /// Predict on raw records.
@@ -78,7 +64,7 @@ async fn run(
 /// A missing field or a wrong type answers 422 naming the instance index and
 /// the field; unknown fields are ignored and listed.
 #[utoipa::path(post, path = "/predict", tag = "prediction", request_body = PredictRequest,
-    responses((status = 200, body = PredictResponse),
+    responses((status = 200, body = PredictOutput),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown model, version or alias", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Too many instances or body too large", body = Problem, content_type = "application/problem+json"),
@@ -86,12 +72,13 @@ async fn run(
 pub async fn predict(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<PredictRequest>,
-) -> ApiResult<Json<PredictResponse>> {
+) -> ApiResult<Json<PredictOutput>> {
     let Some(model) = request.model.clone() else {
-        return Err(
-            super::error::ApiError::unprocessable("missing_field", "`model` is required")
-                .with("field", "model"),
-        );
+        return Err(super::error::ApiError::unprocessable(
+            ErrorCode::MissingField,
+            "`model` is required",
+        )
+        .with("field", "model"));
     };
     run(&state, model, request).await
 }
@@ -99,7 +86,7 @@ pub async fn predict(
 /// Predict on raw records with the named model.
 #[utoipa::path(post, path = "/models/{name}/predict", tag = "prediction", request_body = PredictRequest,
     params(("name" = String, Path, description = "Model name")),
-    responses((status = 200, body = PredictResponse),
+    responses((status = 200, body = PredictOutput),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown model, version or alias", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Too many instances or body too large", body = Problem, content_type = "application/problem+json"),
@@ -108,6 +95,6 @@ pub async fn predict_named(
     State(state): State<Arc<AppState>>,
     ApiPath(name): ApiPath<String>,
     ApiJson(request): ApiJson<PredictRequest>,
-) -> ApiResult<Json<PredictResponse>> {
+) -> ApiResult<Json<PredictOutput>> {
     run(&state, name, request).await
 }

@@ -13,10 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::service::recommend::{
-    self, NewInteraction, RecommendOutput, RecommendQuery, RecommendServeError, ServedItem,
-    Strategy,
+    self, NewInteraction, RecommendOutput, RecommendQuery, ServedItem, Strategy,
 };
-use crate::service::AppState;
+use crate::service::{AppState, ErrorCode};
 
 const DEFAULT_K: usize = 10;
 
@@ -92,7 +91,7 @@ fn filter_clauses(filter: Option<Map<String, Value>>) -> ApiResult<Vec<(String, 
             match values {
                 Some(values) if !values.is_empty() => Ok((name, values)),
                 _ => Err(ApiError::unprocessable(
-                    "invalid_filter",
+                    ErrorCode::InvalidFilter,
                     format!(
                         "`filter.{name}` must be a string, number or boolean, or a non-empty list of them"
                     ),
@@ -188,45 +187,6 @@ impl From<RecommendOutput> for RecommendResponse {
             unknown_items: out.unknown_items,
             exhausted: out.exhausted,
             history: out.history.map(scored),
-        }
-    }
-}
-
-impl From<RecommendServeError> for ApiError {
-    fn from(e: RecommendServeError) -> ApiError {
-        let detail = e.to_string();
-        match e {
-            RecommendServeError::Registry(r) => r.into(),
-            RecommendServeError::WrongModelKind { model, kind } => {
-                ApiError::unprocessable("wrong_model_kind", detail)
-                    .with("model", model)
-                    .with("kind", kind)
-            }
-            RecommendServeError::InvalidK { max, .. } => {
-                ApiError::unprocessable("invalid_parameter", detail)
-                    .with("field", "k")
-                    .with("max", max)
-                    .with_limit("recommend.max_k", max)
-            }
-            RecommendServeError::ItemNotFound { model, item } => {
-                ApiError::not_found("item_not_found", detail)
-                    .with("model", model)
-                    .with("item", item)
-            }
-            RecommendServeError::TooMany { limit, .. } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_interactions",
-                detail,
-            )
-            .with_limit("limits.max_instances", limit),
-            RecommendServeError::Invalid { code, field, .. } => {
-                ApiError::unprocessable(code, detail).with("field", field)
-            }
-            RecommendServeError::VersionAndAlias => {
-                ApiError::unprocessable("version_and_alias", detail)
-            }
-            RecommendServeError::Log(e) => super::convert::store_error(e),
-            RecommendServeError::Internal(m) => ApiError::internal(m),
         }
     }
 }
@@ -440,7 +400,7 @@ pub async fn users(
     let limit = params.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_USERS_PAGE {
         return Err(ApiError::unprocessable(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             format!("limit must be between 1 and {MAX_USERS_PAGE}, got {limit}"),
         )
         .with("field", "limit")

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::extract::ApiPath;
+use crate::service::ErrorCode;
 
 /// The page; `{{build}}` is replaced by the asset hash.
 const INDEX: &str = include_str!("../../ui/index.html");
@@ -171,7 +172,7 @@ pub async fn asset(ApiPath((build, file)): ApiPath<(String, String)>) -> Respons
                 .into_response(),
         ),
         _ => ApiError::not_found(
-            "asset_not_found",
+            ErrorCode::AssetNotFound,
             format!("no dashboard asset `{build}/{file}`; reload /ui"),
         )
         .into_response(),

@@ -15,6 +15,7 @@ use serde_json::Map;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::error::Problem;
+use crate::service::ErrorCode;
 
 /// A connection whose automatic parse-error answers become problem+json.
 pub struct ProblemOnParseError<T> {
@@ -56,29 +57,29 @@ fn replacement(head: &[u8]) -> Option<Vec<u8>> {
     let (title, code, detail) = match status {
         400 => (
             "Bad Request",
-            "malformed_request",
+            ErrorCode::MalformedRequest,
             "the request line or a header is not valid HTTP: characters such as \
              `\"`, `<`, `>`, `\\`, `^`, `` ` ``, `|` or spaces in the path or query \
              must be percent-encoded (curl: use --url-query, or -g with encoded values)",
         ),
         414 => (
             "URI Too Long",
-            "uri_too_long",
+            ErrorCode::UriTooLong,
             "the request URI is longer than the server reads; send large inputs in the body",
         ),
         431 => (
             "Request Header Fields Too Large",
-            "headers_too_large",
+            ErrorCode::HeadersTooLarge,
             "the request headers are larger than the server reads",
         ),
         _ => return None,
     };
     let problem = Problem {
-        problem_type: format!("urn:myelin:problem:{code}"),
+        problem_type: format!("urn:myelin:problem:{}", code.as_str()),
         title: title.into(),
         status,
         detail: detail.into(),
-        code: code.into(),
+        code: code.as_str().into(),
         extra: Map::new(),
     };
     let body = serde_json::to_vec(&problem).ok()?;

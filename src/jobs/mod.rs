@@ -66,7 +66,7 @@ impl JobControl {
     }
 }
 
-/// Runs one job on a blocking thread: trains and stores a version.
+/// Runs one job on the job's own thread: trains and stores a version.
 pub type Runner =
     Arc<dyn Fn(&JobRecord, &JobControl) -> Result<RunOutcome, RunFailure> + Send + Sync>;
 

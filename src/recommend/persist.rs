@@ -3,15 +3,17 @@
 //! else lives in the serde [`RecommenderSpec`] the caller stores (e.g. in `model.json`).
 //!
 //! This module only encodes and decodes: [`Recommender::artifact_files`] returns the files'
-//! bytes and the registry writes them through its one synced write path.
+//! bytes (the tensors encoded by [`crate::codec`], as the registry encodes networks) and the
+//! registry writes them through its one synced write path.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use ndarray::{Array1, Array2};
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, EncodeError, Tensor};
 
 use super::attributes::Attributes;
 use super::dae::Dae;
@@ -20,8 +22,7 @@ use super::error::RecommendError;
 use super::ivf::IvfIndex;
 use super::model::{Parts, Recommender, RecommenderSpec, SPEC_FORMAT};
 
-/// File holding the tensors.
-pub const WEIGHTS_FILE: &str = "weights.safetensors";
+pub use crate::codec::WEIGHTS_FILE;
 /// File holding the item and user ids, in index order.
 pub const VOCAB_FILE: &str = "vocab.json";
 /// File holding the item and user attributes, when the model has them.
@@ -41,46 +42,14 @@ struct Vocab {
     users: Vec<String>,
 }
 
-struct Raw {
-    name: &'static str,
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
-}
-
-fn f32_tensor(name: &'static str, shape: Vec<usize>, data: impl Iterator<Item = f32>) -> Raw {
-    Raw {
-        name,
-        dtype: Dtype::F32,
-        shape,
-        bytes: data.flat_map(f32::to_le_bytes).collect(),
-    }
-}
-
 /// CSR offsets as `I64`.
-fn offsets_tensor(name: &'static str, offsets: &[usize]) -> Raw {
-    Raw {
-        name,
-        dtype: Dtype::I64,
-        shape: vec![offsets.len()],
-        bytes: offsets
-            .iter()
-            .flat_map(|&o| (o as i64).to_le_bytes())
-            .collect(),
-    }
+fn offsets_tensor(name: &str, offsets: &[usize]) -> Tensor {
+    Tensor::i64(name, offsets.iter().map(|&o| o as i64))
 }
 
 /// Indices as `I32`.
-fn indices_tensor(name: &'static str, indices: &[u32]) -> Raw {
-    Raw {
-        name,
-        dtype: Dtype::I32,
-        shape: vec![indices.len()],
-        bytes: indices
-            .iter()
-            .flat_map(|&i| (i as i32).to_le_bytes())
-            .collect(),
-    }
+fn indices_tensor(name: &str, indices: &[u32]) -> Tensor {
+    Tensor::i32(name, indices.iter().map(|&i| i as i32))
 }
 
 impl Recommender {
@@ -94,10 +63,10 @@ impl Recommender {
     pub fn artifact_files(&self) -> Result<Vec<(&'static str, Vec<u8>)>, RecommendError> {
         let n = self.n_warm();
         let mut raws = vec![
-            f32_tensor("popularity", vec![n], self.popularity[..n].iter().copied()),
+            Tensor::f32("popularity", vec![n], self.popularity[..n].iter().copied()),
             offsets_tensor("histories.offsets", &self.history_offsets),
             indices_tensor("histories.items", &self.history_items),
-            f32_tensor(
+            Tensor::f32(
                 "histories.weights",
                 vec![self.history_weights.len()],
                 self.history_weights.iter().copied(),
@@ -105,29 +74,29 @@ impl Recommender {
         ];
         if let Some(dae) = &self.dae {
             let h = dae.hidden();
-            raws.push(f32_tensor(
+            raws.push(Tensor::f32(
                 "encoder.weight",
                 vec![n, h],
                 dae.encoder.iter().copied(),
             ));
-            raws.push(f32_tensor(
+            raws.push(Tensor::f32(
                 "encoder.bias",
                 vec![h],
                 dae.encoder_bias.iter().copied(),
             ));
-            raws.push(f32_tensor(
+            raws.push(Tensor::f32(
                 "decoder.weight",
                 vec![h, n],
                 dae.decoder.iter().copied(),
             ));
-            raws.push(f32_tensor(
+            raws.push(Tensor::f32(
                 "decoder.bias",
                 vec![n],
                 dae.decoder_bias.iter().copied(),
             ));
         }
         if let Some(ease) = &self.ease {
-            raws.push(f32_tensor(
+            raws.push(Tensor::f32(
                 "item_item.weight",
                 vec![ease.weights.nrows(), n],
                 ease.weights.iter().copied(),
@@ -143,7 +112,7 @@ impl Recommender {
         }
         if let Some(ann) = &self.ann {
             let index = &ann.index;
-            raws.push(f32_tensor(
+            raws.push(Tensor::f32(
                 "index.centroids",
                 vec![index.centroids.nrows(), index.centroids.ncols()],
                 index.centroids.iter().copied(),
@@ -151,16 +120,10 @@ impl Recommender {
             raws.push(offsets_tensor("index.offsets", &index.offsets));
             raws.push(indices_tensor("index.items", &index.items));
         }
-        let mut views = Vec::with_capacity(raws.len());
-        for raw in &raws {
-            let view = TensorView::new(raw.dtype, raw.shape.clone(), &raw.bytes)
-                .map_err(|e| RecommendError::artifact(raw.name, e))?;
-            views.push((raw.name, view));
-        }
-        let mut meta = HashMap::new();
-        meta.insert("format".to_owned(), SPEC_FORMAT.to_string());
-        let bytes = safetensors::serialize(views, Some(meta))
-            .map_err(|e| RecommendError::artifact(WEIGHTS_FILE, e))?;
+        let bytes = codec::encode(&raws, &SPEC_FORMAT.to_string()).map_err(|e| match e {
+            EncodeError::Tensor { name, source } => RecommendError::artifact(&name, source),
+            EncodeError::File(source) => RecommendError::artifact(WEIGHTS_FILE, source),
+        })?;
         let mut files = vec![(WEIGHTS_FILE, bytes)];
         let vocab = Vocab {
             items: self.item_ids[..n].to_vec(),

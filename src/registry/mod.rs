@@ -2,19 +2,23 @@
 //! model.json}` and `<name>/aliases.json` in a [`Store`] (local disk or S3),
 //! versions published card-last, aliases by compare-and-swap, a catalog in
 //! memory that serving resolves from, and a cache of loaded versions that
-//! readers never wait on while a new one is loaded.
+//! readers never wait on while a new one is loaded. Model cards are made here
+//! too, one constructor per kind of model ([`ModelCard::tabular`],
+//! [`ModelCard::recommender`]); weights go through [`crate::codec`].
 
 mod artifact;
 mod cache;
+mod card;
 mod catalog;
 mod follow;
 mod names;
 mod publish;
 
 pub use artifact::{
-    load_dir, read_card, tensors_from_bytes, weights_bytes, ArtifactError, LoadedModel, ModelCard,
-    ModelSpec, ServingModel, CARD_FILE, FORMAT_VERSION, WEIGHTS_FILE,
+    load_dir, read_card, tensors_from_bytes, weights_bytes, ArtifactError, LoadedModel,
+    ServingModel, CARD_FILE, WEIGHTS_FILE,
 };
+pub use card::{ModelCard, ModelSpec, FORMAT_VERSION};
 pub use follow::PollReport;
 pub use names::{check_name, NameError};
 pub use publish::write_file;

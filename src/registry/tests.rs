@@ -5,7 +5,6 @@ use serde_json::{json, Map, Value};
 use super::*;
 use crate::data::{fingerprint, read_csv, ReadLimits};
 use crate::nn::{Caps, Control};
-use crate::service::card_for;
 use crate::tabular::{self, TrainSpec};
 
 fn churn_csv() -> String {
@@ -36,7 +35,7 @@ pub(super) fn trained_card(name: &str) -> (ModelCard, Vec<u8>, crate::tabular::T
     let cancel = AtomicBool::new(false);
     let trained = tabular::train(&table, &spec, &Caps::default(), Control::none(&cancel)).unwrap();
     let fp = fingerprint(csv.as_bytes(), table.rows(), table.columns.len());
-    let card = card_for(name, &trained, &spec, fp, None);
+    let card = ModelCard::tabular(name, &trained, fp, None);
     let weights = weights_bytes(&trained.model.mlp).unwrap();
     (card, weights, trained.model)
 }

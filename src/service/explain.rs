@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::predict::{check_count, resolve_and_load, PredictError, VersionSelector};
-use super::AppState;
+use super::{AppState, ErrorCode};
 use crate::registry::ServingModel;
 use crate::tabular::{ExplainError, ExplainOptions, Explanation, STEPS_RANGE};
 
@@ -28,7 +28,7 @@ pub async fn explain(
     check_count(state, instances.len())?;
     if !STEPS_RANGE.contains(&options.steps) {
         return Err(PredictError::InvalidRequest {
-            code: "invalid_parameter",
+            code: ErrorCode::InvalidParameter,
             field: "steps",
             message: format!(
                 "`steps` is {}; it must be within {}..={}",
@@ -49,7 +49,7 @@ pub async fn explain(
                     ExplainError::Instance(i) => PredictError::Instance(i),
                     e @ (ExplainError::UnknownClass { .. } | ExplainError::ClassOnRegression) => {
                         PredictError::InvalidRequest {
-                            code: "invalid_class",
+                            code: ErrorCode::InvalidClass,
                             field: "class",
                             message: e.to_string(),
                         }

@@ -1,7 +1,7 @@
 //! The export use case: load a stored version and translate it to ONNX.
 
 use super::predict::{resolve_and_load, PredictError, VersionSelector};
-use super::AppState;
+use super::{AppState, ErrorCode};
 use crate::export::{to_onnx, OnnxError};
 use crate::registry::ServingModel;
 
@@ -40,12 +40,12 @@ pub async fn export_onnx(
                     let message = e.to_string();
                     match e {
                         OnnxError::UnsupportedColumn { .. } => PredictError::InvalidRequest {
-                            code: "unsupported_column",
+                            code: ErrorCode::UnsupportedColumn,
                             field: "model",
                             message,
                         },
                         OnnxError::UnsupportedHead(_) => PredictError::InvalidRequest {
-                            code: "unsupported_model",
+                            code: ErrorCode::UnsupportedModel,
                             field: "model",
                             message,
                         },

@@ -1,8 +1,11 @@
-//! Use cases the routes call: submit a training job, resolve and load a
-//! model version, predict, manage datasets. Owns the shared [`AppState`].
+//! Use cases the routes call: submit and run training jobs, resolve and load
+//! a model version, predict, explain, export, recommend and log interactions,
+//! manage datasets, check API keys; the Open Inference Protocol on top of
+//! prediction. Owns the shared [`AppState`] and the [`ErrorCode`]s of refusals.
 
 pub mod auth;
 pub mod datasets;
+mod error_code;
 pub mod explain;
 pub mod export;
 pub mod interactions;
@@ -16,12 +19,11 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
-use crate::data::Fingerprint;
 use crate::jobs::{JobStore, JobSystem};
-use crate::registry::{ModelCard, ModelSpec, Registry, FORMAT_VERSION};
-use crate::tabular::{TrainSpec, TrainedModel};
+use crate::registry::Registry;
 
 pub use datasets::DatasetStore;
+pub use error_code::ErrorCode;
 
 /// Shared state of the running service.
 pub struct AppState {
@@ -150,36 +152,5 @@ impl AppState {
             keys,
             database,
         }))
-    }
-}
-
-/// The model card of a freshly trained tabular model. Its `params` are those the
-/// network was trained with (the request's, completed by sizing from the data).
-pub fn card_for(
-    name: &str,
-    trained: &TrainedModel,
-    _spec: &TrainSpec,
-    fingerprint: Fingerprint,
-    job_id: Option<String>,
-) -> ModelCard {
-    ModelCard {
-        format: FORMAT_VERSION,
-        name: name.to_string(),
-        version: 0,
-        created_at: chrono::Utc::now(),
-        task: match trained.model.encoder.task() {
-            crate::data::Task::Classification => "classification".into(),
-            crate::data::Task::Regression => "regression".into(),
-        },
-        spec: ModelSpec::Tabular(trained.model.spec()),
-        architecture: Some(trained.model.mlp.architecture()),
-        params: serde_json::to_value(&trained.params).unwrap_or_default(),
-        metrics: serde_json::to_value(&trained.metrics).unwrap_or_default(),
-        history: trained.history.clone(),
-        best_epoch: trained.best_epoch,
-        schema: Some(trained.schema.clone()),
-        fingerprint,
-        timing: Some(trained.timing.clone()),
-        job_id,
     }
 }

@@ -3,23 +3,29 @@
 
 use std::sync::Arc;
 
+use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use super::AppState;
+use super::{AppState, ErrorCode};
 use crate::registry::{LoadedModel, RegistryError, ServingModel};
 use crate::tabular::{
     CompressedNet, InstanceError, Precision, Prediction, PredictionBatch, TabularModel,
 };
 
-/// A prediction answer.
-#[derive(Debug)]
+/// Predictions, one per instance, in order.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PredictResponse, example = json!({"model": "churn", "version": 3, "predictions": [{"label": "no", "probabilities": {"no": 0.91, "yes": 0.09}}], "ignored_fields": []}))]
 pub struct PredictOutput {
     pub model: String,
+    /// The version that answered.
     pub version: u32,
     pub predictions: Vec<Prediction>,
+    /// Instance fields the model does not use.
     pub ignored_fields: Vec<String>,
-    /// The weights that answered (`f32` when a compressed copy was refused).
-    pub precision: Precision,
+    /// The weights that answered, when not `f32` or when the request named a precision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
 }
 
 /// Why a prediction request failed.
@@ -43,7 +49,7 @@ pub enum PredictError {
     },
     #[error("{message}")]
     InvalidRequest {
-        code: &'static str,
+        code: ErrorCode,
         field: &'static str,
         message: String,
     },
@@ -155,6 +161,7 @@ pub async fn predict_loaded_at<I: Instances>(
     check_count(state, instances.count())?;
     let version = loaded.card.version;
     let serving = &state.settings.serving;
+    let asked = precision;
     let precision = precision
         .or_else(|| serving.models.get(&loaded.card.name).copied())
         .unwrap_or(serving.precision);
@@ -179,7 +186,7 @@ pub async fn predict_loaded_at<I: Instances>(
         version,
         predictions: batch.predictions,
         ignored_fields: batch.ignored_fields,
-        precision,
+        precision: (asked.is_some() || precision != Precision::F32).then_some(precision),
     })
 }
 

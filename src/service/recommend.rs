@@ -1,6 +1,7 @@
 //! Serving recommendations: resolve a recommender version, build the user's history
 //! (stored training history, logged interactions, posted items), score inline with a
-//! reused per-thread scratch, and keep the durable per-model interaction log.
+//! reused per-thread scratch; and log posted interactions to the durable per-model log
+//! that `interactions.rs` keeps.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::predict::{resolve_and_load, PredictError, VersionSelector};
-use super::AppState;
+use super::{AppState, ErrorCode};
 use crate::recommend::{recency_weights, ItemSet, Recommender, ScoreScratch};
 use crate::registry::{LoadedModel, RegistryError, ServingModel};
 
@@ -33,7 +34,7 @@ pub enum RecommendServeError {
     TooMany { found: usize, limit: usize },
     #[error("{message}")]
     Invalid {
-        code: &'static str,
+        code: ErrorCode,
         field: String,
         message: String,
     },
@@ -276,7 +277,7 @@ pub async fn recommend(
             model
                 .item_filter(&query.filter)
                 .map_err(|e| RecommendServeError::Invalid {
-                    code: "invalid_filter",
+                    code: ErrorCode::InvalidFilter,
                     field: "filter".into(),
                     message: e.to_string().replace("invalid request: ", ""),
                 })?,
@@ -408,7 +409,7 @@ pub async fn log_interactions(
     let limit = state.settings.limits.max_instances;
     if interactions.is_empty() {
         return Err(RecommendServeError::Invalid {
-            code: "no_interactions",
+            code: ErrorCode::NoInteractions,
             field: "interactions".into(),
             message: "`interactions` is empty".into(),
         });
@@ -423,7 +424,7 @@ pub async fn log_interactions(
     let mut events = Vec::with_capacity(interactions.len());
     for (i, it) in interactions.into_iter().enumerate() {
         let bad = |field: &str, message: String| RecommendServeError::Invalid {
-            code: "invalid_value",
+            code: ErrorCode::InvalidValue,
             field: format!("interactions[{i}].{field}"),
             message: format!("`interactions[{i}].{field}`: {message}"),
         };

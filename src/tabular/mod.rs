@@ -28,8 +28,8 @@ pub use importance::{
 };
 pub use predict::{InstanceError, Prediction, PredictionBatch};
 pub use train::{
-    planned_epochs, precheck, train, ClassWeight, ClassWeightMode, TabularError, TrainSpec,
-    TrainedModel, TrainingTiming,
+    check_spec, check_table, planned_epochs, precheck, train, train_checked, ClassWeight,
+    ClassWeightMode, TabularError, TrainSpec, TrainedModel, TrainingTiming,
 };
 
 use serde::{Deserialize, Serialize};

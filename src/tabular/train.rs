@@ -114,13 +114,28 @@ impl TabularError {
     }
 }
 
-/// Checks what can be checked before a job is queued: the target exists,
-/// parameters are valid, the schema can be inferred, the target has at least
-/// two classes for classification.
+/// Checks everything [`train`] would refuse before fitting: [`check_spec`],
+/// then [`check_table`]. Returns the table's schema.
 pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, TabularError> {
+    check_spec(spec, caps)?;
+    check_table(table, spec, caps)
+}
+
+/// The checks of a spec that need no data: parameters within `caps`, the
+/// validation and the pipeline options.
+pub fn check_spec(spec: &TrainSpec, caps: &Caps) -> Result<(), TabularError> {
     spec.params.check(caps).map_err(nn::TrainError::from)?;
     spec.validation.check().map_err(nn::TrainError::from)?;
     spec.pipeline.validate()?;
+    Ok(())
+}
+
+/// The checks of a spec against a table: the target exists and has at least
+/// two labelled rows (two classes for classification), the schema can be
+/// inferred and leaves features, the network fits `caps.max_parameters`, the
+/// folds fit the labelled rows, and every image and audio cell decodes.
+/// Returns the table's schema.
+pub fn check_table(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, TabularError> {
     if table.column_index(&spec.target).is_none() {
         return Err(DataError::UnknownColumn {
             name: spec.target.clone(),
@@ -204,6 +219,9 @@ pub fn planned_epochs(spec: &TrainSpec, labelled: usize) -> usize {
 /// are held out: the pipeline is fitted on the rest, the network early-stops on
 /// the held-out rows and the returned metrics are computed on them. With k-fold
 /// validation (asked for, or `auto` on a small table) see [`super::cv`].
+///
+/// The spec and table are checked first ([`precheck`]); a caller that checked
+/// them already (the service, at submit) calls [`train_checked`].
 pub fn train(
     table: &Table,
     spec: &TrainSpec,
@@ -211,6 +229,18 @@ pub fn train(
     control: Control,
 ) -> Result<TrainedModel, TabularError> {
     let schema = precheck(table, spec, caps)?;
+    train_checked(table, schema, spec, caps, control)
+}
+
+/// [`train`] without its checks, for a spec and table already checked (by
+/// [`precheck`], or [`check_spec`] and [`check_table`]) whose `schema` they gave.
+pub fn train_checked(
+    table: &Table,
+    schema: Schema,
+    spec: &TrainSpec,
+    caps: &Caps,
+    control: Control,
+) -> Result<TrainedModel, TabularError> {
     let labelled = rows_with_target(table, &spec.target);
     let params = adapt(&spec.params, &spec.explicit, labelled.len());
     if let Some((folds, stratified)) =

@@ -130,7 +130,7 @@ impl From<PredictError> for OipError {
             ),
             // Rewritten with the tensor's name by `infer`.
             PredictError::Instance(e) => OipError::invalid("invalid_instance", e.to_string()),
-            PredictError::InvalidRequest { code, .. } => OipError::invalid(code, message),
+            PredictError::InvalidRequest { code, .. } => OipError::invalid(code.as_str(), message),
             PredictError::Internal(e) => OipError::internal(e),
         }
     }
