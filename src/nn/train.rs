@@ -308,3 +308,7 @@ fn all_finite(model: &Mlp) -> bool {
 #[cfg(test)]
 #[path = "train_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "train_options_tests.rs"]
+mod options_tests;

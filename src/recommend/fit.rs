@@ -7,13 +7,15 @@ use crate::nn::{Control, EpochReport};
 use super::attributes::Attributes;
 use super::dae::{Dae, DaeConfig, DaeTrainer};
 use super::data::{Dataset, Interactions};
-use super::ease::{Ease, SideInfo, UserFeatures, UserInputs};
+use super::ease::{Ease, UserFeatures, UserInputs};
 use super::error::RecommendError;
-use super::holdout::{popularity_metrics, split, validate, Evaluation, Holdout, Scorers};
+use super::holdout::{popularity_metrics, split, validate, Holdout, Scorers};
 use super::ivf::{default_lists, IvfIndex};
 use super::metrics::HoldoutMetrics;
 use super::model::{Parts, Recommender, RecommenderSpec, SPEC_FORMAT};
 use super::params::{Component, HoldoutKind, RecommendCaps, RecommenderParams};
+use super::select::{choose, Candidate};
+use super::side::{side_info, user_features, value_postings};
 use super::stages::{FitStage, Stages};
 
 /// Blend weights tried on the validation split.
@@ -62,89 +64,6 @@ impl Recommender {
     ) -> Result<FitReport, RecommendError> {
         fit(data, params, caps, control)
     }
-}
-
-/// Where each attribute's values start in one numbering of all values, and the total.
-fn value_offsets(attributes: &Attributes) -> (Vec<usize>, usize) {
-    let mut first = Vec::with_capacity(attributes.vocab.len());
-    let mut total = 0usize;
-    for values in &attributes.vocab {
-        first.push(total);
-        total += values.len();
-    }
-    (first, total)
-}
-
-/// For each attribute value shared by at least two warm items, those items (indices of
-/// `item_ids`, ascending).
-fn value_postings(attributes: &Attributes, item_ids: &[String]) -> Vec<Vec<u32>> {
-    let aligned = attributes.aligned(item_ids);
-    let (first, total) = value_offsets(&aligned);
-    let mut postings = vec![Vec::new(); total];
-    for item in 0..item_ids.len() {
-        for &(attribute, value) in aligned.row(item) {
-            postings[first[attribute as usize] + value as usize].push(item as u32);
-        }
-    }
-    // Attribute rows hold each value once, so an item appears once per posting.
-    postings.retain(|items| items.len() >= 2);
-    postings
-}
-
-/// Each user's features: the user-attribute values shared by at least two users, at most
-/// [`MAX_USER_FEATURES`] of them (the most common), numbered densely.
-fn user_features(attributes: &Attributes, user_ids: &[String]) -> UserFeatures {
-    let aligned = attributes.aligned(user_ids);
-    let (first, total) = value_offsets(&aligned);
-    let global = |&(attribute, value): &(u32, u32)| first[attribute as usize] + value as usize;
-    let mut counts = vec![0usize; total];
-    for user in 0..user_ids.len() {
-        for entry in aligned.row(user) {
-            counts[global(entry)] += 1;
-        }
-    }
-    let mut ranked: Vec<usize> = (0..total).filter(|&v| counts[v] >= 2).collect();
-    ranked.sort_by_key(|&v| (std::cmp::Reverse(counts[v]), v));
-    ranked.truncate(MAX_USER_FEATURES);
-    let mut dense = vec![u32::MAX; total];
-    for (f, &v) in ranked.iter().enumerate() {
-        dense[v] = f as u32;
-    }
-    let mut out = UserFeatures {
-        count: ranked.len(),
-        offsets: Vec::with_capacity(user_ids.len() + 1),
-        ids: Vec::new(),
-    };
-    out.offsets.push(0);
-    for user in 0..user_ids.len() {
-        // Attribute rows hold each value once, and `dense` is one-to-one.
-        out.ids.extend(
-            aligned
-                .row(user)
-                .iter()
-                .map(|e| dense[global(e)])
-                .filter(|&f| f != u32::MAX),
-        );
-        out.offsets.push(out.ids.len());
-    }
-    out
-}
-
-/// Side information of strength `weight` for `data`: one value counts `weight ×` the mean
-/// squared interaction weight per item (the mean diagonal of the Gram matrix).
-fn side_info<'a>(postings: &'a [Vec<u32>], data: &Dataset, weight: f32) -> Option<SideInfo<'a>> {
-    if weight <= 0.0 || postings.is_empty() {
-        return None;
-    }
-    let mass: f64 = data
-        .values
-        .iter()
-        .map(|&w| f64::from(w) * f64::from(w))
-        .sum();
-    Some(SideInfo {
-        postings,
-        weight: f64::from(weight) * mass / data.n_items().max(1) as f64,
-    })
 }
 
 /// Epochs the refit continues the validated autoencoder on all interactions: a quarter
@@ -252,82 +171,6 @@ fn train_dae(
             epochs,
         },
     })
-}
-
-/// A configuration scored on the validation split.
-#[derive(Clone, Debug)]
-struct Candidate {
-    strength: f32,
-    user_strength: f32,
-    power: f32,
-    alpha: f32,
-    evaluation: Evaluation,
-}
-
-/// The protocol a candidate is judged on and its selection score there.
-fn score_on(c: &Candidate, latest: bool) -> Option<(f64, f64)> {
-    let scored = if latest {
-        c.evaluation.latest.as_ref()
-    } else {
-        c.evaluation.random.as_ref()
-    };
-    scored.map(|s| (s.score, s.error))
-}
-
-/// The best candidate on one protocol, among those `allowed`.
-fn best_on(
-    candidates: &[Candidate],
-    latest: bool,
-    allowed: impl Fn(&Candidate) -> bool,
-) -> Option<&Candidate> {
-    let mut best: Option<(&Candidate, f64)> = None;
-    for c in candidates.iter().filter(|c| allowed(c)) {
-        if let Some((score, _)) = score_on(c, latest) {
-            if best.is_none_or(|(_, b)| score > b) {
-                best = Some((c, score));
-            }
-        }
-    }
-    best.map(|(c, _)| c)
-}
-
-/// The candidate kept and the protocol it was judged on (`temporal` or `random`).
-///
-/// `temporal` and `random` splits take the best score on their targets. `auto` (both
-/// target sets) starts from the best timestamp-free candidate (recency 0) on the random
-/// targets and switches to the best recency-weighted candidate on the latest targets
-/// only if that one beats it there by more than the standard error while staying within
-/// the standard error of it on the random targets.
-fn choose(candidates: &[Candidate], kind: HoldoutKind) -> Option<(Candidate, HoldoutKind)> {
-    match kind {
-        HoldoutKind::Temporal => {
-            best_on(candidates, true, |_| true).map(|c| (c.clone(), HoldoutKind::Temporal))
-        }
-        HoldoutKind::Auto => {
-            let base = best_on(candidates, false, |c| c.power == 0.0)
-                .or_else(|| best_on(candidates, false, |_| true))?;
-            let Some((base_random, random_error)) = score_on(base, false) else {
-                return Some((base.clone(), HoldoutKind::Random));
-            };
-            let Some((base_latest, latest_error)) = score_on(base, true) else {
-                return Some((base.clone(), HoldoutKind::Random));
-            };
-            let next = best_on(candidates, true, |c| {
-                c.power > 0.0
-                    && score_on(c, false).is_some_and(|(s, _)| s >= base_random - random_error)
-            });
-            match next {
-                Some(next)
-                    if score_on(next, true)
-                        .is_some_and(|(s, _)| s > base_latest + latest_error) =>
-                {
-                    Some((next.clone(), HoldoutKind::Temporal))
-                }
-                _ => Some((base.clone(), HoldoutKind::Random)),
-            }
-        }
-        _ => best_on(candidates, false, |_| true).map(|c| (c.clone(), HoldoutKind::Random)),
-    }
 }
 
 /// Trains a [`Recommender`] on `data`.

@@ -43,6 +43,8 @@ mod model;
 mod params;
 mod persist;
 pub(crate) mod quant;
+mod select;
+mod side;
 mod stages;
 mod topk;
 
@@ -57,5 +59,7 @@ pub use persist::{ATTRIBUTES_FILE, VOCAB_FILE, WEIGHTS_FILE};
 pub use stages::FitStage;
 pub use topk::top_k;
 
+#[cfg(test)]
+mod attributes_tests;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod cluster;
+mod cluster_failures;
 mod compressed;
 mod dashboard_data;
 mod datasets;
