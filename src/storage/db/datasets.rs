@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::jobs::ADMISSION_LOCK;
+use super::jobs::{begin_admission, INPUT_IN_USE};
 use super::Database;
 use crate::storage::StoreError;
 
@@ -53,24 +53,19 @@ impl Database {
     /// under the lock job admission takes.
     pub async fn remove_dataset(&self, id: &str) -> Result<DatasetRemoval, StoreError> {
         let result = async {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(ADMISSION_LOCK)
-                .execute(&mut *tx)
-                .await?;
-            let key: Option<String> = sqlx::query_scalar("SELECT data_key FROM datasets WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let mut tx = begin_admission(&self.pool).await?;
+            let key: Option<String> =
+                sqlx::query_scalar("SELECT data_key FROM datasets WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let Some(key) = key else {
                 return Ok(DatasetRemoval::Missing);
             };
-            let in_use: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('queued', 'running') AND $1 = ANY(inputs))",
-            )
-            .bind(&key)
-            .fetch_one(&mut *tx)
-            .await?;
+            let in_use: bool = sqlx::query_scalar(INPUT_IN_USE)
+                .bind(&key)
+                .fetch_one(&mut *tx)
+                .await?;
             if in_use {
                 return Ok(DatasetRemoval::InUse);
             }

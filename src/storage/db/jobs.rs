@@ -17,7 +17,23 @@ use super::Database;
 use crate::storage::StoreError;
 
 /// Advisory lock key serialising job admission and dataset deletion.
-pub(super) const ADMISSION_LOCK: i64 = 0x6d79_656c_696e;
+const ADMISSION_LOCK: i64 = 0x6d79_656c_696e;
+
+/// Whether a queued or running job reads the store key `$1`.
+pub(super) const INPUT_IN_USE: &str =
+    "SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('queued', 'running') AND $1 = ANY(inputs))";
+
+/// A transaction holding the lock job admission and dataset deletion share.
+pub(super) async fn begin_admission(
+    pool: &sqlx::PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(ADMISSION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
 
 /// A job to queue.
 #[derive(Clone, Debug)]
@@ -67,11 +83,7 @@ impl Database {
     /// Queues a job if the cluster-wide limits allow it.
     pub async fn insert_job(&self, job: NewJob) -> Result<Admission, StoreError> {
         let result = async {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(ADMISSION_LOCK)
-                .execute(&mut *tx)
-                .await?;
+            let mut tx = begin_admission(&self.pool).await?;
             let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'queued'")
                 .fetch_one(&mut *tx)
                 .await?;
@@ -345,12 +357,10 @@ impl Database {
 
     /// Whether a queued or running job reads the store key `key`.
     pub async fn input_in_use(&self, key: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('queued', 'running') AND $1 = ANY(inputs))",
-        )
-        .bind(key)
-        .fetch_one(&self.pool)
-        .await;
+        let result = sqlx::query_scalar(INPUT_IN_USE)
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await;
         self.record("input_in_use", result)
     }
 
