@@ -56,14 +56,30 @@ export async function jobPage(main, id) {
     return;
   }
   const history = job.history.slice();
+  // The button is made once: redrawing it with every epoch would drop a click
+  // whose press and release straddle a redraw.
+  const cancel = h("button", { type: "button", class: "danger", id: "job-cancel" }, "Cancel job");
+  let cancelling = false;
+  cancel.addEventListener("click", async () => {
+    cancelling = true;
+    cancel.disabled = true;
+    try {
+      const answer = await api("DELETE", `/jobs/${seg(id)}`);
+      // The stream may already have told the end; the answer (often "running",
+      // the worker stops at its next batch) must not draw over it.
+      if (!TERMINAL.includes(job.status)) job = answer;
+      draw();
+    } catch (err) {
+      if (!TERMINAL.includes(job.status)) fill(status, problem(err));
+      cancelling = false;
+      draw();
+    }
+  });
+  const info = h("div", {});
+  fill(head, info, h("div", { class: "row" }, cancel));
   const draw = () => {
-    const done = TERMINAL.includes(job.status);
-    const cancel = h("button", { type: "button", class: "danger", id: "job-cancel", disabled: done }, "Cancel job");
-    cancel.addEventListener("click", async () => {
-      cancel.disabled = true;
-      try { job = await api("DELETE", `/jobs/${seg(id)}`); draw(); } catch (err) { fill(status, problem(err)); cancel.disabled = false; }
-    });
-    fill(head,
+    cancel.disabled = cancelling || TERMINAL.includes(job.status);
+    fill(info,
       h("h1", {}, `Training ${job.model} `, statusCell(job.status)),
       h("div", { class: "row" }, h("label", { for: "job-progress" }, "Progress"), progressBar(job, "job-progress"),
         h("span", { id: "job-epoch" }, `epoch ${job.epoch} of at most ${job.epochs}`),
@@ -75,8 +91,7 @@ export async function jobPage(main, id) {
         job.metrics ? [h("dt", {}, "metrics"), h("dd", {}, Object.entries(job.metrics).filter(([, v]) => typeof v === "number").map(([k, v]) => `${k} ${num(v)}`).join(" · "))] : null),
       job.error ? h("div", { class: "problem", role: "alert" }, h("strong", {}, job.error.code), job.error.message) : null,
       job.version ? h("p", { class: "notice", id: "job-done" }, "Produced ", h("a", { href: `#/models/${seg(job.model)}/versions/${job.version}` }, `${job.model} v${job.version}`),
-        " · ", h("a", { href: `#/try/${seg(job.model)}` }, "Try it")) : null,
-      h("div", { class: "row" }, cancel));
+        " · ", h("a", { href: `#/try/${seg(job.model)}` }, "Try it")) : null);
     fill(charts, history.length ? historyCharts(history) : h("p", { class: "muted" }, "Waiting for the first epoch…"));
     charts.dataset.epochs = String(history.length);
   };
