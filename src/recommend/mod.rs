@@ -49,7 +49,7 @@ mod stages;
 mod topk;
 
 pub use attributes::{AttributeColumns, Attributes, ItemFilter, COLD_NEIGHBOURS};
-pub use data::{recency_weights, InteractionColumns, Interactions};
+pub use data::{recency_weights, InteractionColumns, Interactions, Recency};
 pub use error::RecommendError;
 pub use fit::{fit, fit_with_attributes, FitReport};
 pub use metrics::{HoldoutMetrics, RankingAccumulator, RankingMetrics};
@@ -61,5 +61,7 @@ pub use topk::top_k;
 
 #[cfg(test)]
 mod attributes_tests;
+#[cfg(test)]
+mod recency_tests;
 #[cfg(test)]
 mod tests;
