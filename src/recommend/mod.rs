@@ -17,8 +17,8 @@
 //!
 //! Scores of both components are standardised per user and mixed with a weight chosen on
 //! a validation split at fit time. For next-item use (timestamps, `last` validation
-//! split) the history is recency-weighted, `w / (1 + rank from most recent)^power`, with
-//! `power` chosen on validation. Users unknown at training are served from a posted
+//! split) the history is recency-weighted, `w · (floor + (1 − floor) / (1 + rank from
+//! most recent)^power)`, with `power` and `floor` chosen on validation. Users unknown at training are served from a posted
 //! history alone. Popularity (time-decayed when timestamps exist) is the fallback for
 //! empty histories.
 //!

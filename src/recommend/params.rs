@@ -26,7 +26,8 @@ pub enum Component {
 #[serde(rename_all = "snake_case")]
 pub enum HoldoutKind {
     /// Without timestamps, `random`. With timestamps, each user's most recent interaction
-    /// and a random `holdout_fraction` of the others are held out together; the
+    /// and a random `holdout_fraction` of the others are held out together (the latest
+    /// ranked from everything before it, the random ones from everything else); the
     /// recency-weighted (next-item) configuration is kept only when it beats the
     /// timestamp-free one on the latest interactions by more than the standard error and
     /// loses no more than the standard error on the random ones, else the
