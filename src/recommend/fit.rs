@@ -103,14 +103,14 @@ fn recency_grid(params: &RecommenderParams, holdout: &Holdout, timestamps: bool)
             power,
             floor: params.recency_floor.unwrap_or(0.0),
         }],
-        None if holdout.kind != HoldoutKind::Random && timestamps => {
-            std::iter::once(Recency::NONE)
-                .chain(RECENCY_GRID.iter().flat_map(|&power| {
-                    floors.iter().map(move |&floor| Recency { power, floor })
-                }))
-                .filter(|r| *r == Recency::NONE || !r.is_off())
-                .collect()
-        }
+        None if holdout.kind != HoldoutKind::Random && timestamps => std::iter::once(Recency::NONE)
+            .chain(
+                RECENCY_GRID
+                    .iter()
+                    .flat_map(|&power| floors.iter().map(move |&floor| Recency { power, floor })),
+            )
+            .filter(|r| *r == Recency::NONE || !r.is_off())
+            .collect(),
         None => vec![Recency::NONE],
     }
 }
@@ -162,7 +162,14 @@ fn train_dae(
                 dae: Some(&trainer.model),
                 ease: None,
             };
-            validate(data_full, h, &scorers, provisional_recency(params, h), &[1.0])[0].ndcg()
+            validate(
+                data_full,
+                h,
+                &scorers,
+                provisional_recency(params, h),
+                &[1.0],
+            )[0]
+            .ndcg()
         });
         let report = EpochReport {
             epoch: first_epoch + epoch,

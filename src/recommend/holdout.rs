@@ -168,26 +168,10 @@ pub(crate) fn validate(
     };
     let (mut random, mut latest) = (new(), new());
     if holdout.kind != HoldoutKind::Temporal {
-        rank_targets(
-            data,
-            holdout,
-            scorers,
-            recency,
-            alphas,
-            RANDOM,
-            &mut random,
-        );
+        rank_targets(data, holdout, scorers, recency, alphas, RANDOM, &mut random);
     }
     if holdout.kind != HoldoutKind::Random {
-        rank_targets(
-            data,
-            holdout,
-            scorers,
-            recency,
-            alphas,
-            LATEST,
-            &mut latest,
-        );
+        rank_targets(data, holdout, scorers, recency, alphas, LATEST, &mut latest);
     }
     random
         .iter()
