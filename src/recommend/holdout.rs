@@ -224,9 +224,15 @@ fn rank_targets(
             }
             general_mat_mul(1.0, &act, &dae.decoder, 1.0, &mut dae_scores);
         }
-        for position in first..last {
-            let user = holdout.users[position];
-            if wanted[position].is_empty() {
+        for (position, (&user, targets)) in holdout
+            .users
+            .iter()
+            .zip(wanted)
+            .enumerate()
+            .take(last)
+            .skip(first)
+        {
+            if targets.is_empty() {
                 continue;
             }
             data.weighted_history_where(user as usize, recency, keep, &mut history);
@@ -255,7 +261,7 @@ fn rank_targets(
                     .into_iter()
                     .map(|(i, _)| i)
                     .collect();
-                accumulators[i].add(&ranked, &wanted[position]);
+                accumulators[i].add(&ranked, targets);
             }
         }
     }
