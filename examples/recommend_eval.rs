@@ -101,7 +101,8 @@ struct Outcome {
     blend: f32,
     attribute_weight: f32,
     user_attribute_weight: f32,
-    recency: f32,
+    recency: (f32, f32),
+    holdout_used: Option<HoldoutKind>,
     epochs: usize,
     validation: Option<(f64, f64)>,
 }
@@ -241,7 +242,8 @@ fn evaluate(
         blend: model.spec().blend,
         attribute_weight: model.spec().attribute_weight,
         user_attribute_weight: model.spec().user_attribute_weight,
-        recency: model.spec().recency_power,
+        recency: (model.spec().recency_power, model.spec().recency_floor),
+        holdout_used: model.spec().holdout_used,
         epochs: model.spec().epochs_trained,
         validation: report
             .metrics
@@ -448,7 +450,7 @@ fn main() {
             pop_penalty,
         );
         println!(
-            "\n## protocol {protocol} ({} users, fit {:.1}s, {:.4} ms/user scoring, blend {}, attributes {}/{}, recency {}, epochs {}, validation ndcg@10/recall@20 {:?})",
+            "\n## protocol {protocol} ({} users, fit {:.1}s, {:.4} ms/user scoring, blend {}, attributes {}/{}, recency (power, floor) {:?}, holdout used {:?}, epochs {}, validation ndcg@10/recall@20 {:?})",
             out.model.users,
             out.fit_secs,
             out.score_ms_per_user,
@@ -456,6 +458,7 @@ fn main() {
             out.attribute_weight,
             out.user_attribute_weight,
             out.recency,
+            out.holdout_used,
             out.epochs,
             out.validation
         );

@@ -206,10 +206,42 @@ impl Interactions {
     }
 }
 
-/// Recency-weighted history: `weight · (1 + r)^-power`, `r` the rank from the most recent
-/// event (ties in time keep the given order, later entries counting as more recent).
-/// `power = 0` returns the weights unchanged.
-pub fn recency_weights(history: &[(u32, f32, i64)], power: f32) -> Vec<(u32, f32)> {
+/// History weighting by recency rank `r` (0 = most recent): `floor + (1 − floor) ·
+/// (1 + r)^-power`. `power = 0` (or `floor = 1`) leaves the weights unchanged; `floor = 0`
+/// is the plain power law, and a floor between keeps the whole history in play with the
+/// latest interactions counting more.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Recency {
+    pub power: f32,
+    pub floor: f32,
+}
+
+impl Recency {
+    /// No recency weighting.
+    pub const NONE: Recency = Recency {
+        power: 0.0,
+        floor: 0.0,
+    };
+
+    /// Whether every rank weighs 1.
+    pub fn is_off(self) -> bool {
+        self.power == 0.0 || self.floor >= 1.0
+    }
+
+    /// The weight of the interaction at recency rank `rank`.
+    pub fn weight(self, rank: f32) -> f32 {
+        if self.is_off() {
+            1.0
+        } else {
+            self.floor + (1.0 - self.floor) * (1.0 + rank).powf(-self.power)
+        }
+    }
+}
+
+/// Recency-weighted history: `weight · recency.weight(r)`, `r` the rank from the most
+/// recent event (ties in time keep the given order, later entries counting as more
+/// recent). With recency off the weights are returned unchanged.
+pub fn recency_weights(history: &[(u32, f32, i64)], recency: Recency) -> Vec<(u32, f32)> {
     let mut order: Vec<usize> = (0..history.len()).collect();
     order.sort_by_key(|&i| (history[i].2, i));
     let n = order.len();
@@ -217,17 +249,9 @@ pub fn recency_weights(history: &[(u32, f32, i64)], power: f32) -> Vec<(u32, f32
     for (position, &i) in order.iter().enumerate() {
         let rank = (n - 1 - position) as f32;
         let (item, weight, _) = history[i];
-        out[i] = (item, weight * rank_weight(rank, power));
+        out[i] = (item, weight * recency.weight(rank));
     }
     out
-}
-
-pub(crate) fn rank_weight(rank: f32, power: f32) -> f32 {
-    if power == 0.0 {
-        1.0
-    } else {
-        (1.0 + rank).powf(-power)
-    }
 }
 
 /// Indexed interactions: item and user vocabularies and one deduplicated history per user
@@ -340,15 +364,27 @@ impl Dataset {
         self.offsets[user]..self.offsets[user + 1]
     }
 
-    /// A user's history with recency weighting applied (`power = 0`: the raw weights).
-    pub fn weighted_history(&self, user: usize, power: f32, out: &mut Vec<(u32, f32)>) {
+    /// A user's history with recency weighting applied (recency off: the raw weights).
+    pub fn weighted_history(&self, user: usize, recency: Recency, out: &mut Vec<(u32, f32)>) {
+        self.weighted_history_where(user, recency, |_| true, out);
+    }
+
+    /// [`Dataset::weighted_history`] of the entries `j` where `keep(j)` holds, recency
+    /// ranks counted among them.
+    pub fn weighted_history_where(
+        &self,
+        user: usize,
+        recency: Recency,
+        keep: impl Fn(usize) -> bool,
+        out: &mut Vec<(u32, f32)>,
+    ) {
         out.clear();
-        let range = self.range(user);
-        let n = range.len();
-        let recency = self.times.is_some() && power > 0.0;
-        for (position, j) in range.enumerate() {
-            let w = if recency {
-                rank_weight((n - 1 - position) as f32, power)
+        let kept: Vec<usize> = self.range(user).filter(|&j| keep(j)).collect();
+        let n = kept.len();
+        let weigh = self.times.is_some() && !recency.is_off();
+        for (position, j) in kept.into_iter().enumerate() {
+            let w = if weigh {
+                recency.weight((n - 1 - position) as f32)
             } else {
                 1.0
             };
@@ -473,13 +509,30 @@ mod tests {
         assert_eq!(ds.values, [2.0, 4.0, 1.0]);
         assert_eq!(ds.times, Some(vec![3, 9, 1]));
         let mut h = Vec::new();
-        ds.weighted_history(0, 1.0, &mut h);
+        let power = Recency {
+            power: 1.0,
+            floor: 0.0,
+        };
+        ds.weighted_history(0, power, &mut h);
         assert_eq!(h, [(1, 1.0), (0, 4.0)]);
+        // A floor keeps older interactions in play: 0.5 + 0.5 · 2^-1 = 0.75.
+        let floored = Recency {
+            power: 1.0,
+            floor: 0.5,
+        };
+        ds.weighted_history(0, floored, &mut h);
+        assert_eq!(h, [(1, 1.5), (0, 4.0)]);
+        ds.weighted_history(0, Recency::NONE, &mut h);
+        assert_eq!(h, [(1, 2.0), (0, 4.0)]);
         let binary = Dataset::from_interactions(&data, false, &caps).unwrap();
         assert_eq!(binary.values, [1.0, 1.0, 1.0]);
         assert_eq!(
-            recency_weights(&[(7, 1.0, 5), (8, 1.0, 2)], 1.0),
+            recency_weights(&[(7, 1.0, 5), (8, 1.0, 2)], power),
             [(7, 1.0), (8, 0.5)]
+        );
+        assert_eq!(
+            recency_weights(&[(7, 1.0, 5), (8, 1.0, 2)], floored),
+            [(7, 1.0), (8, 0.75)]
         );
     }
 

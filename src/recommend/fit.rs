@@ -6,7 +6,7 @@ use crate::nn::{Control, EpochReport};
 
 use super::attributes::Attributes;
 use super::dae::{Dae, DaeConfig, DaeTrainer};
-use super::data::{Dataset, Interactions};
+use super::data::{Dataset, Interactions, Recency};
 use super::ease::{Ease, UserFeatures, UserInputs};
 use super::error::RecommendError;
 use super::holdout::{popularity_metrics, split, validate, Holdout, Scorers};
@@ -21,8 +21,10 @@ use super::stages::{FitStage, Stages};
 /// Blend weights tried on the validation split.
 const BLEND_GRID: [f32; 11] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 /// Recency exponents tried on a `temporal` or `auto` validation split when
-/// `recency_power` is `None`.
-const RECENCY_GRID: [f32; 5] = [0.0, 0.25, 0.5, 1.0, 1.5];
+/// `recency_power` is `None` (besides no recency weighting).
+const RECENCY_GRID: [f32; 4] = [0.25, 0.5, 1.0, 1.5];
+/// Recency weight floors tried with each exponent when `recency_floor` is `None`.
+const FLOOR_GRID: [f32; 3] = [0.0, 0.5, 0.8];
 /// Item attribute strengths tried on the validation split when `attribute_weight` is
 /// `None` and item attributes are given.
 const ATTRIBUTE_GRID: [f32; 2] = [0.0, 0.2];
@@ -72,16 +74,45 @@ fn refit_epochs(selected: usize) -> usize {
     selected.div_ceil(4).max(2)
 }
 
-/// Recency used while selecting autoencoder epochs: the fixed value, else 1 on a
-/// `temporal` split and 0 otherwise.
-fn provisional_recency(params: &RecommenderParams, holdout: &Holdout) -> f32 {
-    params.recency_power.unwrap_or(
+/// Recency used while selecting autoencoder epochs: the fixed value, else power 1 on a
+/// `temporal` split and none otherwise.
+fn provisional_recency(params: &RecommenderParams, holdout: &Holdout) -> Recency {
+    let power = params.recency_power.unwrap_or(
         if holdout.kind == HoldoutKind::Temporal && holdout.train.times.is_some() {
             1.0
         } else {
             0.0
         },
-    )
+    );
+    Recency {
+        power,
+        floor: params.recency_floor.unwrap_or(0.0),
+    }
+}
+
+/// The recency weightings tried on the validation split: the fixed one, else (with
+/// timestamps on a `temporal` or `auto` split) none and every exponent of
+/// [`RECENCY_GRID`] with every floor of [`FLOOR_GRID`] (or the fixed floor).
+fn recency_grid(params: &RecommenderParams, holdout: &Holdout, timestamps: bool) -> Vec<Recency> {
+    let floors: Vec<f32> = match params.recency_floor {
+        Some(floor) => vec![floor],
+        None => FLOOR_GRID.to_vec(),
+    };
+    match params.recency_power {
+        Some(power) => vec![Recency {
+            power,
+            floor: params.recency_floor.unwrap_or(0.0),
+        }],
+        None if holdout.kind != HoldoutKind::Random && timestamps => std::iter::once(Recency::NONE)
+            .chain(
+                RECENCY_GRID
+                    .iter()
+                    .flat_map(|&power| floors.iter().map(move |&floor| Recency { power, floor })),
+            )
+            .filter(|r| *r == Recency::NONE || !r.is_off())
+            .collect(),
+        None => vec![Recency::NONE],
+    }
 }
 
 struct DaeRun {
@@ -98,7 +129,7 @@ fn train_dae(
     params: &RecommenderParams,
     start: Option<Dae>,
     epochs: usize,
-    holdout: Option<&Holdout>,
+    holdout: Option<(&Dataset, &Holdout)>,
     first_epoch: usize,
     started: Instant,
     control: &mut Control,
@@ -126,12 +157,19 @@ fn train_dae(
         if !loss.is_finite() || !trainer.is_finite() {
             return Err(RecommendError::NonFinite { epoch });
         }
-        let metric = holdout.map(|h| {
+        let metric = holdout.map(|(data_full, h)| {
             let scorers = Scorers {
                 dae: Some(&trainer.model),
                 ease: None,
             };
-            validate(h, &scorers, provisional_recency(params, h), &[1.0])[0].ndcg()
+            validate(
+                data_full,
+                h,
+                &scorers,
+                provisional_recency(params, h),
+                &[1.0],
+            )[0]
+            .ndcg()
         });
         let report = EpochReport {
             epoch: first_epoch + epoch,
@@ -232,7 +270,10 @@ pub fn fit_with_attributes(
         _ => params.blend.unwrap_or(0.5),
     };
     let mut epochs = params.epochs;
-    let mut recency = params.recency_power.unwrap_or(0.0);
+    let mut recency = Recency {
+        power: params.recency_power.unwrap_or(0.0),
+        floor: params.recency_floor.unwrap_or(0.0),
+    };
     let mut metrics = None;
     let mut holdout_used = None;
     // The autoencoder selected on validation, continued on all interactions by the refit.
@@ -285,7 +326,7 @@ pub fn fit_with_attributes(
                 params,
                 None,
                 params.epochs,
-                Some(holdout),
+                Some((&full, holdout)),
                 0,
                 started,
                 &mut control,
@@ -305,11 +346,7 @@ pub fn fit_with_attributes(
         } else {
             &[blend]
         };
-        let recencies: &[f32] = match params.recency_power {
-            Some(power) => &[power],
-            None if holdout.kind != HoldoutKind::Random && full.times.is_some() => &RECENCY_GRID,
-            None => &[0.0],
-        };
+        let recencies = recency_grid(params, holdout, full.times.is_some());
         let strengths: &[f32] = match params.attribute_weight {
             None if !postings.is_empty() => &ATTRIBUTE_GRID,
             _ => &[attribute_weight],
@@ -335,13 +372,13 @@ pub fn fit_with_attributes(
                 dae: dae.as_ref(),
                 ease: ease.as_ref(),
             };
-            for &power in recencies {
-                let results = validate(holdout, &scorers, power, alphas);
+            for &recency in &recencies {
+                let results = validate(&full, holdout, &scorers, recency, alphas);
                 for (&alpha, evaluation) in alphas.iter().zip(results) {
                     candidates.push(Candidate {
                         strength,
                         user_strength,
-                        power,
+                        recency,
                         alpha,
                         evaluation,
                     });
@@ -354,7 +391,7 @@ pub fn fit_with_attributes(
             .ok_or_else(|| RecommendError::Data("no validation user could be scored".into()))?;
         attribute_weight = choice.strength;
         user_weight = choice.user_strength;
-        recency = choice.power;
+        recency = choice.recency;
         blend = choice.alpha;
         holdout_used = Some(used);
         let latest = used == HoldoutKind::Temporal;
@@ -366,7 +403,7 @@ pub fn fit_with_attributes(
         metrics = chosen.map(|scored| HoldoutMetrics {
             holdout: used,
             model: scored.metrics,
-            popularity: popularity_metrics(holdout, latest),
+            popularity: popularity_metrics(&full, holdout, latest),
         });
         if !params.refit {
             let ease = match last_ease {
@@ -441,7 +478,8 @@ pub fn fit_with_attributes(
         attribute_weight,
         user_attribute_weight: user_weight,
         user_features: ease.as_ref().map_or(0, |e| e.user_features.count),
-        recency_power: recency,
+        recency_power: recency.power,
+        recency_floor: recency.floor,
         holdout_used,
         timestamps: full.times.is_some(),
         index_lists: 0,

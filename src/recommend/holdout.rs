@@ -2,7 +2,12 @@
 //!
 //! Two kinds of targets can be held out per sampled user: a random share of the items
 //! (`random`) and the most recent one (`temporal`); `auto` with timestamps holds out
-//! both at once, so one set of component fits is scored for both uses.
+//! both at once, so one set of component fits is scored for both uses. The components
+//! are trained without either, but each kind of target is ranked from the user's history
+//! as that protocol would see it: the latest item from everything before it (the random
+//! targets included), the random targets from everything else (the latest item
+//! included). Ranking the latest item from a history with random gaps would hide the
+//! sequence that leads to it, and with it what recency weighting is for.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
@@ -11,7 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::dae::Dae;
-use super::data::Dataset;
+use super::data::{Dataset, Recency};
 use super::ease::Ease;
 use super::metrics::{RankingAccumulator, RankingMetrics};
 use super::model::{blend_into, ItemSet};
@@ -33,7 +38,16 @@ pub(crate) struct Holdout {
     pub random: Vec<Vec<u32>>,
     /// Per user, the most recent item (empty under `random`).
     pub latest: Vec<Vec<u32>>,
+    /// Per entry of the split dataset: [`TRAIN`], [`RANDOM`] or [`LATEST`].
+    pub role: Vec<u8>,
 }
+
+/// An entry the components are trained on.
+pub(crate) const TRAIN: u8 = 0;
+/// A random target.
+pub(crate) const RANDOM: u8 = 1;
+/// A latest-item target.
+pub(crate) const LATEST: u8 = 2;
 
 /// Draws the split for `params.holdout`; `None` for `none` or when no user has two
 /// interactions.
@@ -54,7 +68,7 @@ pub(crate) fn split(data: &Dataset, params: &RecommenderParams) -> Option<Holdou
     users.shuffle(&mut rng);
     users.truncate(params.holdout_max_users);
     users.sort_unstable();
-    let mut held = vec![false; data.items.len()];
+    let mut role = vec![TRAIN; data.items.len()];
     let (mut random, mut latest) = (Vec::new(), Vec::new());
     for &user in &users {
         let range = data.range(user as usize);
@@ -75,16 +89,20 @@ pub(crate) fn split(data: &Dataset, params: &RecommenderParams) -> Option<Holdou
         };
         random.push(chosen.iter().map(|&j| data.items[j]).collect());
         latest.push(last.iter().map(|&j| data.items[j]).collect());
-        for j in chosen.into_iter().chain(last) {
-            held[j] = true;
+        for j in chosen {
+            role[j] = RANDOM;
+        }
+        if let Some(j) = last {
+            role[j] = LATEST;
         }
     }
     Some(Holdout {
         kind,
-        train: data.filter(|j| !held[j]),
+        train: data.filter(|j| role[j] == TRAIN),
         users,
         random,
         latest,
+        role,
     })
 }
 
@@ -135,12 +153,13 @@ fn scored(acc: &RankingAccumulator) -> Option<Scored> {
 }
 
 /// Ranks held-out users' items with every blend weight in `alphas` (the autoencoder's
-/// weight; ignored when only one scorer exists), histories weighted with recency
-/// exponent `power`; one evaluation per weight.
+/// weight; ignored when only one scorer exists), histories (from `data`, the dataset the
+/// split was drawn from) weighted by `recency`; one evaluation per weight.
 pub(crate) fn validate(
+    data: &Dataset,
     holdout: &Holdout,
     scorers: &Scorers,
-    power: f32,
+    recency: Recency,
     alphas: &[f32],
 ) -> Vec<Evaluation> {
     let n = holdout.train.n_items();
@@ -148,6 +167,41 @@ pub(crate) fn validate(
         alphas.iter().map(|_| RankingAccumulator::new(n)).collect()
     };
     let (mut random, mut latest) = (new(), new());
+    if holdout.kind != HoldoutKind::Temporal {
+        rank_targets(data, holdout, scorers, recency, alphas, RANDOM, &mut random);
+    }
+    if holdout.kind != HoldoutKind::Random {
+        rank_targets(data, holdout, scorers, recency, alphas, LATEST, &mut latest);
+    }
+    random
+        .iter()
+        .zip(&latest)
+        .map(|(r, l)| Evaluation {
+            random: scored(r),
+            latest: scored(l),
+        })
+        .collect()
+}
+
+/// Ranks the targets of role `targets` (`RANDOM` or `LATEST`) from each held-out user's
+/// history without them, into one accumulator per blend weight.
+#[allow(clippy::too_many_arguments)]
+fn rank_targets(
+    data: &Dataset,
+    holdout: &Holdout,
+    scorers: &Scorers,
+    recency: Recency,
+    alphas: &[f32],
+    targets: u8,
+    accumulators: &mut [RankingAccumulator],
+) {
+    let n = holdout.train.n_items();
+    let wanted = if targets == LATEST {
+        &holdout.latest
+    } else {
+        &holdout.random
+    };
+    let keep = |j: usize| holdout.role[j] != targets;
     let mut history = Vec::new();
     let (mut b, mut blended) = (vec![0.0; n], vec![0.0; n]);
     let mut seen = ItemSet::new(n);
@@ -160,9 +214,7 @@ pub(crate) fn validate(
         if let Some(dae) = scorers.dae {
             let mut act = Array2::<f32>::zeros((last - first, dae.hidden()));
             for (row, &user) in act.rows_mut().into_iter().zip(&holdout.users[first..last]) {
-                holdout
-                    .train
-                    .weighted_history(user as usize, power, &mut history);
+                data.weighted_history_where(user as usize, recency, keep, &mut history);
                 let mut row = row;
                 dae.encode_into(&history, row.as_slice_mut().expect("standard layout"));
             }
@@ -172,11 +224,18 @@ pub(crate) fn validate(
             }
             general_mat_mul(1.0, &act, &dae.decoder, 1.0, &mut dae_scores);
         }
-        for position in first..last {
-            let user = holdout.users[position];
-            holdout
-                .train
-                .weighted_history(user as usize, power, &mut history);
+        for (position, (&user, targets)) in holdout
+            .users
+            .iter()
+            .zip(wanted)
+            .enumerate()
+            .take(last)
+            .skip(first)
+        {
+            if targets.is_empty() {
+                continue;
+            }
+            data.weighted_history_where(user as usize, recency, keep, &mut history);
             seen.clear();
             history.iter().for_each(|&(i, _)| seen.insert(i));
             if let Some(ease) = scorers.ease {
@@ -202,24 +261,19 @@ pub(crate) fn validate(
                     .into_iter()
                     .map(|(i, _)| i)
                     .collect();
-                random[i].add(&ranked, &holdout.random[position]);
-                latest[i].add(&ranked, &holdout.latest[position]);
+                accumulators[i].add(&ranked, targets);
             }
         }
     }
-    random
-        .iter()
-        .zip(&latest)
-        .map(|(r, l)| Evaluation {
-            random: scored(r),
-            latest: scored(l),
-        })
-        .collect()
 }
 
 /// Popularity (interaction counts) on the same held-out users: on the random targets,
 /// else on the latest ones.
-pub(crate) fn popularity_metrics(holdout: &Holdout, latest: bool) -> RankingMetrics {
+pub(crate) fn popularity_metrics(
+    data: &Dataset,
+    holdout: &Holdout,
+    latest: bool,
+) -> RankingMetrics {
     let popularity = holdout.train.popularity(None);
     let n = holdout.train.n_items();
     let mut acc = RankingAccumulator::new(n);
@@ -230,12 +284,12 @@ pub(crate) fn popularity_metrics(holdout: &Holdout, latest: bool) -> RankingMetr
     } else {
         &holdout.random
     };
+    let role = if latest { LATEST } else { RANDOM };
     for (&user, targets) in holdout.users.iter().zip(targets) {
         seen.clear();
-        let range = holdout.train.range(user as usize);
-        holdout.train.items[range]
-            .iter()
-            .for_each(|&i| seen.insert(i));
+        data.range(user as usize)
+            .filter(|&j| holdout.role[j] != role)
+            .for_each(|j| seen.insert(data.items[j]));
         let ranked: Vec<u32> = top_k(&popularity, 20, &|i| seen.contains(i), None, &mut buf)
             .into_iter()
             .map(|(i, _)| i)

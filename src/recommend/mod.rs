@@ -17,8 +17,8 @@
 //!
 //! Scores of both components are standardised per user and mixed with a weight chosen on
 //! a validation split at fit time. For next-item use (timestamps, `last` validation
-//! split) the history is recency-weighted, `w / (1 + rank from most recent)^power`, with
-//! `power` chosen on validation. Users unknown at training are served from a posted
+//! split) the history is recency-weighted, `w · (floor + (1 − floor) / (1 + rank from
+//! most recent)^power)`, with `power` and `floor` chosen on validation. Users unknown at training are served from a posted
 //! history alone. Popularity (time-decayed when timestamps exist) is the fallback for
 //! empty histories.
 //!
@@ -49,7 +49,7 @@ mod stages;
 mod topk;
 
 pub use attributes::{AttributeColumns, Attributes, ItemFilter, COLD_NEIGHBOURS};
-pub use data::{recency_weights, InteractionColumns, Interactions};
+pub use data::{recency_weights, InteractionColumns, Interactions, Recency};
 pub use error::RecommendError;
 pub use fit::{fit, fit_with_attributes, FitReport};
 pub use metrics::{HoldoutMetrics, RankingAccumulator, RankingMetrics};
@@ -61,5 +61,7 @@ pub use topk::top_k;
 
 #[cfg(test)]
 mod attributes_tests;
+#[cfg(test)]
+mod recency_tests;
 #[cfg(test)]
 mod tests;

@@ -26,7 +26,8 @@ pub enum Component {
 #[serde(rename_all = "snake_case")]
 pub enum HoldoutKind {
     /// Without timestamps, `random`. With timestamps, each user's most recent interaction
-    /// and a random `holdout_fraction` of the others are held out together; the
+    /// and a random `holdout_fraction` of the others are held out together (the latest
+    /// ranked from everything before it, the random ones from everything else); the
     /// recency-weighted (next-item) configuration is kept only when it beats the
     /// timestamp-free one on the latest interactions by more than the standard error and
     /// loses no more than the standard error on the random ones, else the
@@ -87,6 +88,12 @@ pub struct RecommenderParams {
     /// off. In `[0, 4]`. `None` (default) picks it from `{0, 0.25, 0.5, 1, 1.5}` on a
     /// `temporal` or `auto` validation split (timestamps needed) and uses 0 otherwise.
     pub recency_power: Option<f32>,
+    /// Weight floor of the recency weighting, in `[0, 1]`: the history weight becomes
+    /// `value · (floor + (1 − floor) · (1 + r)^-recency_power)`, so with a floor above 0
+    /// older interactions keep part of their weight while the latest count more. `None`
+    /// (default) picks it together with `recency_power` on the validation split (0 when
+    /// `recency_power` is fixed or there is no validation).
+    pub recency_floor: Option<f32>,
     /// Use `value` as the interaction weight (repeated pairs add up); otherwise every
     /// interaction counts 1. Default `false`.
     pub use_values: bool,
@@ -126,6 +133,7 @@ impl Default for RecommenderParams {
             user_attribute_weight: None,
             blend: None,
             recency_power: None,
+            recency_floor: None,
             use_values: false,
             popularity_half_life_days: Some(30.0),
             holdout: HoldoutKind::Auto,
@@ -252,6 +260,9 @@ impl RecommenderParams {
         }
         if let Some(power) = self.recency_power {
             within("recency_power", power, 0.0, 4.0, "[0, 4]")?;
+        }
+        if let Some(floor) = self.recency_floor {
+            within("recency_floor", floor, 0.0, 1.0, "[0, 1]")?;
         }
         if let Some(days) = self.popularity_half_life_days {
             positive("popularity_half_life_days", days)?;
@@ -409,6 +420,13 @@ mod tests {
                     ..Default::default()
                 },
                 "recency_power",
+            ),
+            (
+                RecommenderParams {
+                    recency_floor: Some(1.5),
+                    ..Default::default()
+                },
+                "recency_floor",
             ),
             (
                 RecommenderParams {

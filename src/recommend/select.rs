@@ -1,6 +1,7 @@
 //! Choosing the configuration to serve from the candidates scored on the
 //! validation split, by the protocol the holdout asks for.
 
+use super::data::Recency;
 use super::holdout::Evaluation;
 use super::params::HoldoutKind;
 
@@ -9,7 +10,7 @@ use super::params::HoldoutKind;
 pub(super) struct Candidate {
     pub(super) strength: f32,
     pub(super) user_strength: f32,
-    pub(super) power: f32,
+    pub(super) recency: Recency,
     pub(super) alpha: f32,
     pub(super) evaluation: Evaluation,
 }
@@ -57,7 +58,7 @@ pub(super) fn choose(
             best_on(candidates, true, |_| true).map(|c| (c.clone(), HoldoutKind::Temporal))
         }
         HoldoutKind::Auto => {
-            let base = best_on(candidates, false, |c| c.power == 0.0)
+            let base = best_on(candidates, false, |c| c.recency.is_off())
                 .or_else(|| best_on(candidates, false, |_| true))?;
             let Some((base_random, random_error)) = score_on(base, false) else {
                 return Some((base.clone(), HoldoutKind::Random));
@@ -66,7 +67,7 @@ pub(super) fn choose(
                 return Some((base.clone(), HoldoutKind::Random));
             };
             let next = best_on(candidates, true, |c| {
-                c.power > 0.0
+                !c.recency.is_off()
                     && score_on(c, false).is_some_and(|(s, _)| s >= base_random - random_error)
             });
             match next {

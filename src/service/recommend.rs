@@ -255,7 +255,7 @@ pub async fn recommend(
                 ordered.push((item, 1.0, ordered.len() as i64));
             }
         }
-        history = recency_weights(&ordered, model.spec().recency_power);
+        history = recency_weights(&ordered, model.spec().recency());
         if history.is_empty() {
             Strategy::Popular
         } else {

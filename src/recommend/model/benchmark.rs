@@ -59,6 +59,7 @@ impl Recommender {
             user_attribute_weight: 0.0,
             user_features: 0,
             recency_power: 0.0,
+            recency_floor: 0.0,
             holdout_used: None,
             timestamps: false,
             index_lists: 0,

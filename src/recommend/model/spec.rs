@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::recommend::data::Recency;
 use crate::recommend::metrics::HoldoutMetrics;
 use crate::recommend::params::{Component, HoldoutKind, RecommenderParams};
 
@@ -33,8 +34,13 @@ pub struct RecommenderSpec {
     pub user_features: usize,
     /// Recency exponent applied to stored histories (see
     /// [`RecommenderParams::recency_power`]); callers posting timestamped histories should
-    /// weight them the same way with [`crate::recommend::recency_weights`].
+    /// weight them the same way with [`crate::recommend::recency_weights`] and
+    /// [`RecommenderSpec::recency`].
     pub recency_power: f32,
+    /// Weight floor of the recency weighting (see [`RecommenderParams::recency_floor`]);
+    /// 0 (the plain power law) in models stored before it existed.
+    #[serde(default)]
+    pub recency_floor: f32,
     /// The validation protocol whose choice the model keeps (`temporal` or `random`;
     /// see [`RecommenderParams::holdout`]); `None` without validation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +71,16 @@ pub struct RecommenderSpec {
     /// Names of the user attributes (segment popularity for users without history).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user_attributes: Vec<String>,
+}
+
+impl RecommenderSpec {
+    /// The recency weighting of stored histories.
+    pub fn recency(&self) -> Recency {
+        Recency {
+            power: self.recency_power,
+            floor: self.recency_floor,
+        }
+    }
 }
 
 fn is_zero(value: &usize) -> bool {
