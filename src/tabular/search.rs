@@ -41,10 +41,10 @@ const SAMPLE_STREAM: u64 = 7;
 
 const WIDTHS: [usize; 4] = [64, 128, 256, 512];
 const DEPTHS: [usize; 3] = [1, 2, 3];
-const DROPOUTS: [f32; 4] = [0.0, 0.1, 0.2, 0.3];
-const WEIGHT_DECAYS: [f32; 4] = [0.0, 1e-5, 1e-4, 1e-3];
+const DROPOUTS: [f64; 4] = [0.0, 0.1, 0.2, 0.3];
+const WEIGHT_DECAYS: [f64; 4] = [0.0, 1e-5, 1e-4, 1e-3];
 const NUMERIC_BINS: [usize; 4] = [0, 8, 16, 32];
-const LEARNING_RATES: (f32, f32) = (3e-4, 3e-3);
+const LEARNING_RATES: (f64, f64) = (3e-4, 3e-3);
 
 /// `"search": {"max_trials": 16, "max_seconds": 120}` on a tabular training request.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -102,9 +102,9 @@ impl SearchOptions {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TrialParams {
     pub hidden_layers: Vec<usize>,
-    pub dropout: f32,
-    pub learning_rate: f32,
-    pub weight_decay: f32,
+    pub dropout: f64,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
     /// `pipeline.numeric_bins`.
     pub numeric_bins: usize,
 }
@@ -114,9 +114,9 @@ impl TrialParams {
     fn apply(&self, spec: &TrainSpec, params: &TrainParams) -> (TrainSpec, TrainParams) {
         let params = TrainParams {
             hidden_layers: self.hidden_layers.clone(),
-            dropout: self.dropout,
-            learning_rate: self.learning_rate,
-            weight_decay: self.weight_decay,
+            dropout: self.dropout as f32,
+            learning_rate: self.learning_rate as f32,
+            weight_decay: self.weight_decay as f32,
             ..params.clone()
         };
         let mut spec = spec.clone();
@@ -214,9 +214,15 @@ pub fn sample_trials(
 }
 
 /// `x` rounded to two significant digits.
-fn two_digits(x: f32) -> f32 {
-    let scale = 10f32.powi(1 - x.abs().log10().floor() as i32);
+fn two_digits(x: f64) -> f64 {
+    let scale = 10f64.powi(1 - x.abs().log10().floor() as i32);
     (x * scale).round() / scale
+}
+
+/// An `f32` parameter as the `f64` its shortest decimal reads as (`1e-3`, not
+/// `0.0010000000474974513`).
+fn shortest(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
 /// One trial's result at the highest rung it reached.
@@ -295,9 +301,9 @@ pub(crate) fn search(
     let encoder = target_encoder(table, &train_rows, spec, caps)?;
     let base = TrialParams {
         hidden_layers: params.hidden_layers.clone(),
-        dropout: params.dropout,
-        learning_rate: params.learning_rate,
-        weight_decay: params.weight_decay,
+        dropout: shortest(params.dropout),
+        learning_rate: shortest(params.learning_rate),
+        weight_decay: shortest(params.weight_decay),
         numeric_bins: spec.pipeline.numeric_bins,
     };
     let mut fixed: BTreeSet<&str> = ["hidden_layers", "dropout", "learning_rate", "weight_decay"]
@@ -518,5 +524,6 @@ mod tests {
         .contains("search.max_seconds"));
         assert!(SearchOptions::default().check().is_ok());
         assert_eq!(two_digits(0.0012345), 0.0012);
+        assert_eq!(shortest(1e-3), 0.001);
     }
 }

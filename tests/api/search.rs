@@ -78,8 +78,14 @@ async fn a_search_ranks_its_trials_and_saves_the_best_as_the_version() {
         .await;
     assert_eq!(card["metrics"]["search"], *search);
     let best = &leaderboard[0]["params"];
-    for key in ["hidden_layers", "dropout", "learning_rate", "weight_decay"] {
-        assert_eq!(card["params"][key], best[key], "{key}: {card:#}");
+    assert_eq!(card["params"]["hidden_layers"], best["hidden_layers"]);
+    for key in ["dropout", "learning_rate", "weight_decay"] {
+        // The card's parameters are f32s.
+        let (got, want) = (card["params"][key].as_f64(), best[key].as_f64());
+        assert!(
+            (got.unwrap() - want.unwrap()).abs() <= 1e-6 * want.unwrap().max(1e-3),
+            "{key}: card {got:?}, best trial {want:?}"
+        );
     }
     assert_eq!(card["params"]["epochs"], 6);
 

@@ -2,7 +2,7 @@
 
 use crate::data::DataError;
 use crate::jobs::SubmitError;
-use crate::nn::ParamError;
+use crate::nn::{ParamError, TrainError};
 use crate::recommend::RecommendError;
 use crate::registry::RegistryError;
 use crate::service::ErrorCode;
@@ -82,6 +82,9 @@ impl SubmitTrainError {
                 Some("init_from")
             }
             SubmitTrainError::Tabular(TabularError::Mismatch { field, .. }) => Some(field),
+            SubmitTrainError::Tabular(TabularError::Train(TrainError::Params(
+                ParamError::Invalid { name, .. },
+            ))) => Some(name),
             SubmitTrainError::MissingTarget => Some("target"),
             SubmitTrainError::InvalidParams { field, .. } => Some(field),
             SubmitTrainError::Parameter(ParamError::Invalid { name, .. }) => Some(name),
