@@ -30,14 +30,14 @@ pub use importance::{
 };
 pub use predict::{InstanceError, Prediction, PredictionBatch};
 pub use search::{
-    halving_schedule, sample_trials, search_epochs, Rung, SearchOptions, SearchReport,
-    TrialParams, TrialResult, ETA, MAX_TRIALS, MIN_SEARCH_ROWS,
+    halving_schedule, sample_trials, search_epochs, Rung, SearchOptions, SearchReport, TrialParams,
+    TrialResult, ETA, MAX_TRIALS, MIN_SEARCH_ROWS,
 };
-pub use warm::{InitFrom, WarmStart};
 pub use train::{
     check_spec, check_table, planned_epochs, precheck, train, train_checked, ClassWeight,
     ClassWeightMode, TabularError, TrainSpec, TrainedModel, TrainingTiming,
 };
+pub use warm::{InitFrom, WarmStart};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -192,7 +192,11 @@ pub fn sample_trials(
             } else {
                 vec![width; depth]
             },
-            dropout: if keep("dropout") { base.dropout } else { dropout },
+            dropout: if keep("dropout") {
+                base.dropout
+            } else {
+                dropout
+            },
             learning_rate: if keep("learning_rate") {
                 base.learning_rate
             } else {
@@ -361,9 +365,7 @@ pub(crate) fn search(
                 .history
                 .get(fitted.best_epoch.saturating_sub(1))
                 .or(fitted.history.last());
-            let valid_loss = best
-                .and_then(|r| r.valid_loss)
-                .unwrap_or(f64::INFINITY);
+            let valid_loss = best.and_then(|r| r.valid_loss).unwrap_or(f64::INFINITY);
             let earlier = results[trial].as_ref().map_or(0.0, |r| r.seconds);
             results[trial] = Some(TrialResult {
                 trial: trial + 1,
@@ -451,16 +453,39 @@ mod tests {
             ]
         );
         assert_eq!(search_epochs(16, 100), 16 * 12 + 6 * 34 + 2 * 100);
-        assert_eq!(halving_schedule(1, 30), vec![Rung { trials: 1, epochs: 30 }]);
-        assert_eq!(halving_schedule(3, 30), vec![Rung { trials: 3, epochs: 30 }]);
+        assert_eq!(
+            halving_schedule(1, 30),
+            vec![Rung {
+                trials: 1,
+                epochs: 30
+            }]
+        );
+        assert_eq!(
+            halving_schedule(3, 30),
+            vec![Rung {
+                trials: 3,
+                epochs: 30
+            }]
+        );
         assert_eq!(
             halving_schedule(4, 2),
-            vec![Rung { trials: 4, epochs: 1 }, Rung { trials: 2, epochs: 2 }]
+            vec![
+                Rung {
+                    trials: 4,
+                    epochs: 1
+                },
+                Rung {
+                    trials: 2,
+                    epochs: 2
+                }
+            ]
         );
         // Every rung is no larger than the one before, and the budgets grow.
         let long = halving_schedule(256, 200);
         assert_eq!(long.len(), 6);
-        assert!(long.windows(2).all(|w| w[1].trials < w[0].trials && w[1].epochs > w[0].epochs));
+        assert!(long
+            .windows(2)
+            .all(|w| w[1].trials < w[0].trials && w[1].epochs > w[0].epochs));
         assert_eq!(long.last().map(|r| r.epochs), Some(200));
     }
 
@@ -488,7 +513,11 @@ mod tests {
             assert!(DROPOUTS.contains(&t.dropout));
             assert!(WEIGHT_DECAYS.contains(&t.weight_decay));
             assert!(NUMERIC_BINS.contains(&t.numeric_bins));
-            assert!((2.9e-4..=3.1e-3).contains(&t.learning_rate), "{}", t.learning_rate);
+            assert!(
+                (2.9e-4..=3.1e-3).contains(&t.learning_rate),
+                "{}",
+                t.learning_rate
+            );
         }
         // Not all alike: the space is explored.
         let distinct: BTreeSet<String> = a.iter().map(|t| format!("{t:?}")).collect();

@@ -236,16 +236,19 @@ pub fn check_table(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schem
 /// early stopping ends fits sooner).
 pub fn planned_epochs(spec: &TrainSpec, labelled: usize) -> usize {
     let params = adapt(&spec.params, &spec.explicit, labelled);
-    let searched = spec.search.as_ref().map_or(0, |s| {
-        super::search_epochs(s.max_trials, params.epochs)
-    });
-    searched.saturating_add(match spec
-        .validation
-        .folds_for(labelled, &spec.params, &spec.explicit)
-    {
-        Some((folds, _)) => params.epochs.saturating_mul(folds + 1),
-        None => params.epochs,
-    })
+    let searched = spec
+        .search
+        .as_ref()
+        .map_or(0, |s| super::search_epochs(s.max_trials, params.epochs));
+    searched.saturating_add(
+        match spec
+            .validation
+            .folds_for(labelled, &spec.params, &spec.explicit)
+        {
+            Some((folds, _)) => params.epochs.saturating_mul(folds + 1),
+            None => params.epochs,
+        },
+    )
 }
 
 /// Trains a tabular model on `table`.

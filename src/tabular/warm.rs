@@ -154,8 +154,7 @@ impl WarmStart {
     pub fn check_table(&self, table: &Table, spec: &TrainSpec) -> Result<Schema, TabularError> {
         let what = self.describe();
         let inputs = self.pipeline.inputs();
-        if let Some((name, kind)) = inputs.iter().find(|(n, _)| table.column_index(n).is_none())
-        {
+        if let Some((name, kind)) = inputs.iter().find(|(n, _)| table.column_index(n).is_none()) {
             return Err(TabularError::Mismatch {
                 field: "init_from".into(),
                 message: format!(

@@ -61,7 +61,10 @@ async fn a_search_ranks_its_trials_and_saves_the_best_as_the_version() {
         assert_eq!(trial["metric"], "accuracy");
     }
     // Trial 1 is the default recipe.
-    let first = leaderboard.iter().find(|t| t["trial"] == 1).expect("trial 1");
+    let first = leaderboard
+        .iter()
+        .find(|t| t["trial"] == 1)
+        .expect("trial 1");
     assert_eq!(first["params"]["learning_rate"].as_f64(), Some(0.001));
     assert_eq!(search["best_trial"], leaderboard[0]["trial"]);
 

@@ -68,7 +68,10 @@ async fn a_warm_start_begins_near_the_stored_model_and_records_where_it_started(
         "warm start first epoch {warm_loss}, from scratch {scratch_loss}"
     );
     // The job's request pins the version it resolved.
-    assert_eq!(warm["request"]["init_from"], json!({"model": "churn", "version": 1}));
+    assert_eq!(
+        warm["request"]["init_from"],
+        json!({"model": "churn", "version": 1})
+    );
 
     let card = app
         .get_ok(&format!("/models/churn/versions/{}", warm["version"]))
@@ -233,7 +236,11 @@ async fn data_and_parameters_that_do_not_fit_the_stored_model_are_refused() {
     assert_eq!(problem["field"], "init_from");
     refused(
         &app,
-        &request(rows.clone(), params(2), Some(json!({"model": "churn", "version": 9}))),
+        &request(
+            rows.clone(),
+            params(2),
+            Some(json!({"model": "churn", "version": 9})),
+        ),
         404,
         "version_not_found",
     )

@@ -16,9 +16,9 @@ mod json;
 mod request;
 mod run;
 mod stage;
-mod warm;
 #[cfg(test)]
 mod tests;
+mod warm;
 
 pub use error::SubmitTrainError;
 pub use request::{
