@@ -28,7 +28,7 @@ use super::fit::fit_rows;
 use super::train::target_encoder;
 use super::{TabularError, TrainSpec};
 use crate::data::{train_test_split, Schema, Table};
-use crate::nn::{invalid_param, Caps, Control, EpochReport, ParamError, TrainParams};
+use crate::nn::{invalid_param, Caps, Control, EpochReport, ParamError, TrainError, TrainParams};
 
 /// Most trials a search may ask for.
 pub const MAX_TRIALS: usize = 256;
@@ -241,13 +241,18 @@ pub struct TrialResult {
     pub epochs: usize,
     /// Epochs run at that rung (fewer when early stopping ended it).
     pub epochs_run: usize,
-    /// Lowest validation loss on the holdout at that rung (what trials are ranked by).
-    pub valid_loss: f64,
+    /// Lowest validation loss on the holdout at that rung (what trials are ranked
+    /// by); `null` when the trial failed.
+    pub valid_loss: Option<f64>,
     /// The validation metric at the best epoch: `metric` names it.
     pub metric: String,
     pub value: Option<f64>,
     /// Wall seconds of this trial over all its rungs.
     pub seconds: f64,
+    /// Why the trial failed (it diverged, or its network exceeds a limit): it
+    /// ranks last, and the search goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What a search did: the leaderboard, best first.
@@ -345,7 +350,7 @@ pub(crate) fn search(
                 })
             };
             let trial_start = Instant::now();
-            let fitted = fit_rows(
+            let outcome = fit_rows(
                 table,
                 schema,
                 &trial_spec,
@@ -358,26 +363,42 @@ pub(crate) fn search(
                     on_epoch: &mut forward,
                     cancel,
                 },
-            )?;
-            offset += fitted.history.len();
+            );
             fits += 1;
-            let best = fitted
-                .history
-                .get(fitted.best_epoch.saturating_sub(1))
-                .or(fitted.history.last());
-            let valid_loss = best.and_then(|r| r.valid_loss).unwrap_or(f64::INFINITY);
             let earlier = results[trial].as_ref().map_or(0.0, |r| r.seconds);
-            results[trial] = Some(TrialResult {
+            let mut result = TrialResult {
                 trial: trial + 1,
                 params: trials[trial].clone(),
                 rung: index + 1,
                 epochs: rung.epochs,
-                epochs_run: fitted.history.len(),
-                valid_loss,
-                metric: best.map(|r| r.metric.clone()).unwrap_or_default(),
-                value: best.and_then(|r| r.valid_metric),
-                seconds: earlier + trial_start.elapsed().as_secs_f64(),
-            });
+                epochs_run: 0,
+                valid_loss: None,
+                metric: String::new(),
+                value: None,
+                seconds: 0.0,
+                error: None,
+            };
+            match outcome {
+                Ok(fitted) => {
+                    offset += fitted.history.len();
+                    let best = fitted
+                        .history
+                        .get(fitted.best_epoch.saturating_sub(1))
+                        .or(fitted.history.last());
+                    result.epochs_run = fitted.history.len();
+                    result.valid_loss = best.and_then(|r| r.valid_loss);
+                    result.metric = best.map(|r| r.metric.clone()).unwrap_or_default();
+                    result.value = best.and_then(|r| r.valid_metric);
+                }
+                // A trial that diverges or does not fit the limits loses; the search goes on.
+                Err(TabularError::Train(
+                    e @ (TrainError::NonFinite { .. } | TrainError::Params(_)),
+                )) => result.error = Some(e.to_string()),
+                Err(other) => return Err(other),
+            }
+            result.seconds = earlier + trial_start.elapsed().as_secs_f64();
+            let valid_loss = result.valid_loss.unwrap_or(f64::INFINITY);
+            results[trial] = Some(result);
             scored.push((valid_loss, trial));
         }
         scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -387,7 +408,11 @@ pub(crate) fn search(
     leaderboard.sort_by(|a, b| {
         b.rung
             .cmp(&a.rung)
-            .then(a.valid_loss.total_cmp(&b.valid_loss))
+            .then(
+                a.valid_loss
+                    .unwrap_or(f64::INFINITY)
+                    .total_cmp(&b.valid_loss.unwrap_or(f64::INFINITY)),
+            )
             .then(a.trial.cmp(&b.trial))
     });
     let best = leaderboard
@@ -531,6 +556,83 @@ mod tests {
             assert_eq!(t.hidden_layers, vec![128, 64]);
             assert_eq!(t.learning_rate, 1e-3);
         }
+    }
+
+    /// A search of `trials` on a small synthetic regression table, fixed width.
+    fn searched(trials: usize, max_seconds: f64) -> crate::tabular::TrainedModel {
+        use std::sync::atomic::AtomicBool;
+
+        use crate::data::table_from_records;
+        use crate::tabular::explain_tests::{limits, synthetic_rows};
+
+        let rows = synthetic_rows(200, 3, true);
+        let table = table_from_records(&rows, &limits()).unwrap();
+        let spec = TrainSpec {
+            target: "target".into(),
+            params: TrainParams {
+                hidden_layers: vec![8],
+                epochs: 6,
+                early_stopping_patience: None,
+                ..TrainParams::default()
+            },
+            explicit: ["hidden_layers", "epochs", "early_stopping_patience"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            validation: crate::tabular::Validation::Holdout,
+            search: Some(SearchOptions {
+                max_trials: trials,
+                max_seconds,
+            }),
+            ..TrainSpec::default()
+        };
+        let cancel = AtomicBool::new(false);
+        crate::tabular::train(&table, &spec, &Caps::default(), Control::none(&cancel)).unwrap()
+    }
+
+    fn untimed(report: &SearchReport) -> Vec<TrialResult> {
+        report
+            .leaderboard
+            .iter()
+            .map(|t| TrialResult {
+                seconds: 0.0,
+                ..t.clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_leaderboard_and_the_best_is_trained() {
+        let a = searched(5, 600.0);
+        let b = searched(5, 600.0);
+        let (ra, rb) = (
+            a.metrics.search.as_ref().unwrap(),
+            b.metrics.search.as_ref().unwrap(),
+        );
+        assert_eq!(untimed(ra), untimed(rb));
+        assert!(!ra.cut_by_time);
+        // 5 trials: rungs of 5 × 2 epochs and 2 × 6 epochs.
+        assert_eq!(ra.fits, 7);
+        assert_eq!(ra.leaderboard.len(), 5);
+        let best = &ra.leaderboard[0];
+        assert_eq!(best.trial, ra.best_trial);
+        assert_eq!(best.rung, 2);
+        assert_eq!(a.params.learning_rate, best.params.learning_rate as f32);
+        assert_eq!(a.params.dropout, best.params.dropout as f32);
+        assert_eq!(a.params.weight_decay, best.params.weight_decay as f32);
+        assert_eq!(a.model.mlp.architecture().hidden, vec![8]);
+        assert_eq!(a.history.len(), 6);
+    }
+
+    #[test]
+    fn the_time_budget_cuts_the_search_and_says_so() {
+        let cut = searched(5, 1e-9);
+        let report = cut.metrics.search.as_ref().unwrap();
+        assert!(report.cut_by_time);
+        assert!(report.leaderboard.is_empty());
+        // Nothing ranked: the default recipe is trained.
+        assert_eq!(report.best_trial, 1);
+        assert_eq!(cut.history.len(), 6);
     }
 
     #[test]
