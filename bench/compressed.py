@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve import _typed as typed  # noqa: E402  (CSV fields as JSON numbers or strings)
+from serve_common import _typed as typed  # noqa: E402  (CSV fields as JSON numbers or strings)
 
 ROWS, REPEATS = 256, 200
 

@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import serve as common  # noqa: E402  (bench/serve.py: /proc helpers, records, MLServer)
+import serve_common as common  # noqa: E402  (bench/serve_common.py: /proc helpers, records, MLServer)
 
 REPO = common.REPO
 MODEL = common.MODEL

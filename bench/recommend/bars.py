@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench" / "recommend"))
-from eval_http import Acc, MyelinServer, read_ratings, split  # noqa: E402,F401
+from eval_common import Acc, MyelinServer, read_ratings, split  # noqa: E402,F401
 
 DEFAULT_RATINGS = "/work/shared/datasets/movielens-100k/ratings.csv"
 EASE_GRID = [50.0, 100.0, 200.0, 500.0, 1000.0]

@@ -39,8 +39,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(HERE))
-from serve import CLK_TCK, cpu_ticks, loadavg, mem_status, proc_tree  # noqa: E402
-from eval_http import MyelinServer, read_ratings  # noqa: E402
+from serve_common import CLK_TCK, cpu_ticks, loadavg, mem_status, proc_tree  # noqa: E402
+from eval_common import MyelinServer, read_ratings  # noqa: E402
 
 DOCS = REPO / "docs" / "BENCHMARKS-recommend.md"
 OUT = REPO / "bench" / "out"

@@ -108,6 +108,12 @@ impl QuantizedColumns {
             unsafe { x86::add_products_vnni(self, codes, 0, out) };
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if x86::has_avx2() {
+            // SAFETY: the CPU supports AVX2 (checked above).
+            unsafe { x86::add_products_avx2(self, codes, 0, out) };
+            return;
+        }
         self.add_products_portable(codes, 0, out);
     }
 
@@ -129,9 +135,17 @@ impl QuantizedColumns {
             unsafe { x86::add_products_vnni(self, codes, start, out) };
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if x86::has_avx2() {
+            // SAFETY: the CPU supports AVX2 (checked above).
+            unsafe { x86::add_products_avx2(self, codes, start, out) };
+            return;
+        }
         self.add_products_portable(codes, start, out);
     }
 
+    // Inlined into the AVX2 copy below, which the compiler vectorises with AVX2.
+    #[inline(always)]
     fn add_products_portable(&self, codes: &[u8], start: usize, out: &mut [f32]) {
         for (i, o) in out.iter_mut().enumerate() {
             let j = start + i;
@@ -171,6 +185,7 @@ impl QuantizedColumns {
 }
 
 /// `Σ a_i · b_i` in `i32` (portable; vectorised by the compiler).
+#[inline(always)]
 fn dot_u8_i8(a: &[u8], b: &[i8]) -> i32 {
     a.iter()
         .zip(b)
@@ -188,6 +203,22 @@ mod x86 {
         std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+
+    pub(super) fn has_avx2() -> bool {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+
+    /// The portable loop compiled for AVX2 (the same integer sums, 8 lanes
+    /// wide): what CPUs without AVX-512 VNNI run.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn add_products_avx2(
+        q: &QuantizedColumns,
+        codes: &[u8],
+        start: usize,
+        out: &mut [f32],
+    ) {
+        q.add_products_portable(codes, start, out);
     }
 
     /// Four items per pass, so the four horizontal sums overlap.

@@ -140,8 +140,10 @@ impl CompressedNet {
 
     /// Head outputs for a batch `x` `(n, inputs)`, as [`Mlp::predict`].
     pub fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        if self.precision == Precision::F32 {
-            return self.mlp.predict(x);
+        match self.precision {
+            Precision::F32 => return self.mlp.predict(x),
+            Precision::F16 => return self.predict_f16(x),
+            Precision::Int8 => {}
         }
         let outputs = self.mlp.outputs();
         let mut out = Array2::zeros((x.nrows(), outputs));
@@ -153,7 +155,7 @@ impl CompressedNet {
             .max()
             .unwrap_or(0);
         let (mut current, mut next) = (Vec::new(), Vec::with_capacity(widest));
-        let mut scratch = (Vec::new(), Vec::new());
+        let mut scratch = (Vec::new(), Vec::new(), Vec::new());
         let last = self.layers.len().saturating_sub(1);
         for (row, mut target) in x.rows().into_iter().zip(out.rows_mut()) {
             current.clear();
@@ -173,36 +175,65 @@ impl CompressedNet {
     }
 }
 
+impl CompressedNet {
+    /// [`CompressedNet::predict`] for `f16` weights: each layer's weights are
+    /// widened to `f32` for the call (F16C when the CPU has it) and the batch
+    /// goes through one matrix product per layer.
+    fn predict_f16(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        use half::slice::HalfFloatSliceExt;
+        let last = self.layers.len().saturating_sub(1);
+        let activation = self.mlp.activation();
+        let mut current = x.to_owned();
+        let mut wide = Vec::new();
+        for (index, layer) in self.layers.iter().enumerate() {
+            let Layer::F16 {
+                weight,
+                outputs,
+                bias,
+            } = layer
+            else {
+                unreachable!("an f16 copy holds f16 layers");
+            };
+            wide.clear();
+            wide.resize(weight.len(), 0.0);
+            weight.convert_to_f32_slice(&mut wide);
+            let w = ArrayView2::from_shape((weight.len() / outputs, *outputs), &wide)
+                .expect("an f16 layer is inputs × outputs");
+            let mut next = current.dot(&w);
+            next += &ndarray::ArrayView1::from(bias.as_slice());
+            if index != last {
+                next.mapv_inplace(|v| activation.apply(v));
+            }
+            current = next;
+        }
+        self.mlp.head().apply_output(current.view_mut());
+        current
+    }
+}
+
 /// `out = x·W + b` for one row.
-fn forward(layer: &Layer, x: &[f32], out: &mut Vec<f32>, scratch: &mut (Vec<f32>, Vec<u8>)) {
+fn forward(
+    layer: &Layer,
+    x: &[f32],
+    out: &mut Vec<f32>,
+    scratch: &mut (Vec<f32>, Vec<u8>, Vec<f32>),
+) {
     out.clear();
     match layer {
-        Layer::F16 {
-            weight,
-            outputs,
-            bias,
-        } => {
-            out.extend_from_slice(bias);
-            for (&xi, w) in x.iter().zip(weight.chunks_exact(*outputs)) {
-                if xi != 0.0 {
-                    out.iter_mut()
-                        .zip(w)
-                        .for_each(|(o, &w)| *o += xi * w.to_f32());
-                }
-            }
-        }
+        Layer::F16 { .. } => unreachable!("f16 layers run in predict_f16"),
         Layer::Int8 { columns, bias } => {
             // Activations scaled into [-1, 1] by the row's largest magnitude.
             let peak = x.iter().fold(0.0_f32, |m, v| m.max(v.abs()));
             out.extend_from_slice(bias);
             if peak > 0.0 && peak.is_finite() {
-                let (scaled, codes) = scratch;
+                let (scaled, codes, products) = scratch;
                 scaled.clear();
                 scaled.extend(x.iter().map(|v| v / peak));
-                let mut products = vec![0.0_f32; bias.len()];
-                columns.add_products(scaled, codes, &mut products);
+                products.clear();
+                products.resize(bias.len(), 0.0);
+                columns.add_products(scaled, codes, products);
                 out.iter_mut()
-                    .zip(&products)
+                    .zip(products.iter())
                     .for_each(|(o, p)| *o += peak * p);
             }
         }

@@ -5,67 +5,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::cases::*;
 use crate::helpers::*;
-
-/// One bad request and the answer it must get.
-struct Case {
-    what: &'static str,
-    method: Method,
-    path: String,
-    content_type: &'static str,
-    body: Vec<u8>,
-    status: u16,
-    code: &'static str,
-    /// A fragment the `detail` must contain (the field, value or limit).
-    mentions: &'static str,
-}
-
-// One argument per column of the table below.
-#[allow(clippy::too_many_arguments)]
-fn case(
-    what: &'static str,
-    method: Method,
-    path: &str,
-    content_type: &'static str,
-    body: impl Into<Vec<u8>>,
-    status: u16,
-    code: &'static str,
-    mentions: &'static str,
-) -> Case {
-    Case {
-        what,
-        method,
-        path: path.to_string(),
-        content_type,
-        body: body.into(),
-        status,
-        code,
-        mentions,
-    }
-}
-
-const JSON: &str = "application/json";
-const CSV: &str = "text/csv";
-
-fn json_case(
-    what: &'static str,
-    path: &str,
-    body: Value,
-    status: u16,
-    code: &'static str,
-    mentions: &'static str,
-) -> Case {
-    case(
-        what,
-        Method::POST,
-        path,
-        JSON,
-        body.to_string(),
-        status,
-        code,
-        mentions,
-    )
-}
 
 fn train_csv(csv: &str) -> Vec<u8> {
     csv.as_bytes().to_vec()
@@ -650,44 +591,7 @@ async fn every_kind_of_bad_input_is_a_4xx_problem_and_changes_nothing() {
         ),
     ];
 
-    let mut failures = Vec::new();
-    for c in &cases {
-        let mut request = app.client.request(c.method.clone(), app.url(&c.path));
-        if !c.content_type.is_empty() {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, c.content_type)
-                .body(c.body.clone());
-        }
-        let response = request.send().await.expect("request failed");
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let text = response.text().await.unwrap_or_default();
-        let problem: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let ok = status == c.status
-            && content_type.starts_with("application/problem+json")
-            && problem["code"] == c.code
-            && problem["status"] == c.status
-            && detail(&problem).contains(c.mentions);
-        if !ok {
-            failures.push(format!(
-                "{}: expected {} {} mentioning {:?}, got {status} {content_type}: {text}",
-                c.what, c.status, c.code, c.mentions
-            ));
-        }
-        // The service keeps serving after each one.
-        assert_eq!(
-            app.get("/healthz").await.status(),
-            StatusCode::OK,
-            "{}",
-            c.what
-        );
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    check_cases(&app, &cases).await;
 
     let after = store_snapshot(&app.store_path);
     assert_eq!(before, after, "a refused request changed the store");
@@ -698,51 +602,4 @@ async fn every_kind_of_bad_input_is_a_4xx_problem_and_changes_nothing() {
     );
     app.predict(&json!({"model": "churn", "instances": [instance]}))
         .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_model_with_its_job_limit_reached_answers_429_naming_the_limit() {
-    let app = spawn_app_with(|s| {
-        s.jobs.max_active_per_model = 1;
-        s.jobs.retry_after_secs = 3;
-    })
-    .await;
-    let running = submit_long(&app, "busy").await;
-    let response = app
-        .post_json(
-            "/train",
-            &train_request("busy", "churned", churn_rows(100, 1), tiny_params(1)),
-        )
-        .await;
-    assert_eq!(response.headers()[reqwest::header::RETRY_AFTER], "3");
-    let problem = assert_problem(response, 429, Some("model_busy")).await;
-    assert_eq!(problem["limit"], 1);
-    assert_eq!(problem["model"], "busy");
-    assert!(
-        detail(&problem).contains("jobs.max_active_per_model"),
-        "{problem:#}"
-    );
-
-    // Another model is not affected, and the slot frees when the job ends.
-    let other = app
-        .submit(&train_request(
-            "other",
-            "churned",
-            churn_rows(100, 1),
-            tiny_params(1),
-        ))
-        .await;
-    app.delete(&format!("/jobs/{}", job_id(&running))).await;
-    app.wait_for_job(job_id(&running)).await;
-    assert_eq!(
-        app.wait_for_job(job_id(&other)).await["status"],
-        "succeeded"
-    );
-    app.train(&train_request(
-        "busy",
-        "churned",
-        churn_rows(100, 1),
-        tiny_params(1),
-    ))
-    .await;
 }

@@ -12,9 +12,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::process::{Launch, Server};
 use crate::recommend::{interaction_rows, items_of, recommend_params};
 use crate::s3::{aws_env, bucket, s3};
+use crate::server::{Launch, Server};
 
 /// A fresh database on the test server, or `None` (with a message) when
 /// there is no server and the tests may be skipped.

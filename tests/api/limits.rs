@@ -181,3 +181,50 @@ async fn every_limit_answer_names_its_setting_and_value() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_with_its_job_limit_reached_answers_429_naming_the_limit() {
+    let app = spawn_app_with(|s| {
+        s.jobs.max_active_per_model = 1;
+        s.jobs.retry_after_secs = 3;
+    })
+    .await;
+    let running = submit_long(&app, "busy").await;
+    let response = app
+        .post_json(
+            "/train",
+            &train_request("busy", "churned", churn_rows(100, 1), tiny_params(1)),
+        )
+        .await;
+    assert_eq!(response.headers()[reqwest::header::RETRY_AFTER], "3");
+    let problem = assert_problem(response, 429, Some("model_busy")).await;
+    assert_eq!(problem["limit"], 1);
+    assert_eq!(problem["model"], "busy");
+    assert!(
+        detail(&problem).contains("jobs.max_active_per_model"),
+        "{problem:#}"
+    );
+
+    // Another model is not affected, and the slot frees when the job ends.
+    let other = app
+        .submit(&train_request(
+            "other",
+            "churned",
+            churn_rows(100, 1),
+            tiny_params(1),
+        ))
+        .await;
+    app.delete(&format!("/jobs/{}", job_id(&running))).await;
+    app.wait_for_job(job_id(&running)).await;
+    assert_eq!(
+        app.wait_for_job(job_id(&other)).await["status"],
+        "succeeded"
+    );
+    app.train(&train_request(
+        "busy",
+        "churned",
+        churn_rows(100, 1),
+        tiny_params(1),
+    ))
+    .await;
+}

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::process::capture_output;
+use crate::server::capture_output;
 
 /// A `myelin serve` child with the default (pretty, `info`) logging, its output piped.
 struct Server {

@@ -4,6 +4,7 @@
 mod audio;
 mod auth;
 mod bad_input;
+mod cases;
 mod cli;
 mod cluster;
 mod cluster_failures;
@@ -36,6 +37,7 @@ mod restart;
 mod s3;
 mod s3_state;
 mod search;
+mod server;
 mod slow_clients;
 mod store_compat;
 mod training;

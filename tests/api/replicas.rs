@@ -10,8 +10,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::process::{Launch, Server};
 use crate::s3::{aws_env, bucket, s3, Proxy};
+use crate::server::{Launch, Server};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 

@@ -6,9 +6,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::process::{Launch, Server};
 use crate::recommend::{interaction_rows, items_of, recommend_params};
 use crate::s3::{aws_env, bucket, s3};
+use crate::server::{Launch, Server};
 
 fn on_bucket(endpoint: &str, bucket: &str) -> Launch {
     let mut env = aws_env(endpoint);
