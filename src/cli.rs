@@ -323,6 +323,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
                 })?,
             ),
         },
+        ..TrainSpec::default()
     };
     crate::registry::check_name("model name", &args.name)?;
     let caps = settings.training.clone();

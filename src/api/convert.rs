@@ -162,6 +162,7 @@ impl From<SubmitTrainError> for ApiError {
         let field = e.field().map(str::to_string);
         let error = match e {
             SubmitTrainError::OnlyForRecommendation { .. }
+            | SubmitTrainError::OnlyForTabular { .. }
             | SubmitTrainError::NoAttributeSource { .. } => {
                 ApiError::unprocessable(ErrorCode::InvalidBody, detail)
             }
@@ -176,6 +177,12 @@ impl From<SubmitTrainError> for ApiError {
             }
             SubmitTrainError::Invalid { code, .. }
             | SubmitTrainError::InAttributes { code, .. } => ApiError::unprocessable(code, detail),
+            SubmitTrainError::InitFrom(e) => {
+                let mut error = ApiError::from(e);
+                error.detail = detail;
+                error
+            }
+            SubmitTrainError::InitFromKind { code, .. } => ApiError::unprocessable(code, detail),
             SubmitTrainError::DatasetNotFound(id) => {
                 ApiError::not_found(ErrorCode::DatasetNotFound, detail).with("dataset", id)
             }

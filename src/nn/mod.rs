@@ -33,5 +33,5 @@ pub use params::{invalid_param, Caps, ParamError, RegressionLossKind, TrainParam
 pub use set::{TrainError, TrainSet};
 pub use sparse::CsrMatrix;
 pub use tensors::{NamedTensor, NnError};
-pub use train::{fit, should_stop, Control, EpochReport, FitOutcome};
+pub use train::{fit, fit_from, should_stop, Control, EpochReport, FitOutcome};
 pub use trainer::Trainer;

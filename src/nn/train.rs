@@ -118,6 +118,37 @@ pub fn fit(
     caps: &Caps,
     control: Control,
 ) -> Result<FitOutcome, TrainError> {
+    fit_inner(None, train, valid, head, params, caps, control)
+}
+
+/// [`fit`] continuing from `initial`'s weights instead of a fresh network (a warm
+/// start): its architecture must be the one `fit` would build from `train`, `head`
+/// and `params` (inputs, `hidden_layers`, `activation`, outputs). The optimizer
+/// state starts fresh.
+///
+/// # Errors
+/// As [`fit`]; [`TrainError::Shape`] when `initial` has another architecture.
+pub fn fit_from(
+    initial: Mlp,
+    train: TrainSet,
+    valid: Option<TrainSet>,
+    head: Head,
+    params: &TrainParams,
+    caps: &Caps,
+    control: Control,
+) -> Result<FitOutcome, TrainError> {
+    fit_inner(Some(initial), train, valid, head, params, caps, control)
+}
+
+fn fit_inner(
+    initial: Option<Mlp>,
+    train: TrainSet,
+    valid: Option<TrainSet>,
+    head: Head,
+    params: &TrainParams,
+    caps: &Caps,
+    control: Control,
+) -> Result<FitOutcome, TrainError> {
     let started = Instant::now();
     params.check(caps)?;
     let arch = Architecture {
@@ -150,7 +181,17 @@ pub fn fit(
         ..arch.clone()
     };
     caps.check_batch_memory(&batch_arch, capacity)?;
-    let model = Mlp::new(&arch, params.init, params.seed);
+    let model = match initial {
+        Some(model) if model.architecture() == arch => model,
+        Some(model) => {
+            return Err(TrainError::Shape(format!(
+                "the initial network has architecture {:?}, the data and parameters give {:?}",
+                model.architecture().widths(),
+                arch.widths()
+            )))
+        }
+        None => Mlp::new(&arch, params.init, params.seed),
+    };
     let mut trainer = Trainer::from_model(model, params, capacity, sparse_inputs);
     let mut shuffle_rng = ChaCha8Rng::seed_from_u64(params.seed);
     shuffle_rng.set_stream(SHUFFLE_STREAM);

@@ -10,7 +10,7 @@ use crate::nn::{Architecture, EpochReport};
 #[cfg(doc)]
 use crate::recommend::FitReport;
 use crate::recommend::{HoldoutMetrics, Recommender, RecommenderParams, RecommenderSpec};
-use crate::tabular::{TabularModel, TabularSpec, TrainedModel, TrainingTiming};
+use crate::tabular::{InitFrom, TabularModel, TabularSpec, TrainedModel, TrainingTiming};
 
 /// Version of the `model.json` layout.
 pub const FORMAT_VERSION: u32 = 1;
@@ -93,6 +93,9 @@ pub struct ModelCard {
     /// The job that trained it, when trained by the service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// Warm start (tabular): the model and version training continued from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<InitFrom>,
 }
 
 impl ModelCard {
@@ -119,6 +122,7 @@ impl ModelCard {
             fingerprint,
             timing: None,
             job_id: None,
+            init_from: None,
         }
     }
 
@@ -138,6 +142,7 @@ impl ModelCard {
             schema: Some(trained.schema.clone()),
             timing: Some(trained.timing.clone()),
             job_id,
+            init_from: trained.init_from.clone(),
             ..ModelCard::tabular_model(name, &trained.model, fingerprint)
         }
     }
@@ -170,6 +175,7 @@ impl ModelCard {
             fingerprint,
             timing: None,
             job_id,
+            init_from: None,
         }
     }
 }

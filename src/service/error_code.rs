@@ -63,6 +63,7 @@ error_codes! {
     InvalidData = "invalid_data",
     InvalidImage = "invalid_image",
     InvalidAudio = "invalid_audio",
+    SchemaMismatch = "schema_mismatch",
     UploadInterrupted = "upload_interrupted",
     NoInteractions = "no_interactions",
     // Jobs.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::evaluate::{histogram, residual_bins, residuals};
 use super::fit::fit_rows;
 use super::{evaluate, Metrics, TabularError, TrainSpec, TrainedModel, TrainingTiming};
-use crate::data::{kfold, Schema, Table, TargetEncoder, Task};
+use crate::data::{kfold, Schema, Table, Task};
 use crate::nn::{Caps, Control, EpochReport, TrainParams};
 
 /// What a k-fold validation measured, reported under `metrics.cross_validation`.
@@ -62,13 +62,7 @@ pub(crate) fn train_kfold(
 ) -> Result<TrainedModel, TabularError> {
     // One label vocabulary (or target scaling) for every fold, so every fold's
     // network has the same outputs even when a fold misses a rare class.
-    let encoder = TargetEncoder::fit_limited(
-        table,
-        labelled,
-        &spec.target,
-        spec.task,
-        caps.max_categories,
-    )?;
+    let encoder = super::train::target_encoder(table, labelled, spec, caps)?;
     let classification = encoder.task() == Task::Classification;
     let strata = if stratified && classification {
         Some(encoder.label_indices(table, labelled)?)
@@ -188,6 +182,7 @@ pub(crate) fn train_kfold(
         stopped_early: false,
         timing,
         params,
+        init_from: spec.init.as_ref().map(|init| init.from.clone()),
     })
 }
 
@@ -290,6 +285,7 @@ fn summary(folds: &[Metrics], mean: &BTreeMap<String, f64>, classification: bool
         r2: get("r2"),
         residual_histogram: None,
         cross_validation: None,
+        search: None,
     }
 }
 

@@ -46,6 +46,11 @@ pub struct Metrics {
     /// epoch count of the final fit (the fields above then hold the fold means).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_validation: Option<super::CrossValidation>,
+    /// Budgeted search: the leaderboard of the trials and what the search cost
+    /// (the fields above are the final model's, trained with the best trial's
+    /// parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Box<super::SearchReport>>,
 }
 
 /// Counts of values in equal-width bins: `counts[i]` holds the values in

@@ -10,7 +10,7 @@ use super::{train, ExplainOptions, TabularModel, TrainSpec};
 use crate::data::{table_from_records, ReadLimits, Table};
 use crate::nn::{Control, TrainParams};
 
-fn limits() -> ReadLimits {
+pub(crate) fn limits() -> ReadLimits {
     ReadLimits {
         max_rows: 100_000,
         max_columns: 64,

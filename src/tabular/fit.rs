@@ -36,7 +36,11 @@ pub(crate) fn fit_rows(
     // Columns with more categories than the configured limit are hashed.
     let mut options: PipelineOptions = spec.pipeline.clone();
     options.max_one_hot = options.max_one_hot.min(caps.max_categories);
-    let pipeline = FeaturePipeline::fit(table, train_rows, schema, &spec.target, &options)?;
+    // A warm start keeps the stored pipeline as it was fitted.
+    let pipeline = match &spec.init {
+        Some(init) => init.pipeline.clone(),
+        None => FeaturePipeline::fit(table, train_rows, schema, &spec.target, &options)?,
+    };
     if pipeline.width() == 0 {
         return Err(TabularError::Invalid(format!(
             "no usable feature columns besides the target `{}`",
@@ -74,24 +78,30 @@ pub(crate) fn fit_rows(
     };
     let cpu_start = crate::cooperative::thread_cpu_seconds();
     let wall_start = Instant::now();
-    let outcome = nn::fit(
-        TrainSet {
-            x: x_train.view(),
-            sparse: (sparse_train.cols() > 0).then_some(&sparse_train),
-            y: y_train.view(),
-            weights: weights.as_ref().map(|w| w.view()),
-        },
-        valid.as_ref().map(|(x, sparse, y)| TrainSet {
-            x: x.view(),
-            sparse: (sparse.cols() > 0).then_some(sparse),
-            y: y.view(),
-            weights: None,
-        }),
-        head,
-        params,
-        caps,
-        control,
-    )?;
+    let train_set = TrainSet {
+        x: x_train.view(),
+        sparse: (sparse_train.cols() > 0).then_some(&sparse_train),
+        y: y_train.view(),
+        weights: weights.as_ref().map(|w| w.view()),
+    };
+    let valid_set = valid.as_ref().map(|(x, sparse, y)| TrainSet {
+        x: x.view(),
+        sparse: (sparse.cols() > 0).then_some(sparse),
+        y: y.view(),
+        weights: None,
+    });
+    let outcome = match &spec.init {
+        Some(init) => nn::fit_from(
+            init.mlp.clone(),
+            train_set,
+            valid_set,
+            head,
+            params,
+            caps,
+            control,
+        )?,
+        None => nn::fit(train_set, valid_set, head, params, caps, control)?,
+    };
     let wall_seconds = wall_start.elapsed().as_secs_f64();
     let cpu_seconds = crate::cooperative::thread_cpu_seconds() - cpu_start;
     let baseline = pipeline.baseline_record(table, train_rows);

@@ -13,7 +13,9 @@ mod explain_tests;
 mod fit;
 mod importance;
 mod predict;
+mod search;
 mod train;
+mod warm;
 
 pub use adapt::{adapt, explicit_keys, Validation, SMALL_TABLE_ROWS};
 pub use compressed::{CompressedNet, CompressionReport, Precision, PrecisionCost};
@@ -27,10 +29,15 @@ pub use importance::{
     permutation_importance, ColumnImportance, PermutationImportance, IMPORTANCE_MAX_ROWS,
 };
 pub use predict::{InstanceError, Prediction, PredictionBatch};
+pub use search::{
+    halving_schedule, sample_trials, search_epochs, Rung, SearchOptions, SearchReport, TrialParams,
+    TrialResult, ETA, MAX_TRIALS, MIN_SEARCH_ROWS,
+};
 pub use train::{
     check_spec, check_table, planned_epochs, precheck, train, train_checked, ClassWeight,
     ClassWeightMode, TabularError, TrainSpec, TrainedModel, TrainingTiming,
 };
+pub use warm::{InitFrom, WarmStart};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

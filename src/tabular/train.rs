@@ -2,11 +2,14 @@
 //! encode the target, train the network, score the validation rows.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::adapt::{adapt, Validation};
 use super::fit::fit_rows;
+use super::search::SearchOptions;
+use super::warm::{InitFrom, WarmStart};
 use super::{evaluate, Metrics, TabularModel};
 use crate::data::{
     check_audio, check_images, infer_schema, rows_with_target, train_test_split, ColumnKind,
@@ -53,6 +56,11 @@ pub struct TrainSpec {
     pub validation: Validation,
     /// Names of the `params` fields the request set; the others are sized from the data.
     pub explicit: BTreeSet<String>,
+    /// Warm start: the stored version training continues from (set with
+    /// [`WarmStart::apply`]); its pipeline and target encoding are kept.
+    pub init: Option<Arc<WarmStart>>,
+    /// Budgeted search over the space of [`super::search`] before the final fit.
+    pub search: Option<SearchOptions>,
 }
 
 /// Timing of the network fit (pipeline fitting excluded).
@@ -87,6 +95,8 @@ pub struct TrainedModel {
     pub timing: TrainingTiming,
     /// The parameters the network was trained with, after sizing from the data.
     pub params: TrainParams,
+    /// Warm start: the version training continued from.
+    pub init_from: Option<InitFrom>,
 }
 
 /// Why training failed.
@@ -98,6 +108,10 @@ pub enum TabularError {
     Train(#[from] nn::TrainError),
     #[error("{0}")]
     Invalid(String),
+    /// A warm start whose data or request does not fit the stored model; `field`
+    /// is the request field at fault (`init_from` for the data).
+    #[error("{message}")]
+    Mismatch { field: String, message: String },
 }
 
 impl TabularError {
@@ -110,6 +124,7 @@ impl TabularError {
             TabularError::Train(nn::TrainError::NonFinite { .. }) => "training_diverged",
             TabularError::Train(nn::TrainError::Shape(_)) => "invalid_data",
             TabularError::Invalid(_) => "invalid_data",
+            TabularError::Mismatch { .. } => "schema_mismatch",
         }
     }
 }
@@ -126,6 +141,9 @@ pub fn precheck(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schema, 
 pub fn check_spec(spec: &TrainSpec, caps: &Caps) -> Result<(), TabularError> {
     spec.params.check(caps).map_err(nn::TrainError::from)?;
     spec.validation.check().map_err(nn::TrainError::from)?;
+    if let Some(search) = &spec.search {
+        search.check().map_err(nn::TrainError::from)?;
+    }
     spec.pipeline.validate()?;
     Ok(())
 }
@@ -142,7 +160,10 @@ pub fn check_table(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schem
         }
         .into());
     }
-    let schema = infer_schema(table, &spec.overrides, &spec.ignore)?;
+    let schema = match &spec.init {
+        Some(init) => init.check_table(table, spec)?,
+        None => infer_schema(table, &spec.overrides, &spec.ignore)?,
+    };
     let features = schema
         .columns
         .iter()
@@ -181,6 +202,17 @@ pub fn check_table(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schem
             rows.len()
         )));
     }
+    if spec.search.is_some() && rows.len() < super::MIN_SEARCH_ROWS {
+        return Err(nn::TrainError::from(nn::invalid_param(
+            "search",
+            rows.len(),
+            format!(
+                "labelled rows; a search needs at least {}",
+                super::MIN_SEARCH_ROWS
+            ),
+        ))
+        .into());
+    }
     if let Validation::Kfold { folds, .. } = spec.validation {
         if folds > rows.len() {
             return Err(nn::TrainError::from(nn::invalid_param(
@@ -191,7 +223,9 @@ pub fn check_table(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schem
             .into());
         }
     }
-    TargetEncoder::fit_limited(table, &rows, &spec.target, spec.task, caps.max_categories)?;
+    if spec.init.is_none() {
+        TargetEncoder::fit_limited(table, &rows, &spec.target, spec.task, caps.max_categories)?;
+    }
     check_images(table, &rows, &schema, &spec.target, &spec.pipeline.image)?;
     check_audio(table, &rows, &schema, &spec.target, &spec.pipeline.audio)?;
     Ok(schema)
@@ -202,13 +236,19 @@ pub fn check_table(table: &Table, spec: &TrainSpec, caps: &Caps) -> Result<Schem
 /// early stopping ends fits sooner).
 pub fn planned_epochs(spec: &TrainSpec, labelled: usize) -> usize {
     let params = adapt(&spec.params, &spec.explicit, labelled);
-    match spec
-        .validation
-        .folds_for(labelled, &spec.params, &spec.explicit)
-    {
-        Some((folds, _)) => params.epochs.saturating_mul(folds + 1),
-        None => params.epochs,
-    }
+    let searched = spec
+        .search
+        .as_ref()
+        .map_or(0, |s| super::search_epochs(s.max_trials, params.epochs));
+    searched.saturating_add(
+        match spec
+            .validation
+            .folds_for(labelled, &spec.params, &spec.explicit)
+        {
+            Some((folds, _)) => params.epochs.saturating_mul(folds + 1),
+            None => params.epochs,
+        },
+    )
 }
 
 /// Trains a tabular model on `table`.
@@ -243,6 +283,9 @@ pub fn train_checked(
 ) -> Result<TrainedModel, TabularError> {
     let labelled = rows_with_target(table, &spec.target);
     let params = adapt(&spec.params, &spec.explicit, labelled.len());
+    if spec.search.is_some() {
+        return train_searched(table, schema, spec, &params, &labelled, caps, control);
+    }
     if let Some((folds, stratified)) =
         spec.validation
             .folds_for(labelled.len(), &spec.params, &spec.explicit)
@@ -265,13 +308,7 @@ pub fn train_checked(
     } else {
         (labelled, Vec::new())
     };
-    let encoder = TargetEncoder::fit_limited(
-        table,
-        &train_rows,
-        &spec.target,
-        spec.task,
-        caps.max_categories,
-    )?;
+    let encoder = target_encoder(table, &train_rows, spec, caps)?;
     let fitted = fit_rows(
         table,
         &schema,
@@ -312,7 +349,73 @@ pub fn train_checked(
         stopped_early: fitted.stopped_early,
         timing,
         params,
+        init_from: spec.init.as_ref().map(|init| init.from.clone()),
     })
+}
+
+/// A search ([`super::search`]), then the final fit with the best trial's settings;
+/// its metrics carry the search's report. Epochs are numbered on across both.
+fn train_searched(
+    table: &Table,
+    schema: Schema,
+    spec: &TrainSpec,
+    params: &TrainParams,
+    labelled: &[usize],
+    caps: &Caps,
+    control: Control,
+) -> Result<TrainedModel, TabularError> {
+    let Control { on_epoch, cancel } = control;
+    let searched = super::search::search(
+        table,
+        &schema,
+        spec,
+        params,
+        labelled,
+        caps,
+        Control {
+            on_epoch: &mut *on_epoch,
+            cancel,
+        },
+    )?;
+    let offset = searched.epochs;
+    let mut forward = |r: &EpochReport| {
+        on_epoch(&EpochReport {
+            epoch: r.epoch + offset,
+            ..r.clone()
+        })
+    };
+    let mut trained = train_checked(
+        table,
+        schema,
+        &searched.spec,
+        caps,
+        Control {
+            on_epoch: &mut forward,
+            cancel,
+        },
+    )?;
+    trained.metrics.search = Some(Box::new(searched.report));
+    Ok(trained)
+}
+
+/// The target encoding of a fit on `rows`: the warm start's, kept as it is, or
+/// one fitted on the rows.
+pub(crate) fn target_encoder(
+    table: &Table,
+    rows: &[usize],
+    spec: &TrainSpec,
+    caps: &Caps,
+) -> Result<TargetEncoder, TabularError> {
+    match &spec.init {
+        Some(init) => Ok(init.encoder.clone()),
+        None => Ok(TargetEncoder::fit_limited(
+            table,
+            rows,
+            &spec.target,
+            spec.task,
+            caps.max_categories,
+        )?),
+    }
 }
 
 /// Stores the permutation importance of each input column and the cost of the

@@ -2,8 +2,9 @@
 
 use crate::data::DataError;
 use crate::jobs::SubmitError;
-use crate::nn::ParamError;
+use crate::nn::{ParamError, TrainError};
 use crate::recommend::RecommendError;
+use crate::registry::RegistryError;
 use crate::service::ErrorCode;
 use crate::storage::StoreError;
 use crate::tabular::TabularError;
@@ -14,6 +15,17 @@ pub enum SubmitTrainError {
     /// A field that applies only to recommendation jobs was set on another task.
     #[error("`{field}` applies only to `\"task\": \"recommendation\"`")]
     OnlyForRecommendation { field: &'static str },
+    /// A field that applies only to classification and regression was set on a
+    /// recommendation job.
+    #[error("`{field}` applies only to classification and regression")]
+    OnlyForTabular { field: &'static str },
+    /// `init_from` names a model or version that cannot be had (answered as the
+    /// registry error: 404 for an unknown model or version).
+    #[error("`init_from`: {0}")]
+    InitFrom(RegistryError),
+    /// `init_from` names a model of another kind.
+    #[error("{message}")]
+    InitFromKind { code: ErrorCode, message: String },
     /// A classification or regression request without `target`.
     #[error("`target` is required for classification and regression")]
     MissingTarget,
@@ -64,7 +76,15 @@ impl SubmitTrainError {
     pub fn field(&self) -> Option<&str> {
         match self {
             SubmitTrainError::OnlyForRecommendation { field }
+            | SubmitTrainError::OnlyForTabular { field }
             | SubmitTrainError::NoAttributeSource { field } => Some(field),
+            SubmitTrainError::InitFrom(_) | SubmitTrainError::InitFromKind { .. } => {
+                Some("init_from")
+            }
+            SubmitTrainError::Tabular(TabularError::Mismatch { field, .. }) => Some(field),
+            SubmitTrainError::Tabular(TabularError::Train(TrainError::Params(
+                ParamError::Invalid { name, .. },
+            ))) => Some(name),
             SubmitTrainError::MissingTarget => Some("target"),
             SubmitTrainError::InvalidParams { field, .. } => Some(field),
             SubmitTrainError::Parameter(ParamError::Invalid { name, .. }) => Some(name),

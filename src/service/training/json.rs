@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::request::TaskKind;
 use crate::data::{ColumnKind, PipelineOptions};
 use crate::recommend::InteractionColumns;
-use crate::tabular::{ClassWeight, Validation};
+use crate::tabular::{ClassWeight, InitFrom, SearchOptions, Validation};
 
 /// A training request. Give the data as exactly one of `data`, `csv` or `dataset`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -67,6 +67,22 @@ pub struct TrainRequest {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub pipeline: PipelineOptions,
+    /// Warm start (classification and regression): `{"model": "churn", "version": 3}`
+    /// continues training from that version's weights with its fitted feature
+    /// pipeline and target classes kept as they are (`version` optional: the
+    /// `production` alias, else the latest). The data must fit the pipeline (every
+    /// input column, of the same kind; only known target classes) and the network's
+    /// shape is the stored one; refused with 422 naming what does not fit, 404 when
+    /// the model or version does not exist.
+    #[serde(default)]
+    pub init_from: Option<InitFrom>,
+    /// Budgeted search (classification and regression): `{"max_trials": 16,
+    /// "max_seconds": 120}` runs successive halving over hidden width and depth,
+    /// dropout, learning rate, weight decay and `pipeline.numeric_bins` (see the
+    /// README), scoring each trial on one holdout, then trains the best as the
+    /// version; the leaderboard is in `metrics.search`.
+    #[serde(default)]
+    pub search: Option<SearchOptions>,
     /// Recommendation: interaction column names `{user, item, value, timestamp}`
     /// (defaults `user_id`, `item_id`, `value`, `timestamp`).
     #[serde(default)]

@@ -1,7 +1,8 @@
 //! Training jobs, from request to version, with each check made once.
 //!
 //! 1. [`TrainRequest::validate`] (`request.rs`) checks what needs no data and
-//!    parses the parameters into the job's checked form, a [`ValidJob`].
+//!    parses the parameters into the job's checked form, a [`ValidJob`]. A warm
+//!    start's version is resolved and loaded (`warm.rs`), and the job fitted to it.
 //! 2. [`submit`] stages the data (`stage.rs`): reads it, checks it against the
 //!    job (`tabular::precheck`, or the interaction and attribute columns of a
 //!    recommender) and stores it so that a restart, or another replica, can run
@@ -17,6 +18,7 @@ mod run;
 mod stage;
 #[cfg(test)]
 mod tests;
+mod warm;
 
 pub use error::SubmitTrainError;
 pub use request::{
@@ -49,7 +51,11 @@ pub fn submit(state: &AppState, request: TrainRequest) -> Result<JobRecord, Subm
         data,
         attributes,
     } = request.validate(&state.settings)?;
-    let ValidJob { mut spec, plan } = job;
+    let ValidJob { mut spec, mut plan } = job;
+    if let (Plan::Tabular(train_spec), Some(init)) = (&mut plan, &spec.init_from) {
+        // The version is pinned at submit: the runner continues from the same one.
+        spec.init_from = Some(warm::attach(&state.registry, init, train_spec)?);
+    }
     let caps = &state.settings.training;
     let limits = state.settings.read_limits();
     let id = uuid::Uuid::now_v7().to_string();

@@ -22,7 +22,7 @@ use crate::nn::TrainParams;
 use crate::recommend::{AttributeColumns, InteractionColumns, RecommenderParams};
 use crate::registry::check_name;
 use crate::service::ErrorCode;
-use crate::tabular::{self, ClassWeight, TrainSpec, Validation};
+use crate::tabular::{self, ClassWeight, InitFrom, SearchOptions, TrainSpec, Validation};
 
 /// A training request: what to train, and the data to train on.
 #[derive(Debug, Deserialize)]
@@ -95,6 +95,8 @@ impl From<json::TrainRequest> for TrainRequest {
                 class_weight: r.class_weight,
                 validation: r.validation,
                 pipeline: r.pipeline,
+                init_from: r.init_from,
+                search: r.search,
                 interaction_columns: r.interaction_columns,
                 include_logged_interactions: r.include_logged_interactions,
                 item_attributes: None,
@@ -179,6 +181,13 @@ pub struct JobSpec {
     /// Feature pipeline options.
     #[serde(default)]
     pub pipeline: PipelineOptions,
+    /// Warm start: the model and version training continues from (the version
+    /// as resolved at submit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<InitFrom>,
+    /// Budgeted search before the final fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchOptions>,
     /// Recommendation: the interaction column names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interaction_columns: Option<InteractionColumns>,
@@ -260,6 +269,8 @@ impl Plan {
             class_weight: spec.class_weight.clone(),
             validation: spec.validation.clone(),
             explicit: tabular::explicit_keys(&spec.params),
+            init: None,
+            search: spec.search.clone(),
         }))
     }
 }
@@ -310,8 +321,9 @@ impl TrainRequest {
     /// # Errors
     /// The first rule the request breaks, in this order: task-specific fields on
     /// the wrong task, a missing `target`, attribute tables or data without exactly
-    /// one source, unreadable `params`, `validation` out of range, an invalid model
-    /// name, attribute tables on a tabular job, recommender parameters over the
+    /// one source, unreadable `params`, `validation` out of range, `init_from` or
+    /// `search` on a recommender, `search` out of range or with `init_from`, an
+    /// invalid model name, attribute tables on a tabular job, recommender parameters over the
     /// limits of `settings.recommend`.
     pub fn validate(self, settings: &Settings) -> Result<Submission, SubmitTrainError> {
         let TrainRequest {
@@ -364,6 +376,24 @@ impl TrainRequest {
         spec.validation
             .check()
             .map_err(SubmitTrainError::Parameter)?;
+        if recommendation {
+            if spec.init_from.is_some() {
+                return Err(SubmitTrainError::OnlyForTabular { field: "init_from" });
+            }
+            if spec.search.is_some() {
+                return Err(SubmitTrainError::OnlyForTabular { field: "search" });
+            }
+        }
+        if let Some(search) = &spec.search {
+            search.check().map_err(SubmitTrainError::Parameter)?;
+            if spec.init_from.is_some() {
+                return Err(SubmitTrainError::Parameter(crate::nn::invalid_param(
+                    "search",
+                    search.max_trials,
+                    "a search trains from scratch; it does not combine with `init_from`",
+                )));
+            }
+        }
         check_name("model name", &spec.model)
             .map_err(|e| invalid(ErrorCode::InvalidName, e.to_string()))?;
         if !attributes.is_empty() && !recommendation {

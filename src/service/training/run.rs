@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::error::recommend_code;
+use super::error::{recommend_code, SubmitTrainError};
 use super::request::{AttributeSource, JobSpec, Plan, ValidJob};
 use crate::config::Settings;
 use crate::data::{self, DataError, ReadLimits, Table};
@@ -160,6 +160,30 @@ struct Run<'a> {
 impl Run<'_> {
     fn tabular(&self, spec: &JobSpec, train_spec: &TrainSpec) -> Result<RunOutcome, RunFailure> {
         let caps = &self.settings.training;
+        let mut warm_spec;
+        let train_spec = match &spec.init_from {
+            Some(init) => {
+                warm_spec = train_spec.clone();
+                super::warm::attach(self.registry, init, &mut warm_spec).map_err(|e| {
+                    let code = match &e {
+                        SubmitTrainError::InitFrom(RegistryError::ModelNotFound(_)) => {
+                            ErrorCode::ModelNotFound.as_str()
+                        }
+                        SubmitTrainError::InitFrom(RegistryError::VersionNotFound { .. }) => {
+                            ErrorCode::VersionNotFound.as_str()
+                        }
+                        SubmitTrainError::InitFrom(RegistryError::Unavailable(_)) => {
+                            ErrorCode::StoreUnavailable.as_str()
+                        }
+                        SubmitTrainError::Tabular(t) => t.code(),
+                        _ => ErrorCode::InvalidJob.as_str(),
+                    };
+                    failed(code, e.to_string())
+                })?;
+                &warm_spec
+            }
+            None => train_spec,
+        };
         let tabular_failure = |e: TabularError| match e {
             TabularError::Train(TrainError::Cancelled) => RunFailure::Cancelled,
             other => failed(other.code(), other.to_string()),
