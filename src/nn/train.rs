@@ -41,6 +41,9 @@ pub struct EpochReport {
     pub learning_rate: f64,
     /// Seconds since `fit` started.
     pub elapsed_secs: f64,
+    /// 1-based trial of a budgeted search this epoch belongs to; `None` outside one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<usize>,
 }
 
 /// Hooks into a running `fit`: `on_epoch` after every epoch; training stops with
@@ -235,6 +238,7 @@ fn fit_inner(
             metric: head.metric_name().to_owned(),
             learning_rate: f64::from(learning_rate),
             elapsed_secs: started.elapsed().as_secs_f64(),
+            trial: None,
         };
         (control.on_epoch)(&report);
         history.push(report);

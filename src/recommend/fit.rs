@@ -179,6 +179,7 @@ fn train_dae(
             metric: METRIC.to_owned(),
             learning_rate: f64::from(params.learning_rate),
             elapsed_secs: started.elapsed().as_secs_f64(),
+            trial: None,
         };
         (control.on_epoch)(&report);
         history.push(report);

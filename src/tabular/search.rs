@@ -346,6 +346,7 @@ pub(crate) fn search(
             let mut forward = |r: &EpochReport| {
                 on_epoch(&EpochReport {
                     epoch: r.epoch + offset,
+                    trial: Some(trial + 1),
                     ..r.clone()
                 })
             };

@@ -74,6 +74,19 @@ async fn a_search_ranks_its_trials_and_saves_the_best_as_the_version() {
     assert!(history
         .windows(2)
         .all(|w| w[1]["epoch"].as_u64() > w[0]["epoch"].as_u64()));
+    // Each trial's epochs name their trial: rung 1 runs trials 1–4 for 2 epochs
+    // each, rung 2 the two best for 6; the final fit names none.
+    let trials: Vec<Value> = history.iter().map(|e| e["trial"].clone()).collect();
+    let rung_one: Vec<Value> = (1..=4).flat_map(|t| [json!(t), json!(t)]).collect();
+    assert_eq!(trials[..8], rung_one[..], "{job:#}");
+    let finalists: Vec<u64> = leaderboard[..2]
+        .iter()
+        .map(|t| t["trial"].as_u64().unwrap())
+        .collect();
+    assert!(trials[8..20]
+        .iter()
+        .all(|t| finalists.contains(&t.as_u64().unwrap_or(0))));
+    assert!(trials[20..].iter().all(Value::is_null), "{job:#}");
 
     // The version carries the same leaderboard, and the best trial's settings.
     let card = app
