@@ -183,7 +183,7 @@ impl CompressedNet {
         use half::slice::HalfFloatSliceExt;
         let last = self.layers.len().saturating_sub(1);
         let activation = self.mlp.activation();
-        let mut current = x.to_owned();
+        let mut current: Option<Array2<f32>> = None;
         let mut wide = Vec::new();
         for (index, layer) in self.layers.iter().enumerate() {
             let Layer::F16 {
@@ -199,15 +199,20 @@ impl CompressedNet {
             weight.convert_to_f32_slice(&mut wide);
             let w = ArrayView2::from_shape((weight.len() / outputs, *outputs), &wide)
                 .expect("an f16 layer is inputs × outputs");
-            let mut next = current.dot(&w);
+            // The first layer reads the request's matrix in place.
+            let mut next = match &current {
+                Some(hidden) => hidden.dot(&w),
+                None => x.dot(&w),
+            };
             next += &ndarray::ArrayView1::from(bias.as_slice());
             if index != last {
                 next.mapv_inplace(|v| activation.apply(v));
             }
-            current = next;
+            current = Some(next);
         }
-        self.mlp.head().apply_output(current.view_mut());
-        current
+        let mut out = current.unwrap_or_else(|| x.to_owned());
+        self.mlp.head().apply_output(out.view_mut());
+        out
     }
 }
 

@@ -186,7 +186,8 @@ pub(crate) fn train_kfold(
     })
 }
 
-fn renumbered(report: &EpochReport, offset: usize) -> EpochReport {
+/// `report` numbered on after the `offset` epochs reported before it.
+pub(super) fn renumbered(report: &EpochReport, offset: usize) -> EpochReport {
     EpochReport {
         epoch: report.epoch + offset,
         ..report.clone()

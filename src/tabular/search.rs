@@ -24,6 +24,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::cv::renumbered;
 use super::fit::fit_rows;
 use super::train::target_encoder;
 use super::{TabularError, TrainSpec};
@@ -166,6 +167,19 @@ pub fn search_epochs(trials: usize, max_epochs: usize) -> usize {
         .sum()
 }
 
+/// Whether a trial keeps the request's value of a setting.
+struct Pick(bool);
+
+impl Pick {
+    fn of<T>(self, given: T, drawn: T) -> T {
+        if self.0 {
+            given
+        } else {
+            drawn
+        }
+    }
+}
+
 /// `n` trials: the first is `base` (the default recipe), the others drawn from
 /// the space with `seed`. Settings named in `fixed` keep `base`'s value.
 pub fn sample_trials(
@@ -185,33 +199,14 @@ pub fn sample_trials(
         let log_lr = rng.random_range(lo.ln()..=hi.ln());
         let weight_decay = WEIGHT_DECAYS[rng.random_range(0..WEIGHT_DECAYS.len())];
         let numeric_bins = NUMERIC_BINS[rng.random_range(0..NUMERIC_BINS.len())];
-        let keep = |name: &str| fixed.contains(name);
+        // A setting the request gave is kept; the others take the draw.
+        let pick = |name: &str| Pick(fixed.contains(name));
         trials.push(TrialParams {
-            hidden_layers: if keep("hidden_layers") {
-                base.hidden_layers.clone()
-            } else {
-                vec![width; depth]
-            },
-            dropout: if keep("dropout") {
-                base.dropout
-            } else {
-                dropout
-            },
-            learning_rate: if keep("learning_rate") {
-                base.learning_rate
-            } else {
-                two_digits(log_lr.exp())
-            },
-            weight_decay: if keep("weight_decay") {
-                base.weight_decay
-            } else {
-                weight_decay
-            },
-            numeric_bins: if keep("numeric_bins") {
-                base.numeric_bins
-            } else {
-                numeric_bins
-            },
+            hidden_layers: pick("hidden_layers").of(base.hidden_layers.clone(), vec![width; depth]),
+            dropout: pick("dropout").of(base.dropout, dropout),
+            learning_rate: pick("learning_rate").of(base.learning_rate, two_digits(log_lr.exp())),
+            weight_decay: pick("weight_decay").of(base.weight_decay, weight_decay),
+            numeric_bins: pick("numeric_bins").of(base.numeric_bins, numeric_bins),
         });
     }
     trials
@@ -345,9 +340,8 @@ pub(crate) fn search(
                 .map(|p| p.min(rung.epochs.div_ceil(4).max(2)));
             let mut forward = |r: &EpochReport| {
                 on_epoch(&EpochReport {
-                    epoch: r.epoch + offset,
                     trial: Some(trial + 1),
-                    ..r.clone()
+                    ..renumbered(r, offset)
                 })
             };
             let trial_start = Instant::now();

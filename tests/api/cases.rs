@@ -80,12 +80,7 @@ pub async fn check_cases(app: &TestApp, cases: &[Case]) {
         }
         let response = request.send().await.expect("request failed");
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let content_type = content_type(&response);
         let text = response.text().await.unwrap_or_default();
         let problem: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let ok = status == c.status

@@ -267,16 +267,21 @@ pub async fn json_ok(response: Response, expected: StatusCode) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
 }
 
-/// Asserts a problem+json answer with the status (and code, if given) and
-/// returns the document.
-pub async fn assert_problem(response: Response, status: u16, code: Option<&str>) -> Value {
-    let actual = response.status().as_u16();
-    let content_type = response
+/// The answer's `Content-Type`, or "" without one.
+pub fn content_type(response: &Response) -> String {
+    response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-        .to_string();
+        .to_string()
+}
+
+/// Asserts a problem+json answer with the status (and code, if given) and
+/// returns the document.
+pub async fn assert_problem(response: Response, status: u16, code: Option<&str>) -> Value {
+    let actual = response.status().as_u16();
+    let content_type = content_type(&response);
     let text = response.text().await.expect("unreadable body");
     assert_eq!(actual, status, "unexpected status; body: {text}");
     assert!(
